@@ -1,0 +1,157 @@
+//! Engine settings with the Ignis defaults.
+//!
+//! [`EngineConfig`] holds what the engine itself needs; the standalone server's own
+//! settings (JWT, API key, Redis, room policy) and the flags > env > file > defaults merge
+//! live in [`crate::cli`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Ignis `WebSocketDefaults`, kept in one place.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `PATH`: the WebSocket endpoint.
+    pub const PATH: &str = "/ws";
+    /// `ROOM` and `NOTIFICATION_ROOM`: joined by every client on authentication.
+    pub const DEFAULT_ROOMS: [&str; 2] = ["ws-default", "ws-notification"];
+    /// `AUTH_TIMEOUT`.
+    pub const AUTH_TIMEOUT: Duration = Duration::from_millis(5000);
+    /// `HEARTBEAT_INTERVAL`.
+    pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(30_000);
+    /// `HEARTBEAT_TIMEOUT`.
+    pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(90_000);
+    /// `MAX_PAYLOAD_LENGTH`.
+    pub const MAX_PAYLOAD_LENGTH: usize = 131_072;
+    /// `IDLE_TIMEOUT` (seconds in Ignis).
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `BACKPRESSURE_LIMIT`.
+    pub const BACKPRESSURE_LIMIT: usize = 1_048_576;
+    /// `SEND_PINGS`.
+    pub const SEND_PINGS: bool = true;
+    /// `ENCRYPTED_BATCH_LIMIT`.
+    pub const ENCRYPTED_BATCH_LIMIT: usize = 10;
+}
+
+/// Everything the engine needs to run; every field documents its default.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Address to listen on. Default `127.0.0.1:8081`; use `0.0.0.0:8081` to serve others.
+    pub listen: SocketAddr,
+    /// WebSocket path. Default `/ws`. A plain GET there answers 426; an upgrade anywhere
+    /// else answers 404.
+    pub path: String,
+    /// Number of shards (threads). Default 0 = one per available core.
+    pub shards: usize,
+    /// Pin shard threads to cores (best effort; a failure is logged). Default true.
+    pub pin_shards: bool,
+    /// Rooms every client joins on authentication. Default `ws-default`, `ws-notification`.
+    pub default_rooms: Vec<String>,
+    /// Time to send `authenticate` before close 4001; 3× while the authenticator runs.
+    /// Default 5 s.
+    pub auth_timeout: Duration,
+    /// Period of the heartbeat sweep. Default 30 s.
+    pub heartbeat_interval: Duration,
+    /// An authenticated client silent this long is closed with 4002. Default 90 s.
+    pub heartbeat_timeout: Duration,
+    /// Largest inbound message; bigger closes with 1009. Default 131072 bytes.
+    pub max_payload_length: usize,
+    /// Transport idle timeout: a connection that sends nothing (not even a pong) this long
+    /// is dropped. Zero disables it. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Send a transport ping when a connection has been quiet for half the idle timeout,
+    /// so live clients answer and stay. Default true.
+    pub send_pings: bool,
+    /// Bytes that may wait in one client's outbound queue; beyond it messages to that
+    /// client are dropped and counted (or the client is closed, see below). Default 1 MiB.
+    pub backpressure_limit: usize,
+    /// Close a client with 1008 when its queue passes `backpressure_limit` instead of
+    /// dropping messages. Default false.
+    pub close_on_backpressure_limit: bool,
+    /// Every client must complete the ECDH handshake in `authenticate`. Default false.
+    pub require_encryption: bool,
+    /// Per-shard limit of encryption operations in flight. Default 10.
+    pub encrypted_batch_limit: usize,
+    /// Time allowed for an HTTP request head (slowloris protection). Default 10 s.
+    pub request_timeout: Duration,
+    /// Capacity of each shard's inbox; a full inbox drops deliveries (counted). Default 65536.
+    pub shard_inbox_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            path: defaults::PATH.to_owned(),
+            shards: 0,
+            pin_shards: true,
+            default_rooms: defaults::DEFAULT_ROOMS
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            auth_timeout: defaults::AUTH_TIMEOUT,
+            heartbeat_interval: defaults::HEARTBEAT_INTERVAL,
+            heartbeat_timeout: defaults::HEARTBEAT_TIMEOUT,
+            max_payload_length: defaults::MAX_PAYLOAD_LENGTH,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            send_pings: defaults::SEND_PINGS,
+            backpressure_limit: defaults::BACKPRESSURE_LIMIT,
+            close_on_backpressure_limit: false,
+            require_encryption: false,
+            encrypted_batch_limit: defaults::ENCRYPTED_BATCH_LIMIT,
+            request_timeout: Duration::from_secs(10),
+            shard_inbox_capacity: 65_536,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The WebSocket path must start with `/`.
+    #[error("path `{0}` must start with `/`")]
+    BadPath(String),
+    /// A duration or size that must be positive was zero.
+    #[error("`{0}` must be greater than zero")]
+    Zero(&'static str),
+    /// A default room breaks the room-name rules.
+    #[error("default room `{0}` is invalid: 1 to 256 characters, not starting with `ws:`")]
+    BadDefaultRoom(String),
+}
+
+impl EngineConfig {
+    /// Checks the settings that would otherwise fail at run time.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.path.starts_with('/') {
+            return Err(ConfigError::BadPath(self.path.clone()));
+        }
+        let positive = [
+            ("auth_timeout", self.auth_timeout.is_zero()),
+            ("heartbeat_interval", self.heartbeat_interval.is_zero()),
+            ("heartbeat_timeout", self.heartbeat_timeout.is_zero()),
+            ("max_payload_length", self.max_payload_length == 0),
+            ("backpressure_limit", self.backpressure_limit == 0),
+            ("encrypted_batch_limit", self.encrypted_batch_limit == 0),
+            ("shard_inbox_capacity", self.shard_inbox_capacity == 0),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, zero)| *zero) {
+            return Err(ConfigError::Zero(name));
+        }
+        if let Some(bad) = self
+            .default_rooms
+            .iter()
+            .find(|r| !crate::rooms::is_valid_room_name(r))
+        {
+            return Err(ConfigError::BadDefaultRoom(bad.clone()));
+        }
+        Ok(())
+    }
+
+    /// The shard count after resolving 0 to the number of available cores.
+    pub fn resolved_shards(&self) -> usize {
+        if self.shards > 0 {
+            return self.shards;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}

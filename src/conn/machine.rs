@@ -1,0 +1,317 @@
+//! The connection state machine, with no socket: it turns what a client sent into a
+//! [`Decision`] and says when the connection must close. The I/O task executes the
+//! decisions; every protocol rule is therefore a unit test here.
+//!
+//! ```text
+//! Unauthorized --authenticate--> Authenticating --accepted--> Authenticated
+//!      |                              |                            |
+//!   deadline (4001)          rejected (4003) / deadline (4001)  silent too long (4002)
+//!      v                              v                            v
+//!                               Closing (terminal)
+//! ```
+
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+
+use crate::protocol::close::{CloseReason, ErrorText};
+use crate::protocol::inbound::{self, Inbound, InboundMessage};
+use crate::rooms;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Connected, `authenticate` not yet received.
+    Unauthorized,
+    /// The authenticator is running.
+    Authenticating,
+    /// Accepted: indexed, in rooms, receives messages.
+    Authenticated,
+    /// A close frame has been queued; nothing else is sent or handled.
+    Closing,
+}
+
+/// What the I/O task must do with one inbound message.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// Nothing (heartbeat, event-less JSON, ignored join…).
+    Nothing,
+    /// Send `{"event":"error","data":{"message":…}}`, keep the connection.
+    Error(ErrorText),
+    /// Run the authenticator on this `data`.
+    Authenticate(Option<&'a RawValue>),
+    /// Ask the room validator about these (already name-checked) rooms.
+    Join(Vec<String>),
+    /// Leave these rooms.
+    Leave(Vec<String>),
+    /// An application event for the message handler.
+    Custom(InboundMessage<'a>),
+}
+
+/// How the authenticator answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVerdict {
+    /// Accepted (and the encryption handshake, if required, succeeded).
+    Accepted,
+    /// Rejected: "Authentication failed", 4003.
+    Rejected,
+    /// The authenticator failed: "Authentication error", 4003.
+    Failed,
+    /// Encryption required but the handshake failed: "Encryption handshake failed", 4004.
+    HandshakeFailed,
+}
+
+/// The per-connection protocol state.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    phase: Phase,
+    auth_deadline: Option<Instant>,
+    last_activity: Instant,
+}
+
+impl Machine {
+    /// A fresh connection accepted at `now`, which must authenticate within `auth_timeout`.
+    pub fn new(now: Instant, auth_timeout: Duration) -> Self {
+        Machine {
+            phase: Phase::Unauthorized,
+            auth_deadline: Some(now + auth_timeout),
+            last_activity: now,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// When the connection must be authenticated by, if it is not yet.
+    pub fn auth_deadline(&self) -> Option<Instant> {
+        self.auth_deadline
+    }
+
+    /// The last inbound data frame.
+    pub fn last_activity(&self) -> Instant {
+        self.last_activity
+    }
+
+    /// Handles one inbound data frame (text or binary alike).
+    pub fn on_message<'a>(
+        &mut self,
+        now: Instant,
+        payload: &'a [u8],
+        auth_timeout: Duration,
+    ) -> Decision<'a> {
+        if self.phase == Phase::Closing {
+            return Decision::Nothing;
+        }
+        self.last_activity = now;
+        let message = match inbound::parse(payload) {
+            Inbound::Invalid => return Decision::Error(ErrorText::InvalidMessageFormat),
+            Inbound::Ignored => return Decision::Nothing,
+            Inbound::Message(message) => message,
+        };
+        match (message.event.as_ref(), self.phase) {
+            ("heartbeat", _) => Decision::Nothing,
+            ("authenticate", Phase::Unauthorized) => {
+                self.phase = Phase::Authenticating;
+                self.auth_deadline = Some(now + auth_timeout * 3);
+                Decision::Authenticate(message.data)
+            }
+            ("authenticate", _) => Decision::Error(ErrorText::AlreadyAuthenticated),
+            (_, Phase::Unauthorized | Phase::Authenticating) => {
+                Decision::Error(ErrorText::NotAuthenticated)
+            }
+            ("join", _) => rooms::requested_rooms(message.data)
+                .filter(|r| !r.is_empty())
+                .map_or(Decision::Nothing, Decision::Join),
+            ("leave", _) => rooms::requested_rooms(message.data)
+                .filter(|r| !r.is_empty())
+                .map_or(Decision::Nothing, Decision::Leave),
+            _ => Decision::Custom(message),
+        }
+    }
+
+    /// Applies the authenticator's verdict; returns the error and close to send, if any
+    /// (the caller then queues the error and calls [`Machine::begin_close`]).
+    pub fn on_auth_verdict(&mut self, verdict: AuthVerdict) -> Option<(ErrorText, CloseReason)> {
+        if self.phase != Phase::Authenticating {
+            return None;
+        }
+        let failure = match verdict {
+            AuthVerdict::Accepted => {
+                self.phase = Phase::Authenticated;
+                self.auth_deadline = None;
+                return None;
+            }
+            AuthVerdict::Rejected => (ErrorText::AuthenticationFailed, CloseReason::AuthFailed),
+            AuthVerdict::Failed => (ErrorText::AuthenticationError, CloseReason::AuthFailed),
+            AuthVerdict::HandshakeFailed => (
+                ErrorText::EncryptionHandshakeFailed,
+                CloseReason::EncryptionRequired,
+            ),
+        };
+        // The caller closes right away (begin_close), after queueing the error.
+        Some(failure)
+    }
+
+    /// Whether the authentication deadline has passed (close 4001).
+    pub fn auth_expired(&self, now: Instant) -> bool {
+        self.auth_deadline.is_some_and(|deadline| now >= deadline)
+    }
+
+    /// Whether an authenticated client has been silent longer than `timeout` (close 4002).
+    pub fn heartbeat_expired(&self, now: Instant, timeout: Duration) -> bool {
+        self.phase == Phase::Authenticated && now.duration_since(self.last_activity) > timeout
+    }
+
+    /// Marks the connection closing; returns false if it already was.
+    pub fn begin_close(&mut self) -> bool {
+        let was_open = self.phase != Phase::Closing;
+        self.phase = Phase::Closing;
+        self.auth_deadline = None;
+        was_open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_millis(5000);
+
+    fn machine() -> (Machine, Instant) {
+        let now = Instant::now();
+        (Machine::new(now, T), now)
+    }
+
+    fn error_of(d: Decision<'_>) -> Option<ErrorText> {
+        match d {
+            Decision::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn events_before_authentication_are_refused_but_heartbeat_is_silent() {
+        let (mut m, now) = machine();
+        let d = m.on_message(now, br#"{"event":"chat"}"#, T);
+        assert_eq!(error_of(d), Some(ErrorText::NotAuthenticated));
+        let d = m.on_message(now, br#"{"event":"join","data":{"rooms":["a"]}}"#, T);
+        assert_eq!(error_of(d), Some(ErrorText::NotAuthenticated));
+        assert!(matches!(
+            m.on_message(now, br#"{"event":"heartbeat"}"#, T),
+            Decision::Nothing
+        ));
+        assert!(matches!(m.on_message(now, b"{}", T), Decision::Nothing));
+        let d = m.on_message(now, b"nope", T);
+        assert_eq!(error_of(d), Some(ErrorText::InvalidMessageFormat));
+    }
+
+    #[test]
+    fn heartbeat_does_not_extend_the_auth_deadline() {
+        let (mut m, now) = machine();
+        let later = now + Duration::from_millis(4000);
+        m.on_message(later, br#"{"event":"heartbeat"}"#, T);
+        assert!(!m.auth_expired(now + Duration::from_millis(4999)));
+        assert!(m.auth_expired(now + T));
+    }
+
+    #[test]
+    fn authenticating_triples_the_deadline_and_refuses_a_second_authenticate() {
+        let (mut m, now) = machine();
+        let at = now + Duration::from_millis(1000);
+        assert!(matches!(
+            m.on_message(at, br#"{"event":"authenticate","data":{"token":"t"}}"#, T),
+            Decision::Authenticate(Some(_))
+        ));
+        assert_eq!(m.phase(), Phase::Authenticating);
+        assert_eq!(m.auth_deadline(), Some(at + T * 3));
+        let d = m.on_message(at, br#"{"event":"authenticate"}"#, T);
+        assert_eq!(error_of(d), Some(ErrorText::AlreadyAuthenticated));
+        let d = m.on_message(at, br#"{"event":"chat"}"#, T);
+        assert_eq!(error_of(d), Some(ErrorText::NotAuthenticated));
+    }
+
+    #[test]
+    fn verdicts_map_to_ignis_errors_and_codes() {
+        let cases = [
+            (
+                AuthVerdict::Rejected,
+                Some((ErrorText::AuthenticationFailed, CloseReason::AuthFailed)),
+            ),
+            (
+                AuthVerdict::Failed,
+                Some((ErrorText::AuthenticationError, CloseReason::AuthFailed)),
+            ),
+            (
+                AuthVerdict::HandshakeFailed,
+                Some((
+                    ErrorText::EncryptionHandshakeFailed,
+                    CloseReason::EncryptionRequired,
+                )),
+            ),
+            (AuthVerdict::Accepted, None),
+        ];
+        for (verdict, expected) in cases {
+            let (mut m, now) = machine();
+            m.on_message(now, br#"{"event":"authenticate"}"#, T);
+            assert_eq!(m.on_auth_verdict(verdict), expected);
+        }
+    }
+
+    #[test]
+    fn authenticated_routes_join_leave_and_custom_events() {
+        let (mut m, now) = machine();
+        m.on_message(now, br#"{"event":"authenticate"}"#, T);
+        m.on_auth_verdict(AuthVerdict::Accepted);
+        assert_eq!(m.auth_deadline(), None);
+        let d = m.on_message(
+            now,
+            br#"{"event":"join","data":{"rooms":["a","ws:b",7]}}"#,
+            T,
+        );
+        assert!(matches!(d, Decision::Join(r) if r == ["a"]));
+        assert!(matches!(
+            m.on_message(now, br#"{"event":"join","data":{"rooms":"a"}}"#, T),
+            Decision::Nothing
+        ));
+        assert!(matches!(
+            m.on_message(now, br#"{"event":"leave","data":{"rooms":["a"]}}"#, T),
+            Decision::Leave(r) if r == ["a"]
+        ));
+        for name in ["disconnect", "error", "connected", "encrypted", "chat"] {
+            let frame = format!(r#"{{"event":"{name}","id":"x"}}"#);
+            let d = m.on_message(now, frame.as_bytes(), T);
+            assert!(
+                matches!(d, Decision::Custom(ref msg) if msg.event == name),
+                "{name}"
+            );
+        }
+        let d = m.on_message(now, br#"{"event":"authenticate"}"#, T);
+        assert_eq!(error_of(d), Some(ErrorText::AlreadyAuthenticated));
+    }
+
+    #[test]
+    fn heartbeat_timeout_counts_every_data_frame() {
+        let (mut m, now) = machine();
+        m.on_message(now, br#"{"event":"authenticate"}"#, T);
+        m.on_auth_verdict(AuthVerdict::Accepted);
+        let timeout = Duration::from_secs(90);
+        assert!(!m.heartbeat_expired(now + timeout, timeout));
+        assert!(m.heartbeat_expired(now + timeout + Duration::from_millis(1), timeout));
+        m.on_message(now + timeout, b"not json", T);
+        assert!(!m.heartbeat_expired(now + timeout + Duration::from_millis(1), timeout));
+    }
+
+    #[test]
+    fn closing_ignores_everything() {
+        let (mut m, now) = machine();
+        assert!(m.begin_close());
+        assert!(!m.begin_close());
+        assert!(matches!(
+            m.on_message(now, b"garbage", T),
+            Decision::Nothing
+        ));
+        assert!(!m.auth_expired(now + T * 10));
+    }
+}

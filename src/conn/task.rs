@@ -1,0 +1,397 @@
+//! The task that drives one connection's socket on its shard.
+//!
+//! It reads into the shard's scratch buffer, decodes frames, runs the state machine's
+//! decisions, awaits the authenticator, enforces the auth deadline, and flushes its own
+//! queue when the socket was full. Deliveries from other sources are queued by the shard
+//! directly; this task only waits on the socket when the shard could not write.
+//!
+//! Closing is a lingering close: flush the close frame (bounded in time), half-close the
+//! write side, discard input until the peer closes (bounded), then forget the connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::Conn;
+use super::machine::{AuthVerdict, Decision, Machine, Phase};
+use crate::auth::{AuthError, AuthRequest, Identity, LocalFuture};
+use crate::engine::callbacks::{ClientMessage, run_local};
+use crate::id::ClientId;
+use crate::protocol::CloseReason;
+use crate::protocol::inbound::InboundMessage;
+use crate::rooms::JoinRequest;
+use crate::shard::inbox::Adoption;
+use crate::shard::index::Slot;
+use crate::shard::state::Shard;
+use crate::ws::frame::{DecodeError, Flow, FrameDecoder, OpCode, WsEvent, control_frame};
+
+/// Reads per wake-up before yielding to the shard's other tasks.
+const READ_BUDGET: usize = 256 * 1024;
+/// How long a closing connection may take to take its close frame.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long to wait for the peer's side of the close after half-closing.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+type AuthFuture = LocalFuture<Result<Option<Identity>, AuthError>>;
+
+/// Registers an upgraded socket with this shard and starts its task.
+pub(crate) fn adopt(shard: &Rc<Shard>, adoption: Adoption) {
+    let Adoption {
+        stream,
+        client_id,
+        peer,
+        leftover,
+    } = adoption;
+    let stream = match TcpStream::from_std(stream) {
+        Ok(s) => Rc::new(s),
+        Err(err) => {
+            tracing::warn!(shard = %shard.id, "cannot register connection: {err}");
+            return;
+        }
+    };
+    let now = Instant::now();
+    let machine = Machine::new(now, shard.engine.config.auth_timeout);
+    let conn = Conn::new(client_id, stream.clone(), machine, now);
+    let wake = conn.wake.clone();
+    let slot = {
+        let mut state = shard.state.borrow_mut();
+        let slot = state.conns.insert(conn);
+        state.index.insert_client(client_id, slot);
+        slot
+    };
+    shard.metrics.connections.add(1);
+    shard.metrics.accepted.inc();
+    let task = ConnTask {
+        shard: shard.clone(),
+        slot,
+        client_id,
+        peer,
+        decoder: FrameDecoder::new(shard.engine.config.max_payload_length),
+        auth: None,
+        peer_gone: false,
+    };
+    tokio::task::spawn_local(task.run(stream, wake, leftover));
+}
+
+struct ConnTask {
+    shard: Rc<Shard>,
+    slot: Slot,
+    client_id: ClientId,
+    peer: SocketAddr,
+    decoder: FrameDecoder,
+    auth: Option<AuthFuture>,
+    /// The peer closed its side (EOF) or the socket failed.
+    peer_gone: bool,
+}
+
+impl ConnTask {
+    async fn run(mut self, stream: Rc<TcpStream>, wake: Rc<Notify>, mut leftover: Vec<u8>) {
+        if !leftover.is_empty() {
+            self.on_bytes(&mut leftover, Instant::now());
+        }
+        drop(leftover);
+        self.shard.flush_dirty();
+        while let Some((deadline, blocked)) = self.status() {
+            tokio::select! {
+                ready = stream.readable() => match ready {
+                    Ok(()) => self.read_available(&stream).await,
+                    Err(_) => self.peer_gone = true,
+                },
+                () = wake.notified() => {}
+                result = poll_auth(&mut self.auth), if self.auth.is_some() => {
+                    self.auth = None;
+                    self.on_auth_result(result);
+                }
+                () = sleep_until(deadline), if deadline.is_some() => self.on_deadline(),
+                ready = stream.writable(), if blocked => match ready {
+                    Ok(()) => self.shard.flush_one(self.slot),
+                    Err(_) => self.peer_gone = true,
+                },
+            }
+            self.shard.flush_dirty();
+        }
+        self.finish(&stream, &wake).await;
+    }
+
+    /// `None` once the connection is closing or gone; else the auth deadline and whether
+    /// the socket is waiting for writability.
+    fn status(&self) -> Option<(Option<Instant>, bool)> {
+        if self.peer_gone {
+            return None;
+        }
+        let state = self.shard.state.borrow();
+        let conn = state.conns.get(self.slot)?;
+        if conn.machine.phase() == Phase::Closing || conn.broken {
+            return None;
+        }
+        Some((conn.machine.auth_deadline(), conn.write_blocked))
+    }
+
+    async fn read_available(&mut self, stream: &TcpStream) {
+        let shard = self.shard.clone();
+        let mut budget = READ_BUDGET;
+        loop {
+            let result = {
+                let mut scratch = shard.scratch.borrow_mut();
+                match stream.try_read(&mut scratch) {
+                    Ok(0) => Err(()),
+                    Ok(n) => {
+                        self.on_bytes(&mut scratch[..n], Instant::now());
+                        Ok(n)
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(0),
+                    Err(_) => Err(()),
+                }
+            };
+            match result {
+                Err(()) => {
+                    self.peer_gone = true;
+                    return;
+                }
+                Ok(n) => budget = budget.saturating_sub(n),
+            }
+            if self.status().is_none() {
+                return;
+            }
+            if budget == 0 {
+                shard.flush_dirty();
+                tokio::task::yield_now().await;
+                budget = READ_BUDGET;
+            }
+        }
+    }
+
+    fn on_bytes(&mut self, bytes: &mut [u8], now: Instant) {
+        self.touch(now);
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let result = decoder.feed(bytes, |event| self.on_event(event, now));
+        self.decoder = decoder;
+        match result {
+            Ok(_) => {}
+            Err(DecodeError::TooBig) => self.close_for_protocol(CloseReason::MessageTooBig),
+            Err(DecodeError::Protocol(why)) => {
+                tracing::debug!(client = %self.client_id, "protocol violation: {why}");
+                self.close_for_protocol(CloseReason::ProtocolError);
+            }
+        }
+    }
+
+    fn touch(&self, now: Instant) {
+        if let Some(conn) = self.shard.state.borrow_mut().conns.get_mut(self.slot) {
+            conn.last_rx = now;
+            conn.ping_sent = false;
+        }
+    }
+
+    fn close_for_protocol(&self, reason: CloseReason) {
+        self.shard.metrics.protocol_closes.inc();
+        self.shard.close(self.slot, reason);
+    }
+
+    fn on_event(&mut self, event: WsEvent<'_>, now: Instant) -> Flow {
+        match event {
+            WsEvent::Message(payload) => {
+                self.shard.metrics.frames_in.inc();
+                self.on_message(payload, now);
+            }
+            WsEvent::Ping(payload) => {
+                self.shard
+                    .reply(self.slot, control_frame(OpCode::Pong, payload));
+            }
+            WsEvent::Pong => {}
+            WsEvent::Close(code) => {
+                self.shard.close(self.slot, echo_close(code));
+                return Flow::Stop;
+            }
+        }
+        match self.status() {
+            Some(_) => Flow::Continue,
+            None => Flow::Stop,
+        }
+    }
+
+    fn on_message(&mut self, payload: &[u8], now: Instant) {
+        let auth_timeout = self.shard.engine.config.auth_timeout;
+        let shard = self.shard.clone();
+        let mut state = shard.state.borrow_mut();
+        let Some(conn) = state.conns.get_mut(self.slot) else {
+            return;
+        };
+        let decision = conn.machine.on_message(now, payload, auth_timeout);
+        let user_id = conn.user_id.clone();
+        drop(state);
+        match decision {
+            Decision::Nothing => {}
+            Decision::Error(text) => self.shard.send_error(self.slot, text),
+            Decision::Authenticate(data) => self.start_auth(data),
+            Decision::Join(rooms) => self.join(rooms, user_id),
+            Decision::Leave(rooms) => self.shard.leave_rooms(self.slot, &rooms),
+            Decision::Custom(message) => self.forward(message, user_id),
+        }
+    }
+
+    fn start_auth(&mut self, data: Option<&serde_json::value::RawValue>) {
+        let Some(authenticator) = self.shard.engine.callbacks.authenticator.clone() else {
+            self.shard.reject(self.slot, AuthVerdict::Failed);
+            return;
+        };
+        let request = AuthRequest {
+            client_id: self.client_id,
+            remote_addr: self.peer,
+            data: data.map(|d| d.to_owned()),
+        };
+        self.auth = Some(authenticator.authenticate(request));
+    }
+
+    fn on_auth_result(&mut self, result: Result<Option<Identity>, AuthError>) {
+        match result {
+            Ok(Some(identity)) => self.shard.accept(self.slot, identity, &[]),
+            Ok(None) => self.shard.reject(self.slot, AuthVerdict::Rejected),
+            Err(err) => {
+                tracing::warn!(client = %self.client_id, "{err}");
+                self.shard.reject(self.slot, AuthVerdict::Failed);
+            }
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        let expired = self
+            .shard
+            .state
+            .borrow()
+            .conns
+            .get(self.slot)
+            .is_some_and(|c| c.machine.auth_expired(Instant::now()));
+        if expired {
+            self.auth = None;
+            self.shard.metrics.timeouts.inc();
+            self.shard.close(self.slot, CloseReason::AuthTimeout);
+        }
+    }
+
+    fn join(&self, rooms: Vec<String>, user_id: Option<std::sync::Arc<str>>) {
+        let Some(validator) = self.shard.engine.callbacks.validator.clone() else {
+            return;
+        };
+        let requested = rooms.clone();
+        let request = JoinRequest {
+            client_id: self.client_id,
+            user_id,
+            rooms,
+        };
+        let shard = self.shard.clone();
+        let (slot, client_id) = (self.slot, self.client_id);
+        let validation = validator.validate(request);
+        run_local(Box::pin(async move {
+            let allowed: Vec<String> = validation
+                .await
+                .into_iter()
+                .filter(|room| requested.contains(room))
+                .collect();
+            // The connection may have gone (and its slot been reused) meanwhile.
+            if shard.slot_of(&client_id) == Some(slot) {
+                shard.join_rooms(slot, &allowed);
+            }
+        }));
+    }
+
+    fn forward(&self, message: InboundMessage<'_>, user_id: Option<std::sync::Arc<str>>) {
+        let Some(handler) = self.shard.engine.callbacks.on_message.clone() else {
+            return;
+        };
+        let message = ClientMessage {
+            client_id: self.client_id,
+            user_id,
+            event: message.event.into_owned(),
+            data: message.data.map(|d| d.to_owned()),
+            id: message.id.map(|d| d.to_owned()),
+        };
+        run_local(handler.on_message(&self.shard.handle, message));
+    }
+
+    /// Flushes the close frame (bounded), half-closes, lingers for the peer, forgets.
+    async fn finish(self, stream: &TcpStream, wake: &Notify) {
+        let deadline = tokio::time::Instant::now() + CLOSE_FLUSH;
+        loop {
+            let waiting = {
+                let state = self.shard.state.borrow();
+                state
+                    .conns
+                    .get(self.slot)
+                    .map(|c| (!c.outbox.is_empty() && !c.broken, c.write_blocked))
+            };
+            let Some((true, blocked)) = waiting else {
+                break;
+            };
+            if self.peer_gone {
+                break;
+            }
+            tokio::select! {
+                ready = stream.writable(), if blocked => match ready {
+                    Ok(()) => self.shard.flush_one(self.slot),
+                    Err(_) => break,
+                },
+                () = wake.notified() => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+            self.shard.flush_dirty();
+        }
+        if !self.peer_gone {
+            let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+            let _ = tokio::time::timeout(CLOSE_LINGER, discard_until_eof(stream)).await;
+        }
+        self.shard.remove(self.slot);
+    }
+}
+
+/// The close code to echo for a client's close: its own code when valid, else 1000/1002.
+fn echo_close(code: Option<u16>) -> CloseReason {
+    match code {
+        None => CloseReason::Normal,
+        Some(c)
+            if (1000..=1003).contains(&c)
+                || (1007..=1014).contains(&c)
+                || (3000..5000).contains(&c) =>
+        {
+            CloseReason::Normal
+        }
+        Some(_) => CloseReason::ProtocolError,
+    }
+}
+
+async fn discard_until_eof(stream: &TcpStream) {
+    let mut sink = [0u8; 4096];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn poll_auth(
+    slot: &mut Option<AuthFuture>,
+) -> impl Future<Output = Result<Option<Identity>, AuthError>> + '_ {
+    std::future::poll_fn(move |cx| match slot {
+        Some(future) => future.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

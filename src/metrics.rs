@@ -1,0 +1,293 @@
+//! Counters and gauges, written lock-free where they happen and summed on scrape.
+//!
+//! Shard counters have a single writer (their shard thread) and use plain load/store
+//! ([`OwnedCounter`]); engine-wide counters written from several threads use atomic adds
+//! ([`Counter`]). A scrape reads them all with relaxed loads: each value is exact, the set
+//! is not a single snapshot (fine for monitoring).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// A counter any thread may increment.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A counter with one writing thread (its shard): increments are a load and a store.
+#[derive(Debug, Default)]
+pub struct OwnedCounter(AtomicU64);
+
+impl OwnedCounter {
+    /// Adds `n`; must only be called from the owning thread.
+    pub fn add(&self, n: u64) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+    /// Adds one; must only be called from the owning thread.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge with one writing thread.
+#[derive(Debug, Default)]
+pub struct OwnedGauge(AtomicI64);
+
+impl OwnedGauge {
+    /// Sets the value; owning thread only.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// Adds `d` (may be negative); owning thread only.
+    pub fn add(&self, d: i64) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) + d, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One shard's counters.
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    /// Open connections (any state).
+    pub connections: OwnedGauge,
+    /// Authenticated connections.
+    pub authenticated: OwnedGauge,
+    /// Non-empty local rooms.
+    pub rooms: OwnedGauge,
+    /// Connections adopted since start.
+    pub accepted: OwnedCounter,
+    /// Inbound data frames.
+    pub frames_in: OwnedCounter,
+    /// Frames queued to clients (one per recipient).
+    pub deliveries: OwnedCounter,
+    /// Frames not queued because a client's queue was past `backpressure_limit`.
+    pub backpressure_dropped: OwnedCounter,
+    /// Clients closed for passing `backpressure_limit` (when configured to close).
+    pub slow_consumers_closed: OwnedCounter,
+    /// Authentications rejected or failed.
+    pub auth_failures: OwnedCounter,
+    /// Connections closed for auth or heartbeat timeouts.
+    pub timeouts: OwnedCounter,
+    /// Connections closed for protocol violations or oversized frames.
+    pub protocol_closes: OwnedCounter,
+    /// Encrypted deliveries (one per encrypted recipient).
+    pub encrypted_deliveries: OwnedCounter,
+}
+
+/// Engine-wide counters plus every shard's.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Messages handed to the broker (one per message, whatever the fan-out).
+    pub published: Counter,
+    /// Deliveries dropped because a shard inbox was full.
+    pub inbox_dropped: Counter,
+    /// HTTP requests served (not counting upgrades).
+    pub http_requests: Counter,
+    /// Upgrade requests refused (bad handshake, shutting down, full shard).
+    pub upgrades_refused: Counter,
+    /// Envelopes received from Redis and delivered.
+    pub redis_received: Counter,
+    /// Envelopes published to Redis.
+    pub redis_published: Counter,
+    /// Publishes to Redis dropped (queue full while Redis was down).
+    pub redis_publish_dropped: Counter,
+    shards: OnceLock<Vec<Arc<ShardMetrics>>>,
+}
+
+/// A point-in-time summary, as served by `/api/stats` and the dashboard.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StatsSnapshot {
+    /// Open connections.
+    pub connections: i64,
+    /// Authenticated connections.
+    pub authenticated: i64,
+    /// Local rooms summed over shards (a room with members on two shards counts twice).
+    pub rooms: i64,
+    /// Messages handed to the broker.
+    pub published: u64,
+    /// Frames queued to clients.
+    pub deliveries: u64,
+    /// Frames dropped by backpressure.
+    pub backpressure_dropped: u64,
+    /// Deliveries dropped by full shard inboxes.
+    pub inbox_dropped: u64,
+    /// Per shard: connections.
+    pub shard_connections: Vec<i64>,
+}
+
+impl Metrics {
+    /// Registers the shards' counters (once, at start).
+    pub(crate) fn set_shards(&self, shards: Vec<Arc<ShardMetrics>>) {
+        let _ = self.shards.set(shards);
+    }
+
+    /// The shards' counters.
+    pub fn shards(&self) -> &[Arc<ShardMetrics>] {
+        self.shards.get().map_or(&[], Vec::as_slice)
+    }
+
+    fn sum(&self, f: impl Fn(&ShardMetrics) -> u64) -> u64 {
+        self.shards().iter().map(|s| f(s)).sum()
+    }
+
+    fn sum_gauge(&self, f: impl Fn(&ShardMetrics) -> i64) -> i64 {
+        self.shards().iter().map(|s| f(s)).sum()
+    }
+
+    /// Current totals.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            connections: self.sum_gauge(|s| s.connections.get()),
+            authenticated: self.sum_gauge(|s| s.authenticated.get()),
+            rooms: self.sum_gauge(|s| s.rooms.get()),
+            published: self.published.get(),
+            deliveries: self.sum(|s| s.deliveries.get()),
+            backpressure_dropped: self.sum(|s| s.backpressure_dropped.get()),
+            inbox_dropped: self.inbox_dropped.get(),
+            shard_connections: self.shards().iter().map(|s| s.connections.get()).collect(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauges: [(&str, &str, fn(&ShardMetrics) -> i64); 3] = [
+            (
+                "shardcast_connections",
+                "Open WebSocket connections.",
+                |s| s.connections.get(),
+            ),
+            (
+                "shardcast_authenticated_connections",
+                "Authenticated connections.",
+                |s| s.authenticated.get(),
+            ),
+            ("shardcast_rooms", "Non-empty rooms per shard.", |s| {
+                s.rooms.get()
+            }),
+        ];
+        for (name, help, get) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (i, shard) in self.shards().iter().enumerate() {
+                let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(shard));
+            }
+        }
+        let shard_counters: [(&str, &str, fn(&ShardMetrics) -> u64); 9] = [
+            ("shardcast_accepted_total", "Connections accepted.", |s| {
+                s.accepted.get()
+            }),
+            ("shardcast_frames_in_total", "Inbound data frames.", |s| {
+                s.frames_in.get()
+            }),
+            (
+                "shardcast_deliveries_total",
+                "Frames queued to clients.",
+                |s| s.deliveries.get(),
+            ),
+            (
+                "shardcast_backpressure_dropped_total",
+                "Frames dropped by backpressure.",
+                |s| s.backpressure_dropped.get(),
+            ),
+            (
+                "shardcast_slow_consumers_closed_total",
+                "Clients closed by backpressure.",
+                |s| s.slow_consumers_closed.get(),
+            ),
+            (
+                "shardcast_auth_failures_total",
+                "Authentications rejected or failed.",
+                |s| s.auth_failures.get(),
+            ),
+            (
+                "shardcast_timeouts_total",
+                "Auth and heartbeat timeouts.",
+                |s| s.timeouts.get(),
+            ),
+            (
+                "shardcast_protocol_closes_total",
+                "Protocol violations and oversize.",
+                |s| s.protocol_closes.get(),
+            ),
+            (
+                "shardcast_encrypted_deliveries_total",
+                "Encrypted deliveries.",
+                |s| s.encrypted_deliveries.get(),
+            ),
+        ];
+        for (name, help, get) in shard_counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (i, shard) in self.shards().iter().enumerate() {
+                let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(shard));
+            }
+        }
+        let engine_counters = [
+            (
+                "shardcast_published_total",
+                "Messages handed to the broker.",
+                &self.published,
+            ),
+            (
+                "shardcast_inbox_dropped_total",
+                "Deliveries dropped by full shard inboxes.",
+                &self.inbox_dropped,
+            ),
+            (
+                "shardcast_http_requests_total",
+                "HTTP requests served.",
+                &self.http_requests,
+            ),
+            (
+                "shardcast_upgrades_refused_total",
+                "Upgrade requests refused.",
+                &self.upgrades_refused,
+            ),
+            (
+                "shardcast_redis_received_total",
+                "Envelopes received from Redis.",
+                &self.redis_received,
+            ),
+            (
+                "shardcast_redis_published_total",
+                "Envelopes published to Redis.",
+                &self.redis_published,
+            ),
+            (
+                "shardcast_redis_publish_dropped_total",
+                "Redis publishes dropped.",
+                &self.redis_publish_dropped,
+            ),
+        ];
+        for (name, help, counter) in engine_counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.get()
+            );
+        }
+        out
+    }
+}

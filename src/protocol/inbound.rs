@@ -1,0 +1,210 @@
+//! Parsing a client frame `{"event": string, "data"?: any, "id"?: any}`.
+//!
+//! The parse borrows from the frame: `data` and `id` stay raw JSON text ([`RawValue`]) so
+//! that forwarding them (to a message handler or to Redis) never re-serializes them.
+//! Duplicate keys resolve like `JSON.parse`: the last one wins.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// What a client frame turned out to be.
+#[derive(Debug)]
+pub enum Inbound<'a> {
+    /// Not UTF-8, or not JSON: answered with "Invalid message format".
+    Invalid,
+    /// Valid JSON without a non-empty string `event` (`{}`, `[]`, `123`…): dropped silently.
+    Ignored,
+    /// A message with an event name.
+    Message(InboundMessage<'a>),
+}
+
+/// A parsed client message; `data` and `id` are borrowed raw JSON.
+#[derive(Debug)]
+pub struct InboundMessage<'a> {
+    /// The event name (never empty).
+    pub event: Cow<'a, str>,
+    /// The `data` member as raw JSON text, if present.
+    pub data: Option<&'a RawValue>,
+    /// The `id` member as raw JSON text, if present.
+    pub id: Option<&'a RawValue>,
+}
+
+/// Parses one client frame (text and binary frames alike).
+pub fn parse(payload: &[u8]) -> Inbound<'_> {
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return Inbound::Invalid;
+    };
+    let Ok(top) = serde_json::from_str::<TopLevel<'_>>(text) else {
+        return Inbound::Invalid;
+    };
+    let TopLevel::Object { event, data, id } = top else {
+        return Inbound::Ignored;
+    };
+    let Some(event) = event.and_then(raw_string).filter(|e| !e.is_empty()) else {
+        return Inbound::Ignored;
+    };
+    Inbound::Message(InboundMessage { event, data, id })
+}
+
+/// Decodes a raw JSON value as a string, borrowing when it has no escapes.
+pub fn raw_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<MaybeBorrowed<'_>>(raw.get())
+        .ok()
+        .map(|s| s.0)
+}
+
+enum TopLevel<'a> {
+    Object {
+        event: Option<&'a RawValue>,
+        data: Option<&'a RawValue>,
+        id: Option<&'a RawValue>,
+    },
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut event, mut data, mut id) = (None, None, None);
+        while let Some(key) = map.next_key::<MaybeBorrowed<'de>>()? {
+            match key.0.as_ref() {
+                "event" => event = Some(map.next_value()?),
+                "data" => data = Some(map.next_value()?),
+                "id" => id = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(TopLevel::Object { event, data, id })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(TopLevel::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(TopLevel::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(TopLevel::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(TopLevel::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(TopLevel::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(TopLevel::Other)
+    }
+}
+
+/// A string that borrows from the input when it contains no escapes.
+struct MaybeBorrowed<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for MaybeBorrowed<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeBorrowed<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MaybeBorrowed(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MaybeBorrowed(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_of(input: &str) -> Option<String> {
+        match parse(input.as_bytes()) {
+            Inbound::Message(m) => Some(m.event.into_owned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn not_json_or_not_utf8_is_invalid() {
+        for bad in ["", "{", "hello", "{\"event\":\"a\"} x", "{'event':'a'}"] {
+            assert!(matches!(parse(bad.as_bytes()), Inbound::Invalid), "{bad}");
+        }
+        assert!(matches!(parse(&[0xff, 0xfe, b'{']), Inbound::Invalid));
+    }
+
+    #[test]
+    fn json_without_event_is_ignored() {
+        for quiet in [
+            "{}",
+            "{\"event\":\"\"}",
+            "123",
+            "[]",
+            "[1,{\"event\":\"a\"}]",
+            "null",
+            "true",
+            "\"event\"",
+            "{\"event\":5}",
+            "{\"event\":null}",
+            "{\"data\":{}}",
+        ] {
+            assert!(
+                matches!(parse(quiet.as_bytes()), Inbound::Ignored),
+                "{quiet}"
+            );
+        }
+    }
+
+    #[test]
+    fn message_keeps_data_and_id_raw() {
+        let Inbound::Message(m) =
+            parse(br#"{"event":"chat","data":{"a": [1, 2]},"id":"m1","x":0}"#)
+        else {
+            panic!("expected a message");
+        };
+        assert_eq!(m.event, "chat");
+        assert_eq!(m.data.map(RawValue::get), Some(r#"{"a": [1, 2]}"#));
+        assert_eq!(m.id.map(RawValue::get), Some(r#""m1""#));
+    }
+
+    #[test]
+    fn escaped_event_names_and_last_duplicate_wins() {
+        assert_eq!(event_of(r#"{"event":"a\"b"}"#).as_deref(), Some("a\"b"));
+        assert_eq!(
+            event_of(r#"{"event":"a","event":"b"}"#).as_deref(),
+            Some("b")
+        );
+        assert_eq!(event_of(r#"{"\u0065vent":"esc"}"#).as_deref(), Some("esc"));
+    }
+}

@@ -1,0 +1,138 @@
+//! A shard's local indexes: client id → connection slot, user id → slots, room → slots.
+//!
+//! Owned by exactly one shard thread (not `Send`-shared, no locks). Only authenticated
+//! connections are in the user and room indexes, so nothing found through them can be an
+//! unauthenticated client. A client's own-id room is a flag on the connection rather than
+//! an index entry (see [`crate::shard`]).
+
+use std::sync::Arc;
+
+use ahash::{AHashMap, AHashSet};
+
+use crate::id::ClientId;
+
+/// A connection's slot in its shard's connection table.
+pub type Slot = usize;
+
+/// The three indexes of one shard.
+#[derive(Debug, Default)]
+pub struct LocalIndex {
+    clients: AHashMap<ClientId, Slot>,
+    users: AHashMap<Arc<str>, Vec<Slot>>,
+    rooms: AHashMap<Arc<str>, AHashSet<Slot>>,
+}
+
+impl LocalIndex {
+    /// Registers a new connection.
+    pub fn insert_client(&mut self, id: ClientId, slot: Slot) {
+        self.clients.insert(id, slot);
+    }
+
+    /// Forgets a connection (its user and room entries must be removed first).
+    pub fn remove_client(&mut self, id: &ClientId) {
+        self.clients.remove(id);
+    }
+
+    /// The slot of a local client.
+    pub fn client(&self, id: &ClientId) -> Option<Slot> {
+        self.clients.get(id).copied()
+    }
+
+    /// Number of local connections.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Adds a session of `user`.
+    pub fn add_user_session(&mut self, user: &Arc<str>, slot: Slot) {
+        let sessions = self.users.entry(user.clone()).or_default();
+        if !sessions.contains(&slot) {
+            sessions.push(slot);
+        }
+    }
+
+    /// Removes a session of `user`; the entry goes with the last session.
+    pub fn remove_user_session(&mut self, user: &str, slot: Slot) {
+        if let Some(sessions) = self.users.get_mut(user) {
+            sessions.retain(|&s| s != slot);
+            if sessions.is_empty() {
+                self.users.remove(user);
+            }
+        }
+    }
+
+    /// The local sessions of `user`.
+    pub fn user_sessions(&self, user: &str) -> &[Slot] {
+        self.users.get(user).map_or(&[], Vec::as_slice)
+    }
+
+    /// Adds `slot` to `room`; returns the interned room name when it was not a member.
+    pub fn join(&mut self, room: &str, slot: Slot) -> Option<Arc<str>> {
+        if let Some(members) = self.rooms.get_mut(room) {
+            if !members.insert(slot) {
+                return None;
+            }
+            return self.rooms.get_key_value(room).map(|(name, _)| name.clone());
+        }
+        let name: Arc<str> = Arc::from(room);
+        self.rooms.insert(name.clone(), AHashSet::from_iter([slot]));
+        Some(name)
+    }
+
+    /// Removes `slot` from `room`; the room goes with its last member. Returns whether
+    /// it was a member.
+    pub fn leave(&mut self, room: &str, slot: Slot) -> bool {
+        let Some(members) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let removed = members.remove(&slot);
+        if members.is_empty() {
+            self.rooms.remove(room);
+        }
+        removed
+    }
+
+    /// The local members of `room` (indexed joins only).
+    pub fn room_members(&self, room: &str) -> impl Iterator<Item = Slot> + '_ {
+        self.rooms.get(room).into_iter().flatten().copied()
+    }
+
+    /// Number of non-empty local rooms.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_are_sets_and_vanish_when_empty() {
+        let mut index = LocalIndex::default();
+        assert!(index.join("a", 1).is_some());
+        assert!(index.join("a", 1).is_none());
+        assert!(index.join("a", 2).is_some());
+        let mut members: Vec<_> = index.room_members("a").collect();
+        members.sort();
+        assert_eq!(members, [1, 2]);
+        assert!(index.leave("a", 1));
+        assert!(!index.leave("a", 1));
+        assert!(index.leave("a", 2));
+        assert_eq!(index.room_count(), 0);
+        assert_eq!(index.room_members("a").count(), 0);
+    }
+
+    #[test]
+    fn users_keep_every_session() {
+        let mut index = LocalIndex::default();
+        let alice: Arc<str> = Arc::from("alice");
+        index.add_user_session(&alice, 1);
+        index.add_user_session(&alice, 2);
+        index.add_user_session(&alice, 2);
+        assert_eq!(index.user_sessions("alice"), &[1, 2]);
+        index.remove_user_session("alice", 1);
+        index.remove_user_session("alice", 2);
+        assert!(index.user_sessions("alice").is_empty());
+    }
+}

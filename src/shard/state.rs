@@ -1,0 +1,446 @@
+//! A shard's state and the operations on it: the delivery walk, the end-of-batch flush,
+//! joins and leaves, authentication results, sweeps and removal.
+//!
+//! Everything here runs on the shard's own thread (`Shard` is `!Send`: it holds `Rc`s and
+//! `RefCell`s). A `RefCell` borrow is never held across an `.await`.
+//!
+//! Delivery: the walk queues the shared frame (a refcount) on each local recipient and
+//! puts the connection on the dirty list once; [`Shard::flush_dirty`] then writes each
+//! dirty socket once with a vectored write. A socket that refuses bytes is handed to its
+//! task, which waits for writability; the walk never waits for anyone.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use slab::Slab;
+
+use super::inbox::{Delivery, Query, Target};
+use super::index::{LocalIndex, Slot};
+use super::placement::ShardId;
+use crate::auth::Identity;
+use crate::conn::Conn;
+use crate::conn::machine::AuthVerdict;
+use crate::conn::outbox::{Flush, Push};
+use crate::engine::callbacks::{ConnectedClient, DisconnectedClient, run_local};
+use crate::engine::{EngineShared, Handle};
+use crate::id::ClientId;
+use crate::metrics::ShardMetrics;
+use crate::protocol::outbound::{connected_frame, error_frame};
+use crate::protocol::{CloseReason, ErrorText};
+use crate::ws::frame::{OpCode, control_frame};
+
+/// The size of the shard-wide read buffer every connection reads into.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// One shard: its connections, its indexes, and what it shares with the engine.
+pub(crate) struct Shard {
+    pub id: ShardId,
+    pub engine: Arc<EngineShared>,
+    pub handle: Handle,
+    pub metrics: Arc<ShardMetrics>,
+    pub state: RefCell<ShardState>,
+    /// The read buffer shared by every connection of this shard (one read at a time).
+    pub scratch: RefCell<Box<[u8]>>,
+}
+
+/// The mutable part of a shard.
+#[derive(Default)]
+pub(crate) struct ShardState {
+    pub conns: Slab<Conn>,
+    pub index: LocalIndex,
+    /// Connections with queued frames, flushed at the end of the current batch.
+    pub dirty: Vec<Slot>,
+}
+
+impl Shard {
+    pub fn new(id: ShardId, engine: Arc<EngineShared>, metrics: Arc<ShardMetrics>) -> Rc<Self> {
+        let handle = Handle {
+            shared: engine.clone(),
+        };
+        Rc::new(Shard {
+            id,
+            engine,
+            handle,
+            metrics,
+            state: RefCell::new(ShardState::default()),
+            scratch: RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice()),
+        })
+    }
+
+    /// Queues `delivery.frame` on every local recipient.
+    pub fn deliver(&self, delivery: &Delivery) {
+        let limit = self.engine.config.backpressure_limit;
+        let close_slow = self.engine.config.close_on_backpressure_limit;
+        let mut state = self.state.borrow_mut();
+        let ShardState {
+            conns,
+            index,
+            dirty,
+        } = &mut *state;
+        let frame = delivery.frame.bytes();
+        let excluded = |id: &ClientId| delivery.exclude.as_ref().is_some_and(|e| e.contains(id));
+        let mut queue = |slot: Slot, conn: &mut Conn| -> u64 {
+            if !conn.is_authenticated() {
+                return 0;
+            }
+            match conn.push(slot, frame.clone(), limit, dirty) {
+                Push::Queued => 1,
+                Push::OverLimit if close_slow => {
+                    conn.close(slot, CloseReason::SlowConsumer, dirty);
+                    self.metrics.slow_consumers_closed.inc();
+                    0
+                }
+                Push::OverLimit => {
+                    self.metrics.backpressure_dropped.inc();
+                    0
+                }
+            }
+        };
+        let mut count = 0u64;
+        match &delivery.target {
+            Target::Client(id) => {
+                if let Some(slot) = index.client(id) {
+                    count += queue_slot(conns, slot, &mut queue);
+                }
+            }
+            Target::User(user) => {
+                for &slot in index.user_sessions(user) {
+                    count += queue_slot(conns, slot, &mut queue);
+                }
+            }
+            Target::Room(room) => {
+                count += walk_room(index, conns, room, &excluded, &mut queue);
+            }
+            Target::Broadcast => {
+                for (slot, conn) in conns.iter_mut() {
+                    if !excluded(&conn.id) {
+                        count += queue(slot, conn);
+                    }
+                }
+            }
+            Target::ClientOrRoom(name) => {
+                match ClientId::parse_canonical(name).and_then(|id| index.client(&id)) {
+                    Some(slot) => count += queue_slot(conns, slot, &mut queue),
+                    None => count += walk_room(index, conns, name, &excluded, &mut queue),
+                }
+            }
+        }
+        self.metrics.deliveries.add(count);
+    }
+
+    /// Writes every dirty socket once.
+    pub fn flush_dirty(&self) {
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, dirty, .. } = &mut *state;
+        for slot in dirty.drain(..) {
+            if let Some(conn) = conns.get_mut(slot) {
+                conn.dirty = false;
+                if !conn.write_blocked {
+                    flush_conn(conn);
+                }
+            }
+        }
+    }
+
+    /// Flushes one connection whose socket became writable.
+    pub fn flush_one(&self, slot: Slot) {
+        if let Some(conn) = self.state.borrow_mut().conns.get_mut(slot) {
+            conn.write_blocked = false;
+            flush_conn(conn);
+        }
+    }
+
+    /// Queues a frame for one connection within the backpressure limit (replies such as
+    /// `error` and `pong`; allowed before authentication).
+    pub fn reply(&self, slot: Slot, frame: Bytes) {
+        let limit = self.engine.config.backpressure_limit;
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, dirty, .. } = &mut *state;
+        if let Some(conn) = conns.get_mut(slot) {
+            if conn.push(slot, frame, limit, dirty) == Push::OverLimit {
+                self.metrics.backpressure_dropped.inc();
+            }
+        }
+    }
+
+    /// Sends an `error` event.
+    pub fn send_error(&self, slot: Slot, text: ErrorText) {
+        self.reply(slot, error_frame(text.text()).bytes().clone());
+    }
+
+    /// Closes a connection with a close frame.
+    pub fn close(&self, slot: Slot, reason: CloseReason) {
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, dirty, .. } = &mut *state;
+        if let Some(conn) = conns.get_mut(slot) {
+            conn.close(slot, reason, dirty);
+        }
+    }
+
+    /// Sends the error of a failed authentication and closes (4003 / 4004).
+    pub fn reject(&self, slot: Slot, verdict: AuthVerdict) {
+        let failure = self
+            .state
+            .borrow_mut()
+            .conns
+            .get_mut(slot)
+            .and_then(|c| c.machine.on_auth_verdict(verdict));
+        if let Some((text, reason)) = failure {
+            self.metrics.auth_failures.inc();
+            self.send_error(slot, text);
+            self.close(slot, reason);
+        }
+    }
+
+    /// Completes a successful authentication: index the user, join the own-id room and
+    /// the default rooms, queue `connected` (with `extra` members), report the client.
+    pub fn accept(&self, slot: Slot, identity: Identity, extra: &[(&str, &str)]) {
+        let (client_id, user_id) = {
+            let mut state = self.state.borrow_mut();
+            let ShardState { conns, index, .. } = &mut *state;
+            let Some(conn) = conns.get_mut(slot) else {
+                return;
+            };
+            if conn
+                .machine
+                .on_auth_verdict(AuthVerdict::Accepted)
+                .is_some()
+                || !conn.is_authenticated()
+            {
+                return;
+            }
+            let user_id: Option<Arc<str>> = identity.user_id.as_deref().map(Arc::from);
+            if let Some(user) = &user_id {
+                index.add_user_session(user, slot);
+            }
+            conn.user_id = user_id.clone();
+            conn.in_own_room = true;
+            conn.connected_reported = true;
+            (conn.id, user_id)
+        };
+        self.metrics.authenticated.add(1);
+        self.join_rooms(slot, &self.engine.config.default_rooms.clone());
+        let frame = connected_frame(
+            &client_id.to_string(),
+            user_id.as_deref(),
+            SystemTime::now(),
+            extra,
+        );
+        self.reply(slot, frame.bytes().clone());
+        if let Some(hook) = &self.engine.callbacks.on_connect {
+            let client = ConnectedClient {
+                client_id,
+                user_id,
+                metadata: identity.metadata,
+            };
+            run_local(hook(&self.handle, client));
+        }
+    }
+
+    /// Joins rooms (name rules already applied); the own id toggles the own-id room.
+    pub fn join_rooms(&self, slot: Slot, rooms: &[String]) {
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, index, .. } = &mut *state;
+        let Some(conn) = conns.get_mut(slot) else {
+            return;
+        };
+        if !conn.is_authenticated() {
+            return;
+        }
+        for room in rooms {
+            if ClientId::parse_canonical(room) == Some(conn.id) {
+                conn.in_own_room = true;
+            } else if let Some(name) = index.join(room, slot) {
+                conn.rooms.push(name);
+            }
+        }
+        self.metrics.rooms.set(index.room_count() as i64);
+    }
+
+    /// Leaves rooms the connection is in (default and own-id rooms included).
+    pub fn leave_rooms(&self, slot: Slot, rooms: &[String]) {
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, index, .. } = &mut *state;
+        let Some(conn) = conns.get_mut(slot) else {
+            return;
+        };
+        for room in rooms {
+            if ClientId::parse_canonical(room) == Some(conn.id) {
+                conn.in_own_room = false;
+            } else if index.leave(room, slot) {
+                conn.rooms.retain(|r| **r != **room);
+            }
+        }
+        self.metrics.rooms.set(index.room_count() as i64);
+    }
+
+    /// The slot of a local client.
+    pub fn slot_of(&self, id: &ClientId) -> Option<Slot> {
+        self.state.borrow().index.client(id)
+    }
+
+    /// Removes a finished connection from the table and every index, and reports it.
+    pub fn remove(&self, slot: Slot) {
+        let conn = {
+            let mut state = self.state.borrow_mut();
+            let ShardState { conns, index, .. } = &mut *state;
+            let Some(conn) = conns.try_remove(slot) else {
+                return;
+            };
+            index.remove_client(&conn.id);
+            if let Some(user) = &conn.user_id {
+                index.remove_user_session(user, slot);
+            }
+            for room in &conn.rooms {
+                index.leave(room, slot);
+            }
+            self.metrics.rooms.set(index.room_count() as i64);
+            conn
+        };
+        self.metrics.connections.add(-1);
+        if conn.connected_reported {
+            self.metrics.authenticated.add(-1);
+            if let Some(hook) = &self.engine.callbacks.on_disconnect {
+                let client = DisconnectedClient {
+                    client_id: conn.id,
+                    user_id: conn.user_id,
+                };
+                run_local(hook(&self.handle, client));
+            }
+        }
+    }
+
+    /// Closes authenticated clients silent longer than the heartbeat timeout (4002).
+    pub fn sweep_heartbeats(&self, now: Instant) {
+        let timeout = self.engine.config.heartbeat_timeout;
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, dirty, .. } = &mut *state;
+        for (slot, conn) in conns.iter_mut() {
+            if conn.machine.heartbeat_expired(now, timeout)
+                && conn.close(slot, CloseReason::HeartbeatTimeout, dirty)
+            {
+                self.metrics.timeouts.inc();
+            }
+        }
+    }
+
+    /// Transport liveness: pings quiet connections, drops those silent past the idle
+    /// timeout (like uWebSockets, without a close handshake).
+    pub fn sweep_idle(&self, now: Instant) {
+        let idle = self.engine.config.idle_timeout;
+        let send_pings = self.engine.config.send_pings;
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, dirty, .. } = &mut *state;
+        for (slot, conn) in conns.iter_mut() {
+            let quiet = now.saturating_duration_since(conn.last_rx);
+            if quiet >= idle {
+                conn.abort();
+            } else if send_pings && !conn.ping_sent && quiet >= idle / 2 {
+                conn.ping_sent = true;
+                conn.outbox.push_unbounded(control_frame(OpCode::Ping, b""));
+                conn.mark_dirty(slot, dirty);
+            }
+        }
+    }
+
+    /// Closes every connection with 1001 "Server shutting down".
+    pub fn close_all(&self) {
+        let mut state = self.state.borrow_mut();
+        let ShardState { conns, dirty, .. } = &mut *state;
+        for (slot, conn) in conns.iter_mut() {
+            conn.close(slot, CloseReason::ShuttingDown, dirty);
+        }
+    }
+
+    /// Answers an engine-wide query from the local index.
+    pub fn answer(&self, query: Query) {
+        let state = self.state.borrow();
+        match query {
+            Query::RoomClients(room, reply) => {
+                let mut ids: Vec<ClientId> = state
+                    .index
+                    .room_members(&room)
+                    .filter_map(|slot| state.conns.get(slot).map(|c| c.id))
+                    .collect();
+                if let Some(id) = ClientId::parse_canonical(&room) {
+                    let own = state.index.client(&id).and_then(|s| state.conns.get(s));
+                    if own.is_some_and(|c| c.in_own_room && c.is_authenticated()) {
+                        ids.push(id);
+                    }
+                }
+                let _ = reply.send(ids);
+            }
+            Query::UserClients(user, reply) => {
+                let ids = state
+                    .index
+                    .user_sessions(&user)
+                    .iter()
+                    .filter_map(|&slot| state.conns.get(slot).map(|c| c.id))
+                    .collect();
+                let _ = reply.send(ids);
+            }
+            Query::HasClient(id, reply) => {
+                let _ = reply.send(state.index.client(&id).is_some());
+            }
+        }
+    }
+}
+
+/// Walks a room's members, plus the client whose own id is the room name if it is local
+/// and still in its own-id room.
+fn walk_room(
+    index: &LocalIndex,
+    conns: &mut Slab<Conn>,
+    room: &str,
+    excluded: &impl Fn(&ClientId) -> bool,
+    queue: &mut impl FnMut(Slot, &mut Conn) -> u64,
+) -> u64 {
+    let mut count = 0;
+    for slot in index.room_members(room) {
+        if let Some(conn) = conns.get_mut(slot)
+            && !excluded(&conn.id)
+        {
+            count += queue(slot, conn);
+        }
+    }
+    if let Some(id) = ClientId::parse_canonical(room)
+        && !excluded(&id)
+        && let Some(slot) = index.client(&id)
+        && let Some(conn) = conns.get_mut(slot)
+        && conn.in_own_room
+    {
+        count += queue(slot, conn);
+    }
+    count
+}
+
+fn queue_slot(
+    conns: &mut Slab<Conn>,
+    slot: Slot,
+    queue: &mut impl FnMut(Slot, &mut Conn) -> u64,
+) -> u64 {
+    conns.get_mut(slot).map_or(0, |conn| queue(slot, conn))
+}
+
+fn flush_conn(conn: &mut Conn) {
+    if conn.broken {
+        return;
+    }
+    match conn.outbox.flush(&conn.stream) {
+        Ok(Flush::Drained) => {
+            if conn.outbox.is_empty()
+                && conn.machine.phase() == crate::conn::machine::Phase::Closing
+            {
+                conn.wake.notify_one();
+            }
+        }
+        Ok(Flush::Blocked) => {
+            conn.write_blocked = true;
+            conn.wake.notify_one();
+        }
+        Err(_) => conn.abort(),
+    }
+}
