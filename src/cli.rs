@@ -202,7 +202,7 @@ fn split_list(s: &str) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub enum AuthMode {
     /// JWT with one algorithm.
-    Jwt(JwtVerifier),
+    Jwt(Box<JwtVerifier>),
     /// INSECURE: any token is the user id.
     Dev,
 }
@@ -370,13 +370,14 @@ fn resolve_auth(
         None => JwtAlgorithm::Hs256,
     };
     match (secret, public_key, dev) {
-        (Some(secret), None, false) => Ok(AuthMode::Jwt(JwtVerifier::from_secret(
-            alg,
-            secret.as_bytes(),
-        )?)),
+        (Some(secret), None, false) => {
+            let verifier = JwtVerifier::from_secret(alg, secret.as_bytes())?;
+            Ok(AuthMode::Jwt(Box::new(verifier)))
+        }
         (None, Some(path), false) => {
             let pem = std::fs::read(&path).map_err(|source| CliError::ReadKey { path, source })?;
-            Ok(AuthMode::Jwt(JwtVerifier::from_public_key_pem(alg, &pem)?))
+            let verifier = JwtVerifier::from_public_key_pem(alg, &pem)?;
+            Ok(AuthMode::Jwt(Box::new(verifier)))
         }
         (None, None, true) => Ok(AuthMode::Dev),
         (None, None, false) => Err(CliError::NoAuth),

@@ -49,6 +49,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod crypto;
 pub mod engine;
 pub mod http;
 pub mod id;

@@ -117,6 +117,11 @@ pub struct Metrics {
     shards: OnceLock<Vec<Arc<ShardMetrics>>>,
 }
 
+/// Name, help text and reader of a per-shard gauge.
+type GaugeRow = (&'static str, &'static str, fn(&ShardMetrics) -> i64);
+/// Name, help text and reader of a per-shard counter.
+type CounterRow = (&'static str, &'static str, fn(&ShardMetrics) -> u64);
+
 /// A point-in-time summary, as served by `/api/stats` and the dashboard.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StatsSnapshot {
@@ -174,7 +179,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render_prometheus(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [(&str, &str, fn(&ShardMetrics) -> i64); 3] = [
+        let gauges: [GaugeRow; 3] = [
             (
                 "shardcast_connections",
                 "Open WebSocket connections.",
@@ -195,7 +200,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(shard));
             }
         }
-        let shard_counters: [(&str, &str, fn(&ShardMetrics) -> u64); 9] = [
+        let shard_counters: [CounterRow; 9] = [
             ("shardcast_accepted_total", "Connections accepted.", |s| {
                 s.accepted.get()
             }),

@@ -33,7 +33,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
     builder = match config.auth {
         AuthMode::Jwt(verifier) => {
             tracing::info!(alg = %verifier.algorithm(), "JWT authentication");
-            builder.authenticator(JwtAuthenticator::new(verifier))
+            builder.authenticator(JwtAuthenticator::new(*verifier))
         }
         AuthMode::Dev => {
             for _ in 0..3 {

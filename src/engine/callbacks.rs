@@ -63,15 +63,17 @@ pub trait LifecycleHandler: Send + Sync + 'static {
     fn on_disconnect(&self, handle: &Handle, client: DisconnectedClient) -> LocalFuture<()>;
 }
 
+/// A lifecycle hook as stored: called on the shard, returns a local future.
+pub(crate) type Hook<T> = Arc<dyn Fn(&Handle, T) -> LocalFuture<()> + Send + Sync>;
+
 /// Every hook; `None` means "not configured".
 #[derive(Clone, Default)]
 pub(crate) struct Callbacks {
     pub authenticator: Option<Arc<dyn Authenticator>>,
     pub validator: Option<Arc<dyn RoomValidator>>,
     pub on_message: Option<Arc<dyn MessageHandler>>,
-    pub on_connect: Option<Arc<dyn Fn(&Handle, ConnectedClient) -> LocalFuture<()> + Send + Sync>>,
-    pub on_disconnect:
-        Option<Arc<dyn Fn(&Handle, DisconnectedClient) -> LocalFuture<()> + Send + Sync>>,
+    pub on_connect: Option<Hook<ConnectedClient>>,
+    pub on_disconnect: Option<Hook<DisconnectedClient>>,
 }
 
 /// Adapts a closure `Fn(Handle, ClientMessage) -> impl Future<Output = ()>`.

@@ -32,6 +32,9 @@ use crate::protocol::outbound::{connected_frame, error_frame};
 use crate::protocol::{CloseReason, ErrorText};
 use crate::ws::frame::{OpCode, control_frame};
 
+/// Queued bytes past which a connection is written mid-batch instead of at its end.
+const EARLY_FLUSH: usize = 64 * 1024;
+
 /// The size of the shard-wide read buffer every connection reads into.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
@@ -74,6 +77,7 @@ impl Shard {
     pub fn deliver(&self, delivery: &Delivery) {
         let limit = self.engine.config.backpressure_limit;
         let close_slow = self.engine.config.close_on_backpressure_limit;
+        let early_flush = (limit / 2).min(EARLY_FLUSH);
         let mut state = self.state.borrow_mut();
         let ShardState {
             conns,
@@ -87,7 +91,13 @@ impl Shard {
                 return 0;
             }
             match conn.push(slot, frame.clone(), limit, dirty) {
-                Push::Queued => 1,
+                Push::Queued => {
+                    // A long batch must not starve a fast reader into its limit.
+                    if conn.outbox.queued_bytes() >= early_flush && !conn.write_blocked {
+                        flush_conn(conn);
+                    }
+                    1
+                }
                 Push::OverLimit if close_slow => {
                     conn.close(slot, CloseReason::SlowConsumer, dirty);
                     self.metrics.slow_consumers_closed.inc();
@@ -159,10 +169,10 @@ impl Shard {
         let limit = self.engine.config.backpressure_limit;
         let mut state = self.state.borrow_mut();
         let ShardState { conns, dirty, .. } = &mut *state;
-        if let Some(conn) = conns.get_mut(slot) {
-            if conn.push(slot, frame, limit, dirty) == Push::OverLimit {
-                self.metrics.backpressure_dropped.inc();
-            }
+        if let Some(conn) = conns.get_mut(slot)
+            && conn.push(slot, frame, limit, dirty) == Push::OverLimit
+        {
+            self.metrics.backpressure_dropped.inc();
         }
     }
 

@@ -344,7 +344,7 @@ mod tests {
     fn oversize_is_refused_before_the_body_arrives() {
         let mut d = FrameDecoder::new(10);
         let input = client_frame(0x81, &[b'a'; 11]);
-        assert_eq!(decode_all(&mut d, &input[..4]), Err(DecodeError::TooBig));
+        assert_eq!(decode_all(&mut d, &input[..6]), Err(DecodeError::TooBig));
         let mut d = FrameDecoder::new(4);
         let mut input = client_frame(0x01, b"abc");
         input.extend(client_frame(0x80, b"de"));

@@ -1,0 +1,210 @@
+//! The `shardcast` binary: configuration precedence, refusals, `token`, and a graceful
+//! shutdown on a real SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{WsClient, http};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shardcast");
+
+/// A `shardcast serve` child process, killed (by PID) on drop if still running.
+struct Served {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Served {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn shardcast");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        Served { child, addr }
+    }
+
+    fn sigterm(&self) {
+        // A real signal, to the PID we spawned.
+        let pid = self.child.id() as i32;
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn refusal(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("run");
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn refuses_to_start_without_authentication_naming_both_options() {
+    let err = refusal(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(
+        err.contains("--jwt-secret") && err.contains("--dev"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_configuration_is_reported_with_what_to_fix() {
+    let err = refusal(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--path",
+        "noslash",
+    ]);
+    assert!(err.contains("must start with `/`"), "{err}");
+    let err = refusal(&[
+        "serve",
+        "--jwt-secret",
+        "s",
+        "--jwt-alg",
+        "HS999",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.to_lowercase().contains("algorithm"), "{err}");
+    let err = refusal(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-rooms",
+        "bad-{x}",
+    ]);
+    assert!(err.contains("allow-rooms"), "{err}");
+    let dir = tempdir();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nno_such_key = 1\n").unwrap();
+    let err = refusal(&["serve", "--dev", "--config", file.to_str().unwrap()]);
+    assert!(err.contains("no_such_key"), "{err}");
+    let err = refusal(&[
+        "serve",
+        "--dev",
+        "--jwt-secret",
+        "s",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[tokio::test]
+async fn flags_beat_env_beat_file() {
+    let dir = tempdir();
+    let file = dir.join("shardcast.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\npath = \"/from-file\"\ndev = true\ndefault_rooms = [\"file-room\"]\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+
+    let served = Served::start(&["--config", config], &[]);
+    assert_eq!(http(served.addr, "GET", "/from-file", &[], "").await.0, 426);
+    drop(served);
+
+    let served = Served::start(&["--config", config], &[("SHARDCAST_PATH", "/from-env")]);
+    assert_eq!(http(served.addr, "GET", "/from-env", &[], "").await.0, 426);
+    assert_eq!(http(served.addr, "GET", "/from-file", &[], "").await.0, 404);
+    drop(served);
+
+    let served = Served::start(
+        &["--config", config, "--path", "/from-flag"],
+        &[("SHARDCAST_PATH", "/from-env")],
+    );
+    assert_eq!(http(served.addr, "GET", "/from-flag", &[], "").await.0, 426);
+    // The file's default rooms still apply where nothing overrides them.
+    let mut client = WsClient::connect(&format!("ws://{}/from-flag", served.addr)).await;
+    client.authenticate("file-user").await;
+}
+
+#[tokio::test]
+async fn sigterm_closes_clients_with_1001_and_exits_zero() {
+    let mut served = Served::start(&["--dev", "--listen", "127.0.0.1:0"], &[]);
+    let mut client = WsClient::connect(&format!("ws://{}/ws", served.addr)).await;
+    client.authenticate("bye").await;
+    let mut pending = WsClient::connect(&format!("ws://{}/ws", served.addr)).await;
+    served.sigterm();
+    client
+        .expect_close(1001, Some("Server shutting down"))
+        .await;
+    pending
+        .expect_close(1001, Some("Server shutting down"))
+        .await;
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = served.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn token_mints_what_serve_accepts() {
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "--secret",
+            "s3",
+            "--sub",
+            "minted",
+            "--ttl-s",
+            "60",
+            "--claim",
+            "role=admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let served = Served::start(&["--jwt-secret", "s3", "--listen", "127.0.0.1:0"], &[]);
+    let mut client = WsClient::connect(&format!("ws://{}/ws", served.addr)).await;
+    client.emit("authenticate", json!({ "token": token })).await;
+    let connected = client.expect_event("connected").await;
+    assert_eq!(connected["data"]["userId"], "minted");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shardcast-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

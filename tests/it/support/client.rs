@@ -1,0 +1,175 @@
+//! A WebSocket test client (tokio-tungstenite) with assertion helpers.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::{QUIET, WAIT};
+
+/// What the server did next.
+#[derive(Debug)]
+pub enum Next {
+    /// A JSON message.
+    Json(Value),
+    /// A close frame with code and reason.
+    Close(u16, String),
+    /// The connection ended without a close frame (or errored).
+    Ended(String),
+    /// Nothing within the wait.
+    Timeout,
+}
+
+/// One test connection.
+pub struct WsClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    /// Connects (panics on failure: the server must accept).
+    pub async fn connect(url: &str) -> WsClient {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        WsClient { ws }
+    }
+
+    /// Sends a JSON value as a text frame.
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::binary(bytes.to_vec()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends an event.
+    pub async fn emit(&mut self, event: &str, data: Value) {
+        self.send_json(serde_json::json!({ "event": event, "data": data }))
+            .await;
+    }
+
+    /// Authenticates with `token` and returns the client id from `connected`.
+    pub async fn authenticate(&mut self, token: &str) -> String {
+        self.emit("authenticate", serde_json::json!({ "token": token }))
+            .await;
+        let connected = self.expect_event("connected").await;
+        connected["data"]["id"]
+            .as_str()
+            .expect("connected.data.id")
+            .to_owned()
+    }
+
+    /// The next thing the server does, within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Next {
+        loop {
+            let item = match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return Next::Timeout,
+                Ok(None) => return Next::Ended("stream ended".into()),
+                Ok(Some(Err(e))) => return Next::Ended(e.to_string()),
+                Ok(Some(Ok(m))) => m,
+            };
+            match item {
+                Message::Text(t) => {
+                    return Next::Json(serde_json::from_str(&t).expect("server sends JSON"));
+                }
+                Message::Binary(b) => {
+                    return Next::Json(serde_json::from_slice(&b).expect("server sends JSON"));
+                }
+                Message::Close(frame) => {
+                    let (code, reason) = frame
+                        .map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Next::Close(code, reason);
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            }
+        }
+    }
+
+    /// The next JSON message (panics with what came instead).
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_within(WAIT).await {
+            Next::Json(v) => v,
+            other => panic!("expected a JSON message, got {other:?}"),
+        }
+    }
+
+    /// The next message, which must be `event` (panics with what came instead).
+    pub async fn expect_event(&mut self, event: &str) -> Value {
+        let v = self.next_json().await;
+        assert_eq!(v["event"], event, "expected event {event:?}, got {v}");
+        v
+    }
+
+    /// The next message must be `{"event":"error","data":{"message":text}}`.
+    pub async fn expect_error(&mut self, text: &str) {
+        let v = self.expect_event("error").await;
+        assert_eq!(
+            v["data"]["message"], text,
+            "expected error {text:?}, got {v}"
+        );
+    }
+
+    /// The next thing must be a close with `code` (and `reason` when given).
+    pub async fn expect_close(&mut self, code: u16, reason: Option<&str>) {
+        self.expect_close_within(code, reason, WAIT).await;
+    }
+
+    /// Like [`Self::expect_close`] with a custom wait.
+    pub async fn expect_close_within(&mut self, code: u16, reason: Option<&str>, wait: Duration) {
+        match self.next_within(wait).await {
+            Next::Close(c, r) => {
+                assert_eq!(c, code, "expected close {code}, got {c} {r:?}");
+                if let Some(reason) = reason {
+                    assert_eq!(r, reason, "close reason");
+                }
+            }
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    }
+
+    /// Nothing arrives for a while.
+    pub async fn expect_silence(&mut self) {
+        match self.next_within(QUIET).await {
+            Next::Timeout => {}
+            other => panic!("expected silence, got {other:?}"),
+        }
+    }
+
+    /// Joins rooms and waits until the server has processed it (a heartbeat round trip is
+    /// not observable, so wait briefly).
+    pub async fn join(&mut self, rooms: &[&str]) {
+        self.emit("join", serde_json::json!({ "rooms": rooms }))
+            .await;
+    }
+
+    /// Leaves rooms.
+    pub async fn leave(&mut self, rooms: &[&str]) {
+        self.emit("leave", serde_json::json!({ "rooms": rooms }))
+            .await;
+    }
+
+    /// Closes from the client side.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// The underlying stream (for raw frame tests).
+    pub fn inner(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        &mut self.ws
+    }
+}
