@@ -6,6 +6,7 @@
 //! by its own task (reading, authenticating, closing). The socket is shared between the
 //! table (which writes) and the task (which reads and waits for writability).
 
+pub mod encryption;
 pub mod machine;
 pub mod outbox;
 pub(crate) mod task;
@@ -49,6 +50,10 @@ pub(crate) struct Conn {
     pub last_rx: Instant,
     /// A transport ping is waiting for its pong.
     pub ping_sent: bool,
+    /// Set for encrypted clients: their messages leave the shared fast path.
+    pub encryption: Option<encryption::Encryption>,
+    /// Plaintext bytes waiting in the shard's encrypt queue (counts toward the limit).
+    pub pending_encrypt: usize,
 }
 
 impl Conn {
@@ -68,6 +73,8 @@ impl Conn {
             connected_reported: false,
             last_rx: now,
             ping_sent: false,
+            encryption: None,
+            pending_encrypt: 0,
         }
     }
 

@@ -164,6 +164,22 @@ impl EngineBuilder {
         self
     }
 
+    /// Replaces the built-in ECDH handshake (Ignis `handshakeFn`); runs after the
+    /// authenticator when `require_encryption` is set.
+    pub fn handshake(mut self, handshake: impl crate::conn::encryption::Handshake) -> Self {
+        self.callbacks.handshake = Some(Arc::new(handshake));
+        self
+    }
+
+    /// Transforms every message to encrypted clients (Ignis `outboundTransformer`).
+    pub fn outbound_transformer(
+        mut self,
+        transformer: impl crate::conn::encryption::OutboundTransformer,
+    ) -> Self {
+        self.callbacks.transformer = Some(Arc::new(transformer));
+        self
+    }
+
     /// Connects the engine to other instances (the Redis bridge uses this).
     pub fn remote(mut self, factory: RemoteFactory) -> Self {
         self.remote = Some(factory);

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use super::Handle;
 use crate::auth::{Authenticator, LocalFuture};
+use crate::conn::encryption::{Handshake, OutboundTransformer};
 use crate::id::ClientId;
 use crate::rooms::RoomValidator;
 
@@ -74,6 +75,8 @@ pub(crate) struct Callbacks {
     pub on_message: Option<Arc<dyn MessageHandler>>,
     pub on_connect: Option<Hook<ConnectedClient>>,
     pub on_disconnect: Option<Hook<DisconnectedClient>>,
+    pub handshake: Option<Arc<dyn Handshake>>,
+    pub transformer: Option<Arc<dyn OutboundTransformer>>,
 }
 
 /// Adapts a closure `Fn(Handle, ClientMessage) -> impl Future<Output = ()>`.

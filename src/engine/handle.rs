@@ -229,6 +229,17 @@ impl Handle {
         Ok(())
     }
 
+    /// Routes a client's messages through the configured outbound transformer
+    /// (Ignis `enableClientEncryption`); no effect without a transformer.
+    pub fn enable_client_encryption(&self, client_id: &str) -> Result<(), SendError> {
+        let id = parse_client(client_id)?;
+        let owner = self.shared.broker.owner_of(&id);
+        self.shared
+            .broker
+            .send_to(owner, Command::EnableEncryption(id));
+        Ok(())
+    }
+
     /// Closes a local client with 1000.
     pub fn disconnect(&self, client_id: &str) -> Result<(), SendError> {
         let id = parse_client(client_id)?;

@@ -87,6 +87,11 @@ impl Frame {
         }
     }
 
+    /// Length of the JSON payload.
+    pub fn payload_len(&self) -> usize {
+        self.bytes.len() - self.header_len as usize
+    }
+
     /// The whole frame, ready to be written to a socket.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
@@ -182,7 +187,7 @@ pub fn connected_frame(
     client_id: &str,
     user_id: Option<&str>,
     time: std::time::SystemTime,
-    extra: &[(&str, &str)],
+    extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Frame {
     let mut data = serde_json::Map::new();
     data.insert("id".into(), client_id.into());
@@ -191,7 +196,7 @@ pub fn connected_frame(
     }
     data.insert("time".into(), iso8601(time).into());
     for (key, value) in extra {
-        data.insert((*key).into(), (*value).into());
+        data.insert(key.clone(), value.clone());
     }
     Frame::from_serialize("connected", &data).unwrap_or_else(|_| Frame::from_raw("connected", None))
 }
@@ -244,12 +249,13 @@ mod time_tests {
 
     #[test]
     fn connected_has_ignis_key_order_and_omits_missing_user() {
-        let f = connected_frame("c1", None, UNIX_EPOCH, &[]);
+        let f = connected_frame("c1", None, UNIX_EPOCH, &Default::default());
         assert_eq!(
             &f.payload()[..],
             br#"{"event":"connected","data":{"id":"c1","time":"1970-01-01T00:00:00.000Z"}}"#
         );
-        let f = connected_frame("c1", Some("u"), UNIX_EPOCH, &[("salt", "s")]);
+        let extra = serde_json::json!({ "salt": "s" });
+        let f = connected_frame("c1", Some("u"), UNIX_EPOCH, extra.as_object().unwrap());
         assert!(
             std::str::from_utf8(&f.payload())
                 .unwrap()

@@ -81,6 +81,8 @@ pub enum Command {
     Leave(ClientId, Vec<String>),
     /// Close a local client with 1000.
     Disconnect(ClientId),
+    /// Route a local client's messages through the embedder's transformer.
+    EnableEncryption(ClientId),
     /// Answer a query.
     Query(Query),
     /// Close every client with 1001 and stop.

@@ -70,6 +70,7 @@ async fn run(shard: Rc<Shard>, inbox: ShardInbox) {
     let sweeps = [
         tokio::task::spawn_local(heartbeat_sweeps(shard.clone())),
         tokio::task::spawn_local(idle_sweeps(shard.clone())),
+        tokio::task::spawn_local(encryptor(shard.clone())),
     ];
     drain_inbox(&shard, &inbox).await;
     for sweep in sweeps {
@@ -130,6 +131,11 @@ fn handle(shard: &Rc<Shard>, command: Command) {
                 shard.close(slot, crate::protocol::CloseReason::Normal);
             }
         }
+        Command::EnableEncryption(id) => {
+            if let Some(slot) = shard.slot_of(&id) {
+                shard.enable_encryption(slot);
+            }
+        }
         Command::Query(query) => shard.answer(query),
         Command::Shutdown => {}
     }
@@ -155,6 +161,19 @@ async fn idle_sweeps(shard: Rc<Shard>) {
     loop {
         ticks.tick().await;
         shard.sweep_idle(std::time::Instant::now());
+        shard.flush_dirty();
+    }
+}
+
+/// Seals messages for encrypted clients, `encrypted_batch_limit` at a time, yielding in
+/// between so plain deliveries and reads are never held up behind encryption.
+async fn encryptor(shard: Rc<Shard>) {
+    loop {
+        shard.encrypt_wake.notified().await;
+        while shard.encrypt_batch() {
+            shard.flush_dirty();
+            tokio::task::yield_now().await;
+        }
         shard.flush_dirty();
     }
 }

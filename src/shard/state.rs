@@ -10,6 +10,7 @@
 //! task, which waits for writability; the walk never waits for anyone.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -22,12 +23,14 @@ use super::index::{LocalIndex, Slot};
 use super::placement::ShardId;
 use crate::auth::Identity;
 use crate::conn::Conn;
+use crate::conn::encryption::{EncryptJob, Encryption};
 use crate::conn::machine::AuthVerdict;
 use crate::conn::outbox::{Flush, Push};
 use crate::engine::callbacks::{ConnectedClient, DisconnectedClient, run_local};
 use crate::engine::{EngineShared, Handle};
 use crate::id::ClientId;
 use crate::metrics::ShardMetrics;
+use crate::protocol::Frame;
 use crate::protocol::outbound::{connected_frame, error_frame};
 use crate::protocol::{CloseReason, ErrorText};
 use crate::ws::frame::{OpCode, control_frame};
@@ -47,6 +50,8 @@ pub(crate) struct Shard {
     pub state: RefCell<ShardState>,
     /// The read buffer shared by every connection of this shard (one read at a time).
     pub scratch: RefCell<Box<[u8]>>,
+    /// Wakes the encryptor task when encrypt jobs are queued.
+    pub encrypt_wake: tokio::sync::Notify,
 }
 
 /// The mutable part of a shard.
@@ -56,6 +61,8 @@ pub(crate) struct ShardState {
     pub index: LocalIndex,
     /// Connections with queued frames, flushed at the end of the current batch.
     pub dirty: Vec<Slot>,
+    /// Messages for encrypted clients, sealed by the encryptor task in bounded batches.
+    pub encrypt_queue: VecDeque<EncryptJob>,
 }
 
 impl Shard {
@@ -70,6 +77,7 @@ impl Shard {
             metrics,
             state: RefCell::new(ShardState::default()),
             scratch: RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice()),
+            encrypt_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -83,12 +91,28 @@ impl Shard {
             conns,
             index,
             dirty,
+            encrypt_queue,
         } = &mut *state;
         let frame = delivery.frame.bytes();
+        let plaintext_len = delivery.frame.payload_len();
         let excluded = |id: &ClientId| delivery.exclude.as_ref().is_some_and(|e| e.contains(id));
         let mut queue = |slot: Slot, conn: &mut Conn| -> u64 {
             if !conn.is_authenticated() {
                 return 0;
+            }
+            if conn.encryption.is_some() {
+                let waiting = conn.outbox.queued_bytes() + conn.pending_encrypt;
+                if waiting + plaintext_len > limit {
+                    self.metrics.backpressure_dropped.inc();
+                    return 0;
+                }
+                conn.pending_encrypt += plaintext_len;
+                encrypt_queue.push_back(EncryptJob {
+                    slot,
+                    client_id: conn.id,
+                    payload: delivery.frame.payload(),
+                });
+                return 1;
             }
             match conn.push(slot, frame.clone(), limit, dirty) {
                 Push::Queued => {
@@ -139,6 +163,54 @@ impl Shard {
             }
         }
         self.metrics.deliveries.add(count);
+        if !encrypt_queue.is_empty() {
+            self.encrypt_wake.notify_one();
+        }
+    }
+
+    /// Seals up to `encrypted_batch_limit` queued messages for encrypted clients and
+    /// queues the results; returns whether more are waiting.
+    pub fn encrypt_batch(&self) -> bool {
+        let batch = self.engine.config.encrypted_batch_limit;
+        let transformer = self.engine.callbacks.transformer.as_deref();
+        let mut state = self.state.borrow_mut();
+        let ShardState {
+            conns,
+            dirty,
+            encrypt_queue,
+            ..
+        } = &mut *state;
+        let mut sealed = Vec::new();
+        for _ in 0..batch {
+            let Some(job) = encrypt_queue.pop_front() else {
+                return false;
+            };
+            let Some(conn) = conns.get_mut(job.slot).filter(|c| c.id == job.client_id) else {
+                continue;
+            };
+            conn.pending_encrypt = conn.pending_encrypt.saturating_sub(job.payload.len());
+            if !conn.is_authenticated() {
+                continue;
+            }
+            let frame = match &conn.encryption {
+                Some(Encryption::Session(cipher)) => {
+                    sealed.clear();
+                    cipher.seal_event_json(&job.payload, &mut sealed);
+                    Frame::from_json_text(&sealed)
+                }
+                Some(Encryption::Transformer) => {
+                    match transformer.and_then(|t| t.transform(conn.id, &job.payload)) {
+                        Some(json) => Frame::from_json_text(&json),
+                        None => Frame::from_json_text(&job.payload),
+                    }
+                }
+                None => Frame::from_json_text(&job.payload),
+            };
+            conn.outbox.push_unbounded(frame.bytes().clone());
+            conn.mark_dirty(job.slot, dirty);
+            self.metrics.encrypted_deliveries.inc();
+        }
+        !encrypt_queue.is_empty()
     }
 
     /// Writes every dirty socket once.
@@ -207,7 +279,13 @@ impl Shard {
 
     /// Completes a successful authentication: index the user, join the own-id room and
     /// the default rooms, queue `connected` (with `extra` members), report the client.
-    pub fn accept(&self, slot: Slot, identity: Identity, extra: &[(&str, &str)]) {
+    pub fn accept(
+        &self,
+        slot: Slot,
+        identity: Identity,
+        extra: &serde_json::Map<String, serde_json::Value>,
+        encryption: Option<Encryption>,
+    ) {
         let (client_id, user_id) = {
             let mut state = self.state.borrow_mut();
             let ShardState { conns, index, .. } = &mut *state;
@@ -227,6 +305,7 @@ impl Shard {
                 index.add_user_session(user, slot);
             }
             conn.user_id = user_id.clone();
+            conn.encryption = encryption;
             conn.in_own_room = true;
             conn.connected_reported = true;
             (conn.id, user_id)
@@ -285,6 +364,14 @@ impl Shard {
             }
         }
         self.metrics.rooms.set(index.room_count() as i64);
+    }
+
+    /// Marks a client encrypted through the embedder's transformer
+    /// (Ignis `enableClientEncryption`).
+    pub fn enable_encryption(&self, slot: Slot) {
+        if let Some(conn) = self.state.borrow_mut().conns.get_mut(slot) {
+            conn.encryption = Some(Encryption::Transformer);
+        }
     }
 
     /// The slot of a local client.

@@ -4,6 +4,7 @@
 mod support;
 
 mod delivery;
+mod encryption;
 mod http_api;
 mod jwt_auth;
 mod protocol;
