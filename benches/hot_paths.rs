@@ -1,0 +1,144 @@
+//! Micro-benchmarks of each hot path, with throughput and parameter sweeps:
+//! encode once, broker routing, fan-out to M members (no sockets), inbound parse
+//! (serde_json RawValue vs simd-json), and the room index.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
+use serde_json::value::RawValue;
+use shardcast::conn::outbox::Outbox;
+use shardcast::protocol::{Frame, inbound};
+use shardcast::shard::index::LocalIndex;
+
+const DATA_165: &str = r#"{"seq":123456,"t":1763771234567,"sym":"BTC-USD","px":97123.5,"qty":0.25,"side":"buy","venue":"x","pad":"abcdefghijklmnopqrstuvwxyz0123"}"#;
+
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode_once");
+    let data = RawValue::from_string(DATA_165.to_owned()).unwrap();
+    let value: serde_json::Value = serde_json::from_str(DATA_165).unwrap();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("raw_json", |b| {
+        b.iter(|| black_box(Frame::from_raw(black_box("tick"), Some(&data))))
+    });
+    group.bench_function("serialize_value", |b| {
+        b.iter(|| black_box(Frame::from_serialize(black_box("tick"), &value).unwrap()))
+    });
+    group.finish();
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout_walk");
+    let data = RawValue::from_string(DATA_165.to_owned()).unwrap();
+    let frame = Frame::from_raw("tick", Some(&data));
+    for members in [10usize, 100, 1000, 10_000] {
+        let mut index = LocalIndex::default();
+        for slot in 0..members {
+            index.join("room", slot);
+        }
+        let mut outboxes: Vec<Outbox> = (0..members).map(|_| Outbox::default()).collect();
+        let mut dirty = Vec::with_capacity(members);
+        group.throughput(Throughput::Elements(members as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(members), &members, |b, _| {
+            b.iter(|| {
+                for slot in index.room_members("room") {
+                    outboxes[slot].push(frame.bytes().clone(), 1 << 20);
+                    dirty.push(slot);
+                }
+                // What the flush does after a write: release the frames.
+                for slot in dirty.drain(..) {
+                    outboxes[slot].clear();
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("inbound_parse");
+    let message = format!(r#"{{"event":"chat","data":{DATA_165},"id":"m-42"}}"#);
+    group.throughput(Throughput::Bytes(message.len() as u64));
+    group.bench_function("serde_json_raw", |b| {
+        b.iter(|| match inbound::parse(black_box(message.as_bytes())) {
+            inbound::Inbound::Message(m) => {
+                black_box(m.data);
+            }
+            _ => unreachable!(),
+        })
+    });
+    let mut buffers = simd_json::Buffers::default();
+    group.bench_function("simd_json_borrowed", |b| {
+        let mut scratch = message.clone().into_bytes();
+        b.iter(|| {
+            scratch.copy_from_slice(message.as_bytes());
+            let value =
+                simd_json::to_borrowed_value_with_buffers(&mut scratch, &mut buffers).unwrap();
+            black_box(value);
+        })
+    });
+    group.finish();
+}
+
+fn index(c: &mut Criterion) {
+    let mut group = c.benchmark_group("room_index");
+    let rooms: Vec<String> = (0..1000).map(|i| format!("public-{i}")).collect();
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("join_leave_1000", |b| {
+        let mut index = LocalIndex::default();
+        b.iter(|| {
+            for (slot, room) in rooms.iter().enumerate() {
+                index.join(room, slot);
+            }
+            for (slot, room) in rooms.iter().enumerate() {
+                index.leave(room, slot);
+            }
+        })
+    });
+    let mut index = LocalIndex::default();
+    for (slot, room) in rooms.iter().enumerate() {
+        index.join(room, slot);
+    }
+    group.bench_function("lookup_1000", |b| {
+        b.iter(|| {
+            for room in &rooms {
+                black_box(index.room_members(room).next());
+            }
+        })
+    });
+    group.finish();
+}
+
+fn broker_clone(c: &mut Criterion) {
+    // The broker's per-shard cost: one Arc'd frame clone and one queue send per shard.
+    let mut group = c.benchmark_group("broker_route");
+    let data = RawValue::from_string(DATA_165.to_owned()).unwrap();
+    let frame = Frame::from_raw("tick", Some(&data));
+    for shards in [1usize, 2, 8] {
+        let queues: Vec<_> = (0..shards)
+            .map(|_| crossbeam_channel::bounded::<Frame>(1 << 16))
+            .collect();
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::from_parameter(shards), &shards, |b, _| {
+            b.iter(|| {
+                for (tx, rx) in &queues {
+                    tx.try_send(frame.clone()).unwrap();
+                    black_box(rx.try_recv().unwrap());
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Private so the `pub fn` that `criterion_group!` generates needs no doc.
+mod group {
+    criterion::criterion_group!(
+        benches,
+        super::encode,
+        super::fanout,
+        super::parse,
+        super::index,
+        super::broker_clone
+    );
+}
+criterion_main!(group::benches);
