@@ -119,8 +119,9 @@ impl Handle {
         Ok(())
     }
 
-    /// Ignis `send`: no destination broadcasts; otherwise a local client of that id gets
-    /// it, else it goes to the room of that name (here and, over Redis, everywhere).
+    /// Ignis `send`: no destination broadcasts; a client id connected here gets it (and
+    /// it is published as a client envelope); anything else is a room, delivered here and
+    /// published as a room envelope.
     pub fn send<T: Serialize + ?Sized>(
         &self,
         destination: Option<&str>,
@@ -131,9 +132,15 @@ impl Handle {
             return self.broadcast(event, data, &[]);
         };
         let frame = Frame::from_serialize(event, data)?;
-        self.publish_envelope(&Destination::Room(destination), event, &frame, &[]);
-        let target = Target::ClientOrRoom(Arc::from(destination));
-        self.shared.broker.deliver(target, frame, None);
+        match ClientId::parse_canonical(destination) {
+            Some(id) => {
+                // Only the owner shard knows whether the client is here; it decides.
+                let owner = self.shared.broker.owner_of(&id);
+                let command = Command::Resolve(id, Arc::from(event), frame);
+                self.shared.broker.send_to(owner, command);
+            }
+            None => self.dispatch(Destination::Room(destination), event, frame, &[]),
+        }
         Ok(())
     }
 
@@ -154,7 +161,7 @@ impl Handle {
         self.deliver_local(publication.destination, frame, publication.exclude);
     }
 
-    fn dispatch(
+    pub(crate) fn dispatch(
         &self,
         destination: Destination<'_>,
         event: &str,
@@ -182,7 +189,7 @@ impl Handle {
         self.shared.broker.deliver(target, frame, exclude);
     }
 
-    fn publish_envelope(
+    pub(crate) fn publish_envelope(
         &self,
         destination: &Destination<'_>,
         event: &str,

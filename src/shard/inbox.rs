@@ -26,8 +26,6 @@ pub enum Target {
     Room(Arc<str>),
     /// Every authenticated local client.
     Broadcast,
-    /// Ignis `send(destination)`: a local client of that id, else the room of that name.
-    ClientOrRoom(Arc<str>),
 }
 
 /// Client ids a room or broadcast delivery skips.
@@ -75,6 +73,9 @@ pub enum Command {
     Adopt(Adoption),
     /// Deliver a frame to local recipients.
     Deliver(Delivery),
+    /// Ignis `send(destination)` for a client id: deliver to it if it is connected here
+    /// (publishing a client envelope), otherwise treat the id as a room name everywhere.
+    Resolve(ClientId, Arc<str>, Frame),
     /// Make a local client join rooms (server-side, no validator).
     Join(ClientId, Vec<String>),
     /// Make a local client leave rooms.

@@ -111,6 +111,7 @@ async fn drain_inbox(shard: &Rc<Shard>, inbox: &ShardInbox) {
 fn handle(shard: &Rc<Shard>, command: Command) {
     match command {
         Command::Deliver(delivery) => shard.deliver(&delivery),
+        Command::Resolve(id, event, frame) => resolve(shard, id, &event, frame),
         Command::Adopt(adoption) => task::adopt(shard, adoption),
         Command::Join(id, rooms) => {
             if let Some(slot) = shard.slot_of(&id) {
@@ -139,6 +140,26 @@ fn handle(shard: &Rc<Shard>, command: Command) {
         Command::Query(query) => shard.answer(query),
         Command::Shutdown => {}
     }
+}
+
+/// `send(destination)` where the destination is a client id this shard owns.
+fn resolve(shard: &Rc<Shard>, id: crate::id::ClientId, event: &str, frame: crate::protocol::Frame) {
+    use crate::engine::Destination;
+    let name = id.to_string();
+    if shard.slot_of(&id).is_none() {
+        shard
+            .handle
+            .dispatch(Destination::Room(&name), event, frame, &[]);
+        return;
+    }
+    shard
+        .handle
+        .publish_envelope(&Destination::Client(&name), event, &frame, &[]);
+    shard.deliver(&inbox::Delivery {
+        target: inbox::Target::Client(id),
+        frame,
+        exclude: None,
+    });
 }
 
 async fn heartbeat_sweeps(shard: Rc<Shard>) {

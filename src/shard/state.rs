@@ -155,12 +155,6 @@ impl Shard {
                     }
                 }
             }
-            Target::ClientOrRoom(name) => {
-                match ClientId::parse_canonical(name).and_then(|id| index.client(&id)) {
-                    Some(slot) => count += queue_slot(conns, slot, &mut queue),
-                    None => count += walk_room(index, conns, name, &excluded, &mut queue),
-                }
-            }
         }
         self.metrics.deliveries.add(count);
         if !encrypt_queue.is_empty() {
