@@ -17,7 +17,10 @@ use shardcast::Engine;
 use shardcast::auth::Identity;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(60);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let engine = Engine::builder()
         .configure(|c| {
             c.listen = "127.0.0.1:8090".parse().expect("valid address");
@@ -35,10 +38,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         // Viewers may watch `metrics` and nothing else.
         .validate_rooms(|request| async move {
-            request.rooms.into_iter().filter(|r| r == "metrics").collect()
+            request
+                .rooms
+                .into_iter()
+                .filter(|r| r == "metrics")
+                .collect()
         })
         .on_connect(|_handle, client| async move {
-            println!("viewer {:?} connected as {}", client.user_id, client.client_id);
+            println!(
+                "viewer {:?} connected as {}",
+                client.user_id, client.client_id
+            );
         })
         .start()?;
     println!("dashboard feed on ws://{}/ws", engine.local_addr());

@@ -52,6 +52,12 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         Some(key) => builder = builder.api_key(key),
         None => tracing::info!("no --api-key: POST /api/publish answers 401"),
     }
+    if !config.redis.is_empty() {
+        // Custom client events go to the backend on `ws:inbound`, as the Ignis app does.
+        builder = builder.on_message(|handle, message| async move {
+            handle.forward_inbound(&message);
+        });
+    }
     builder = crate::redis::attach(builder, &config.redis);
     let engine = builder.start()?;
     println!("listening on {}", engine.local_addr());

@@ -218,6 +218,25 @@ impl Handle {
         self.shared.metrics.redis_published.inc();
     }
 
+    /// Forwards a client's custom event to the backend over Redis channel `ws:inbound`
+    /// as `{"serverId","clientId","userId","event","data","id"}` (what the standalone
+    /// server does with every custom event). Returns false without Redis.
+    pub fn forward_inbound(&self, message: &super::ClientMessage) -> bool {
+        let Some(remote) = self.shared.remote.get() else {
+            return false;
+        };
+        let payload = crate::redis::inbound_payload(
+            self.shared.server_id.as_str(),
+            &message.client_id.to_string(),
+            message.user_id.as_deref(),
+            &message.event,
+            message.data.as_deref().map(RawJson::get),
+            message.id.as_deref().map(RawJson::get),
+        );
+        remote.publish_inbound(payload);
+        true
+    }
+
     /// Makes a connected client join rooms, bypassing the room validator.
     pub fn join(&self, client_id: &str, rooms: &[&str]) -> Result<(), SendError> {
         let id = parse_client(client_id)?;

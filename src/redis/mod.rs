@@ -1,16 +1,233 @@
-//! PLACEHOLDER until the Redis layer lands.
+//! The Redis layer: the one bridge per process ([`RedisBridge`]), the [`Emitter`], and the
+//! `ws:inbound` payload ([`inbound_payload`]). Wire-compatible with the Ignis
+//! `WebSocketServerHelper` / `WebSocketEmitter` (see `protocol::envelope`).
+//!
+//! # Contract
+//!
+//! **Tasks and connections.** [`RedisBridge::start`] spawns exactly two tasks on the given
+//! runtime, each owning exactly one Redis connection at a time:
+//!
+//! * the *subscriber* task owns the pub/sub connection. It SUBSCRIBEs `ws:broadcast` and its
+//!   own probe channel `shardcast:probe:{serverId}` (outside `ws:*`, so Ignis nodes never see
+//!   it) and PSUBSCRIBEs `ws:room:*`, `ws:client:*`, `ws:user:*`. It parses every message
+//!   with [`Envelope::parse`](crate::protocol::envelope::Envelope::parse) and calls
+//!   [`EnvelopeSink::deliver`] itself, one message after the other, so the order Redis
+//!   delivers in (per channel, and in fact per connection) is the order the sink sees.
+//!   Envelopes carrying our own `serverId` are counted (`ignored_own`) and skipped; malformed
+//!   ones are counted (`malformed`) and logged at most once per 10 s with the number of
+//!   suppressed ones.
+//! * the *publisher* task owns the command connection. It drains the publish queue in
+//!   batches (pipelined PUBLISHes, order kept) and sends the subscriber's liveness probes
+//!   ahead of queued messages.
+//!
+//! The [`RedisBridge`] handle itself holds no connection: it is a cheap `Clone + Send + Sync`
+//! handle (queue sender, shared atomics) usable from any thread, inside a runtime or not.
+//!
+//! **Faults.** A connection that cannot be made or is lost is retried by its task alone with
+//! jittered, capped exponential backoff ([`RedisSettings::backoff_min`] →
+//! [`RedisSettings::backoff_max`]); the first attempt after losing an established connection
+//! is immediate. Every reconnect of the subscriber re-issues every SUBSCRIBE and PSUBSCRIBE
+//! before it reports ready again. Redis being down at start is not an error: the bridge keeps
+//! retrying and [`RedisBridge::is_ready`] stays false until everything is subscribed. Each
+//! state change (up → down, down → up, first failure) is logged once, never per retry or per
+//! message.
+//!
+//! **Liveness probe.** A pub/sub connection can be "up" and deliver nothing (a half-open TCP
+//! socket after a network cut, a paused or wedged server). When the subscriber has heard
+//! nothing for [`RedisSettings::probe_interval`], it asks the publisher to PUBLISH to its
+//! probe channel; if nothing at all arrives within [`RedisSettings::probe_timeout`] it drops
+//! the connection and reconnects (counted in `probe_timeouts` and `reconnects`). The
+//! publisher uses `probe_timeout` as its command timeout too, so a wedged publisher is
+//! replaced the same way.
+//!
+//! **Overflow.** [`RedisBridge::publish`] never blocks and never allocates beyond the queue
+//! bounds: the queue holds at most [`RedisSettings::publish_queue`] messages *and* at most
+//! [`RedisSettings::publish_queue_bytes`] bytes (channel + payload), counting messages that
+//! are in flight. Beyond either bound the *new* message is refused with
+//! [`PublishError::QueueFull`] and counted in `publish_dropped` (tail drop: what is queued
+//! keeps its order and goes out when Redis is back; a warning is logged at most once per
+//! 10 s). While Redis is down messages therefore wait, up to the bounds, and are published
+//! late rather than never. The batch in flight when a connection fails is re-sent after the
+//! reconnect, so a message can, rarely, be published twice (at-least-once for that batch,
+//! like ioredis' resend of unfulfilled commands); nothing else is retried.
+//!
+//! The subscriber side has no queue of its own: redis-rs reads the socket into an unbounded
+//! channel that this task drains as fast as [`EnvelopeSink::deliver`] returns, which is why
+//! `deliver` must be cheap (hand off to bounded broker queues and return).
+//!
+//! **Close.** [`RedisBridge::shutdown`] stops both tasks: the subscriber unsubscribes and
+//! drops its connection; the publisher stops accepting (later `publish` calls get
+//! [`PublishError::Closed`]), flushes what is queued for at most 2 s if it is connected
+//! (the rest is counted as dropped), sends QUIT and exits. Dropping every handle without
+//! calling `shutdown` has the same effect, minus the wait.
+//!
+//! **Redis Cluster.** Several URLs name the nodes of a Redis Cluster. Classic (non-sharded)
+//! PUBLISH is propagated by the cluster bus to every node, and SUBSCRIBE/PSUBSCRIBE/PUBLISH
+//! carry no key, so no node ever redirects them: the subscriber listens on one reachable
+//! node and the publisher publishes through one reachable node (not necessarily the same).
+//! Each fails over to the next URL in the list when its node fails; list every node you want
+//! used (nodes added later are not discovered). Ignis' ioredis `Cluster` client does the
+//! same thing for pub/sub, so both interoperate on one cluster.
 
-use crate::cli::EmitArgs;
-use crate::engine::EngineBuilder;
+mod attach;
+mod backoff;
+mod bridge;
+pub mod emitter;
+pub mod inbound;
+mod nodes;
+mod publisher;
+mod subscriber;
 
-/// Attaches the Redis bridge when URLs are given.
-pub fn attach(builder: EngineBuilder, urls: &[String]) -> EngineBuilder {
-    let _ = urls;
-    builder
+use std::time::Duration;
+
+pub use attach::{attach, emit_once};
+pub use bridge::RedisBridge;
+pub use emitter::{Emitter, EmitterError};
+pub use inbound::{INBOUND_CHANNEL, inbound_payload};
+
+use crate::protocol::envelope::Envelope;
+
+/// Channel prefix of the liveness probe; the full channel is `shardcast:probe:{serverId}`.
+pub const PROBE_CHANNEL_PREFIX: &str = "shardcast:probe:";
+
+/// How the bridge reaches Redis and how it copes with faults.
+///
+/// Construct with `RedisSettings { urls, ..Default::default() }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]` URLs. One URL = a single Redis; several = the
+    /// nodes of a Redis Cluster (see the module doc). Default: empty (must be set).
+    pub urls: Vec<String>,
+    /// First reconnect delay after a failed attempt. Default 100 ms.
+    pub backoff_min: Duration,
+    /// Cap of the exponential backoff (each delay is jittered within its upper half).
+    /// Default 2 s (ioredis' default cap, as used by Ignis): after a long outage the bridge
+    /// is back within ~2 s of Redis answering, at the cost of one connection attempt per
+    /// 1–2 s per connection while Redis is down.
+    pub backoff_max: Duration,
+    /// Silence after which the subscriber probes its connection. Default 5 s. Smaller finds
+    /// a dead subscriber sooner at the cost of one tiny PUBLISH per interval when idle.
+    pub probe_interval: Duration,
+    /// How long a probe (and any publisher command or connection attempt) may take before
+    /// the connection is declared dead and replaced. Default 3 s.
+    pub probe_timeout: Duration,
+    /// Most messages the publish queue holds (in flight included). Default 10 000.
+    pub publish_queue: usize,
+    /// Most bytes (channel + payload) the publish queue holds. Default 64 MiB.
+    pub publish_queue_bytes: usize,
 }
 
-/// Publishes one envelope.
-pub fn emit_once(args: EmitArgs) -> Result<(), String> {
-    let _ = args;
-    Err("Redis support is not built yet".into())
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            urls: Vec::new(),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            publish_queue: 10_000,
+            publish_queue_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Receives every envelope from other processes, in Redis order.
+///
+/// Called on the bridge's subscriber task: it must be cheap and must not block (hand the
+/// envelope to the broker and return). Envelopes with our own `serverId` never reach it.
+pub trait EnvelopeSink: Send + Sync + 'static {
+    /// Deliver one envelope to local clients.
+    fn deliver(&self, envelope: Envelope);
+}
+
+/// Why [`RedisBridge::start`] refused the settings. Redis being unreachable is never one of
+/// these: the bridge retries that by itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisConfigError {
+    /// No URL was given. Pass at least one `redis://host:port` (several for a cluster).
+    #[error("no Redis URL configured: pass at least one redis://host:port")]
+    NoUrls,
+    /// A URL could not be parsed. Fix its syntax: `redis://[user:password@]host:port[/db]`.
+    #[error("invalid Redis URL `{url}`: {source}")]
+    InvalidUrl {
+        /// The offending URL, password removed.
+        url: String,
+        /// What redis-rs objected to.
+        source: redis::RedisError,
+    },
+    /// A setting is out of range (zero queue, zero probe timing, min backoff above max).
+    #[error("invalid Redis setting `{name}`: {reason}")]
+    InvalidSetting {
+        /// The [`RedisSettings`] field.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// Why [`RedisBridge::publish`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The publish queue is at its message or byte bound (Redis down or too slow); the
+    /// message was dropped and counted. Raise `publish_queue`/`publish_queue_bytes` or fix Redis.
+    #[error("Redis publish queue full; message dropped")]
+    QueueFull,
+    /// The bridge was shut down; nothing more is published.
+    #[error("Redis bridge is shut down")]
+    Closed,
+}
+
+/// State of one of the bridge's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkState {
+    /// A connection attempt (or, for the subscriber, the subscriptions) is in progress.
+    Connecting,
+    /// Connected (subscriber: and subscribed to every channel and pattern).
+    Up,
+    /// The last attempt failed or the connection was lost; waiting for the next attempt.
+    Down,
+    /// Shut down.
+    Stopped,
+}
+
+impl LinkState {
+    /// Lowercase name for logs, `/ready` and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Stopped => "stopped",
+        }
+    }
+}
+
+/// A snapshot of the bridge, for `/ready`, `/metrics` and the dashboard. Counters are
+/// cumulative since start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeStatus {
+    /// The subscriber connection.
+    pub subscriber: LinkState,
+    /// The publisher connection.
+    pub publisher: LinkState,
+    /// Messages waiting in (or in flight from) the publish queue.
+    pub queued: usize,
+    /// Messages PUBLISHed successfully (probes excluded).
+    pub published: u64,
+    /// Messages refused because the queue was full, or abandoned at shutdown.
+    pub publish_dropped: u64,
+    /// Messages received on `ws:*` channels (probes excluded).
+    pub received: u64,
+    /// Envelopes handed to the sink.
+    pub delivered: u64,
+    /// Envelopes skipped because they carried our own `serverId`.
+    pub ignored_own: u64,
+    /// Messages that were not acceptable envelopes.
+    pub malformed: u64,
+    /// Subscriber connections lost (each followed by a reconnect and resubscribe).
+    pub reconnects: u64,
+    /// Publisher connections lost.
+    pub publisher_reconnects: u64,
+    /// Liveness probes that went unanswered (each caused a subscriber reconnect).
+    pub probe_timeouts: u64,
 }

@@ -209,3 +209,32 @@ async fn enable_client_encryption_switches_a_plain_client_to_the_transformer() {
     server.handle.send_to_client(&id, "now", &1).unwrap();
     client.expect_event("wrapped").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_clients_receive_from_another_node_over_redis() {
+    use crate::support::redis::{RedisServer, wait_for};
+    let redis = RedisServer::start();
+    let node = || {
+        TestServer::start(shardcast::redis::attach(
+            support::builder(2).configure(|c| c.require_encryption = true),
+            &[redis.url()],
+        ))
+    };
+    let (a, b) = (node(), node());
+    wait_for("ready", std::time::Duration::from_secs(10), || {
+        a.handle.is_ready() && b.handle.is_ready()
+    })
+    .await;
+    let mut client = SecureClient::login(&b.ws_url(), "remote-enc").await;
+    let id = client.id.clone();
+    a.handle.send_to_client(&id, "c", &1).unwrap();
+    a.handle.send_to_user("remote-enc", "u", &2).unwrap();
+    a.handle.send_to_room("ws-default", "r", &3, &[]).unwrap();
+    a.handle.broadcast("b", &4, &[]).unwrap();
+    for (event, n) in [("c", 1), ("u", 2), ("r", 3), ("b", 4)] {
+        assert_eq!(
+            client.next_plain().await,
+            json!({ "event": event, "data": n })
+        );
+    }
+}

@@ -4,8 +4,14 @@
 mod support;
 
 mod delivery;
+mod emitter;
 mod encryption;
+mod fleet;
 mod http_api;
 mod jwt_auth;
 mod protocol;
+mod redis_bridge;
+mod redis_engine;
+mod redis_faults;
+mod refpeer_interop;
 mod serve_binary;

@@ -1,0 +1,334 @@
+//! The [`RedisBridge`] handle and the state it shares with its two tasks.
+//!
+//! Ownership: [`Shared`] (atomics only) is read and written by the handle (any thread) and
+//! both tasks; the publish queue sender lives in the handle, its receiver in the publisher
+//! task; the probe channel goes from the subscriber task to the publisher task. The stop
+//! signal is a `watch` whose sender lives in the handle: sending `true` or dropping the last
+//! handle stops both tasks (see the module doc of [`crate::redis`] for what they do then).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::backoff::LogLimiter;
+use super::nodes::{Nodes, parse_url};
+use super::publisher::Publisher;
+use super::subscriber::Subscriber;
+use super::{
+    BridgeStatus, EnvelopeSink, LinkState, PROBE_CHANNEL_PREFIX, PublishError, RedisConfigError,
+    RedisSettings,
+};
+use crate::protocol::envelope::Envelope;
+
+/// The one Redis bridge of a process: a cheap, cloneable `Send + Sync` handle to the
+/// subscriber and publisher tasks. See the [module docs](crate::redis) for the contract.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// use shardcast::protocol::envelope::Envelope;
+/// use shardcast::redis::{EnvelopeSink, RedisBridge, RedisSettings};
+///
+/// struct Print;
+/// impl EnvelopeSink for Print {
+///     fn deliver(&self, envelope: Envelope) {
+///         println!("{} -> {:?}", envelope.event, envelope.target);
+///     }
+/// }
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let settings = RedisSettings { urls: vec!["redis://127.0.0.1:6379".into()], ..Default::default() };
+/// let server_id = uuid::Uuid::new_v4().to_string();
+/// let bridge = RedisBridge::start(settings, server_id, Arc::new(Print), &tokio::runtime::Handle::current())?;
+/// bridge.publish("ws:broadcast".into(), r#"{"serverId":"x","type":"broadcast","event":"hi"}"#.into())?;
+/// bridge.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBridge {
+    inner: Arc<Inner>,
+}
+
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<RedisBridge>();
+};
+
+struct Inner {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Outgoing>,
+    max_bytes: usize,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One queued PUBLISH.
+pub(crate) struct Outgoing {
+    pub(crate) channel: String,
+    pub(crate) payload: Bytes,
+}
+
+impl Outgoing {
+    /// What this message counts against `publish_queue_bytes`.
+    pub(crate) fn size(&self) -> usize {
+        self.channel.len() + self.payload.len()
+    }
+}
+
+/// State shared by the handle and both tasks (atomics only, no locks).
+pub(crate) struct Shared {
+    pub(crate) server_id: String,
+    pub(crate) probe_channel: String,
+    subscriber: AtomicU8,
+    publisher: AtomicU8,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) queued_bytes: AtomicUsize,
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_dropped: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) ignored_own: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) publisher_reconnects: AtomicU64,
+    pub(crate) probe_timeouts: AtomicU64,
+    drop_log: LogLimiter,
+}
+
+/// Interval of every rate-limited warning of the bridge.
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl Shared {
+    fn new(server_id: String) -> Self {
+        let probe_channel = format!("{PROBE_CHANNEL_PREFIX}{server_id}");
+        let zero = || AtomicU64::new(0);
+        Shared {
+            server_id,
+            probe_channel,
+            subscriber: AtomicU8::new(LinkState::Connecting as u8),
+            publisher: AtomicU8::new(LinkState::Connecting as u8),
+            queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            published: zero(),
+            publish_dropped: zero(),
+            received: zero(),
+            delivered: zero(),
+            ignored_own: zero(),
+            malformed: zero(),
+            reconnects: zero(),
+            publisher_reconnects: zero(),
+            probe_timeouts: zero(),
+            drop_log: LogLimiter::new(LOG_EVERY),
+        }
+    }
+
+    pub(crate) fn set_subscriber(&self, state: LinkState) {
+        self.subscriber.store(state as u8, Ordering::Release);
+    }
+
+    pub(crate) fn set_publisher(&self, state: LinkState) {
+        self.publisher.store(state as u8, Ordering::Release);
+    }
+
+    fn subscriber(&self) -> LinkState {
+        decode_state(self.subscriber.load(Ordering::Acquire))
+    }
+
+    fn publisher(&self) -> LinkState {
+        decode_state(self.publisher.load(Ordering::Acquire))
+    }
+
+    /// Give back the queue budget of messages that left the queue (sent or abandoned).
+    pub(crate) fn release(&self, messages: usize, bytes: usize) {
+        self.queued.fetch_sub(messages, Ordering::AcqRel);
+        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Count dropped messages, with a warning at most once per [`LOG_EVERY`].
+    pub(crate) fn count_dropped(&self, messages: u64, why: &str) {
+        self.publish_dropped.fetch_add(messages, Ordering::Relaxed);
+        if let Some(suppressed) = self.drop_log.check() {
+            tracing::warn!(
+                dropped = messages,
+                suppressed,
+                "redis: {why}; message dropped (publish_dropped counts them all)"
+            );
+        }
+    }
+}
+
+fn decode_state(raw: u8) -> LinkState {
+    match raw {
+        x if x == LinkState::Up as u8 => LinkState::Up,
+        x if x == LinkState::Down as u8 => LinkState::Down,
+        x if x == LinkState::Stopped as u8 => LinkState::Stopped,
+        _ => LinkState::Connecting,
+    }
+}
+
+/// The stop signal as seen by a task.
+#[derive(Clone)]
+pub(crate) struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Completes once stop was requested or every handle is gone. Cancel-safe.
+    pub(crate) async fn wait(&mut self) {
+        loop {
+            if *self.0.borrow_and_update() {
+                return;
+            }
+            if self.0.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl RedisBridge {
+    /// Spawns the subscriber and publisher tasks on `runtime` and returns at once: Redis being down at start is not an error.
+    ///
+    /// `server_id` is this process' id (a UUID v4): envelopes carrying it are skipped. Errors
+    /// only for settings that can never work (no URL, unparsable URL, zero bounds).
+    pub fn start(
+        settings: RedisSettings,
+        server_id: String,
+        sink: Arc<dyn EnvelopeSink>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<RedisBridge, RedisConfigError> {
+        let nodes = validate(&settings)?;
+        let shared = Arc::new(Shared::new(server_id));
+        let (queue_tx, queue_rx) = mpsc::channel(settings.publish_queue);
+        let (probe_tx, probe_rx) = mpsc::channel(1);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = StopSignal(stop_rx);
+        let subscriber = Subscriber::new(&settings, nodes.clone(), shared.clone(), sink, probe_tx);
+        let publisher = Publisher::new(&settings, nodes, shared.clone(), queue_rx, probe_rx);
+        let tasks = vec![
+            runtime.spawn(subscriber.run(stop.clone())),
+            runtime.spawn(publisher.run(stop)),
+        ];
+        Ok(RedisBridge {
+            inner: Arc::new(Inner {
+                shared,
+                queue: queue_tx,
+                max_bytes: settings.publish_queue_bytes,
+                stop: stop_tx,
+                tasks: Mutex::new(tasks),
+            }),
+        })
+    }
+
+    /// Non-blocking, callable from any thread (including threads that are not in a tokio runtime): queue PUBLISH channel payload.
+    ///
+    /// Fails (and counts `publish_dropped`) when the queue is at its message or byte bound.
+    pub fn publish(&self, channel: String, payload: Bytes) -> Result<(), PublishError> {
+        let inner = &*self.inner;
+        let shared = &*inner.shared;
+        let message = Outgoing { channel, payload };
+        let size = message.size();
+        let before = shared.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if before.saturating_add(size) > inner.max_bytes {
+            shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            shared.count_dropped(1, "publish queue byte bound reached");
+            return Err(PublishError::QueueFull);
+        }
+        shared.queued.fetch_add(1, Ordering::AcqRel);
+        match inner.queue.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                shared.release(1, size);
+                shared.count_dropped(1, "publish queue full");
+                Err(PublishError::QueueFull)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                shared.release(1, size);
+                Err(PublishError::Closed)
+            }
+        }
+    }
+
+    /// Queue an envelope on its Ignis channel (see [`Envelope::channel`]).
+    pub fn publish_envelope(&self, envelope: &Envelope) -> Result<(), PublishError> {
+        self.publish(envelope.channel(), Bytes::from(envelope.encode()))
+    }
+
+    /// Subscriber state, publisher state and counters.
+    pub fn status(&self) -> BridgeStatus {
+        let s = &*self.inner.shared;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BridgeStatus {
+            subscriber: s.subscriber(),
+            publisher: s.publisher(),
+            queued: s.queued.load(Ordering::Relaxed),
+            published: get(&s.published),
+            publish_dropped: get(&s.publish_dropped),
+            received: get(&s.received),
+            delivered: get(&s.delivered),
+            ignored_own: get(&s.ignored_own),
+            malformed: get(&s.malformed),
+            reconnects: get(&s.reconnects),
+            publisher_reconnects: get(&s.publisher_reconnects),
+            probe_timeouts: get(&s.probe_timeouts),
+        }
+    }
+
+    /// True when the subscriber is connected AND subscribed to every channel and pattern.
+    pub fn is_ready(&self) -> bool {
+        self.inner.shared.subscriber() == LinkState::Up
+    }
+
+    /// This process' `serverId`.
+    pub fn server_id(&self) -> &str {
+        &self.inner.shared.server_id
+    }
+
+    /// Stop both tasks and wait for them: the subscriber unsubscribes and disconnects, the
+    /// publisher flushes its queue (at most 2 s, when connected) and sends QUIT. Idempotent;
+    /// concurrent callers all return once the tasks are gone.
+    pub async fn shutdown(&self) {
+        self.inner.stop.send_replace(true);
+        let mut tasks = self.inner.tasks.lock().await;
+        for task in tasks.drain(..) {
+            if let Err(e) = task.await {
+                tracing::error!("redis: bridge task ended abnormally: {e}");
+            }
+        }
+    }
+}
+
+/// Upper bound of `publish_queue` (tokio's channel capacity limit is far above it).
+const MAX_QUEUE: usize = 1 << 28;
+
+/// Check settings and parse every URL.
+fn validate(settings: &RedisSettings) -> Result<Nodes, RedisConfigError> {
+    let invalid = |name, reason| Err(RedisConfigError::InvalidSetting { name, reason });
+    if settings.urls.is_empty() {
+        return Err(RedisConfigError::NoUrls);
+    }
+    if settings.publish_queue == 0 || settings.publish_queue > MAX_QUEUE {
+        return invalid("publish_queue", "must be between 1 and 2^28");
+    }
+    if settings.publish_queue_bytes == 0 {
+        return invalid("publish_queue_bytes", "must be at least 1");
+    }
+    if settings.probe_interval.is_zero() {
+        return invalid("probe_interval", "must be above zero");
+    }
+    if settings.probe_timeout.is_zero() {
+        return invalid("probe_timeout", "must be above zero");
+    }
+    if settings.backoff_min > settings.backoff_max {
+        return invalid("backoff_min", "must not exceed backoff_max");
+    }
+    let list = settings
+        .urls
+        .iter()
+        .map(|url| {
+            parse_url(url).map_err(|(url, source)| RedisConfigError::InvalidUrl { url, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Nodes::new(list).ok_or(RedisConfigError::NoUrls)
+}
