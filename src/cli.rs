@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// Require the ECDH encryption handshake from every client.
     #[arg(long, env = "SHARDCAST_REQUIRE_ENCRYPTION")]
     pub require_encryption: bool,
+    /// Write coalescing: pause `factor × last flush time` between flushes, 0 = off [default: 3].
+    #[arg(long, env = "SHARDCAST_WRITE_COALESCE_FACTOR")]
+    pub write_coalesce_factor: Option<u32>,
+    /// Longest coalescing pause in milliseconds [default: 5].
+    #[arg(long, env = "SHARDCAST_MAX_WRITE_DELAY_MS")]
+    pub max_write_delay_ms: Option<u64>,
 }
 
 /// `shardcast emit` arguments.
@@ -171,6 +177,8 @@ pub struct FileConfig {
     backpressure_limit: Option<usize>,
     close_on_backpressure_limit: Option<bool>,
     require_encryption: Option<bool>,
+    write_coalesce_factor: Option<u32>,
+    max_write_delay_ms: Option<u64>,
 }
 
 /// A TOML value given either as `"a,b"` or `["a", "b"]`.
@@ -317,6 +325,15 @@ impl ServeArgs {
             close_on_backpressure_limit: self.close_on_backpressure_limit
                 || file.close_on_backpressure_limit.unwrap_or(false),
             require_encryption: self.require_encryption || file.require_encryption.unwrap_or(false),
+            write_coalesce_factor: self
+                .write_coalesce_factor
+                .or(file.write_coalesce_factor)
+                .unwrap_or(defaults.write_coalesce_factor),
+            max_write_delay: ms(
+                self.max_write_delay_ms,
+                file.max_write_delay_ms,
+                defaults.max_write_delay,
+            ),
             ..defaults
         };
         engine.validate()?;

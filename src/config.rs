@@ -76,6 +76,11 @@ pub struct EngineConfig {
     pub request_timeout: Duration,
     /// Capacity of each shard's inbox; a full inbox drops deliveries (counted). Default 65536.
     pub shard_inbox_capacity: usize,
+    /// Write coalescing: after a flush that took `t`, the shard waits `factor × t` before
+    /// the next, so heavy fan-outs put many frames in each write. 0 disables. Default 3.
+    pub write_coalesce_factor: u32,
+    /// The longest coalescing pause (bounds the latency it adds). Default 5 ms.
+    pub max_write_delay: Duration,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +106,8 @@ impl Default for EngineConfig {
             encrypted_batch_limit: defaults::ENCRYPTED_BATCH_LIMIT,
             request_timeout: Duration::from_secs(10),
             shard_inbox_capacity: 65_536,
+            write_coalesce_factor: 3,
+            max_write_delay: Duration::from_millis(5),
         }
     }
 }

@@ -71,6 +71,7 @@ async fn run(shard: Rc<Shard>, inbox: ShardInbox) {
         tokio::task::spawn_local(heartbeat_sweeps(shard.clone())),
         tokio::task::spawn_local(idle_sweeps(shard.clone())),
         tokio::task::spawn_local(encryptor(shard.clone())),
+        tokio::task::spawn_local(flusher(shard.clone())),
     ];
     drain_inbox(&shard, &inbox).await;
     for sweep in sweeps {
@@ -78,6 +79,10 @@ async fn run(shard: Rc<Shard>, inbox: ShardInbox) {
     }
     shard.close_all();
     shard.flush_dirty();
+    if let Some(end) = shard.flush_pause_end() {
+        tokio::time::sleep_until(end.into()).await;
+        shard.flush_dirty();
+    }
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while !shard.state.borrow().conns.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -194,6 +199,20 @@ async fn encryptor(shard: Rc<Shard>) {
         while shard.encrypt_batch() {
             shard.flush_dirty();
             tokio::task::yield_now().await;
+        }
+        shard.flush_dirty();
+    }
+}
+
+/// Performs the flushes deferred by write coalescing, when their pause ends.
+async fn flusher(shard: Rc<Shard>) {
+    loop {
+        shard.flush_wake.notified().await;
+        while let Some(end) = shard.flush_pause_end() {
+            if std::time::Instant::now() >= end {
+                break;
+            }
+            tokio::time::sleep_until(end.into()).await;
         }
         shard.flush_dirty();
     }
