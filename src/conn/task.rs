@@ -10,12 +10,15 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio::time::Sleep;
 
 use super::Conn;
 use super::encryption::{Encryption, Handshake, HandshakeRequest};
@@ -38,7 +41,7 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// How long to wait for the peer's side of the close after half-closing.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-type AuthFuture = LocalFuture<AuthOutcome>;
+type AuthFuture = LocalFuture<Box<AuthOutcome>>;
 
 /// The authenticator's answer combined with the encryption handshake's.
 enum AuthOutcome {
@@ -90,6 +93,20 @@ pub(crate) fn adopt(shard: &Rc<Shard>, adoption: Adoption) {
     tokio::task::spawn_local(task.run(stream, wake, leftover));
 }
 
+/// What woke the connection task.
+enum Wakeup {
+    /// The socket is readable and/or writable.
+    Ready(tokio::io::Ready),
+    /// Waiting on the socket failed.
+    Failed,
+    /// The shard changed something (closing, write blocked, broken).
+    Notified,
+    /// The authenticator (and handshake) finished.
+    Auth(Box<AuthOutcome>),
+    /// The authentication deadline passed.
+    Deadline,
+}
+
 struct ConnTask {
     shard: Rc<Shard>,
     slot: Slot,
@@ -108,26 +125,66 @@ impl ConnTask {
         }
         drop(leftover);
         self.shard.flush_dirty();
+        // Boxed and only while unauthenticated: the timer would otherwise sit in every
+        // connection's task for its whole life.
+        let mut auth_timer: Option<Pin<Box<Sleep>>> = None;
         while let Some((deadline, blocked)) = self.status() {
-            tokio::select! {
-                ready = stream.readable() => match ready {
-                    Ok(()) => self.read_available(&stream).await,
-                    Err(_) => self.peer_gone = true,
-                },
-                () = wake.notified() => {}
-                result = poll_auth(&mut self.auth), if self.auth.is_some() => {
-                    self.auth = None;
-                    self.on_auth_result(result);
+            match deadline {
+                Some(at)
+                    if auth_timer
+                        .as_ref()
+                        .is_none_or(|t| t.deadline() != at.into()) =>
+                {
+                    auth_timer = Some(Box::pin(tokio::time::sleep_until(at.into())));
                 }
-                () = sleep_until(deadline), if deadline.is_some() => self.on_deadline(),
-                ready = stream.writable(), if blocked => match ready {
-                    Ok(()) => self.shard.flush_one(self.slot),
-                    Err(_) => self.peer_gone = true,
+                Some(_) => {}
+                None => auth_timer = None,
+            }
+            // The select only picks what happened; the work (which may await) runs after
+            // it, so the branch futures are not kept alive across that await.
+            // One readiness future for both directions (writability only matters while
+            // the shard could not write everything).
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let wakeup = tokio::select! {
+                ready = stream.ready(interest) => match ready {
+                    Ok(ready) => Wakeup::Ready(ready),
+                    Err(_) => Wakeup::Failed,
                 },
+                () = wake.notified() => Wakeup::Notified,
+                result = poll_auth(&mut self.auth), if self.auth.is_some() => Wakeup::Auth(result),
+                () = poll_timer(&mut auth_timer), if auth_timer.is_some() => Wakeup::Deadline,
+            };
+            let mut more_to_read = false;
+            match wakeup {
+                Wakeup::Ready(ready) => {
+                    if ready.is_writable() {
+                        self.shard.flush_one(self.slot);
+                    }
+                    if ready.is_readable() || ready.is_read_closed() {
+                        more_to_read = self.read_available(&stream);
+                    }
+                }
+                Wakeup::Failed => self.peer_gone = true,
+                Wakeup::Notified => {}
+                Wakeup::Auth(result) => {
+                    self.auth = None;
+                    self.on_auth_result(*result);
+                }
+                Wakeup::Deadline => self.on_deadline(),
+            }
+            if more_to_read {
+                // A flooding client: let the shard's other tasks run before reading on.
+                self.shard.flush_dirty();
+                tokio::task::yield_now().await;
             }
             self.shard.flush_dirty();
         }
-        self.finish(&stream, &wake).await;
+        // Boxed: the closing sequence's timers exist only while a connection closes.
+        Box::pin(self.finish(&stream, &wake)).await;
     }
 
     /// `None` once the connection is closing or gone; else the auth deadline and whether
@@ -144,11 +201,13 @@ impl ConnTask {
         Some((conn.machine.auth_deadline(), conn.write_blocked))
     }
 
-    async fn read_available(&mut self, stream: &TcpStream) {
+    /// Reads and handles what the socket has, up to a budget; returns true when the
+    /// budget ran out with data still waiting (the caller yields, then reads on).
+    fn read_available(&mut self, stream: &TcpStream) -> bool {
         let shard = self.shard.clone();
         let mut budget = READ_BUDGET;
         loop {
-            let result = {
+            let read = {
                 let mut scratch = shard.scratch.borrow_mut();
                 match stream.try_read(&mut scratch) {
                     Ok(0) => Err(()),
@@ -156,25 +215,23 @@ impl ConnTask {
                         self.on_bytes(&mut scratch[..n], Instant::now());
                         Ok(n)
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(0),
                     Err(_) => Err(()),
                 }
             };
-            match result {
+            match read {
                 Err(()) => {
                     self.peer_gone = true;
-                    return;
+                    return false;
                 }
                 Ok(n) => budget = budget.saturating_sub(n),
             }
             if self.status().is_none() {
-                return;
+                return false;
             }
             if budget == 0 {
-                shard.flush_dirty();
-                tokio::task::yield_now().await;
-                budget = READ_BUDGET;
+                return true;
             }
         }
     }
@@ -289,14 +346,14 @@ impl ConnTask {
         let authenticating = authenticator.authenticate(request);
         let client_id = self.client_id;
         self.auth = Some(Box::pin(async move {
-            match authenticating.await {
+            Box::new(match authenticating.await {
                 Ok(Some(identity)) => negotiation.run(identity).await,
                 Ok(None) => AuthOutcome::Refused(AuthVerdict::Rejected),
                 Err(err) => {
                     tracing::warn!(client = %client_id, "{err}");
                     AuthOutcome::Refused(AuthVerdict::Failed)
                 }
-            }
+            })
         }));
     }
 
@@ -395,7 +452,8 @@ impl ConnTask {
         }
         if !self.peer_gone {
             let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
-            let _ = tokio::time::timeout(CLOSE_LINGER, discard_until_eof(stream)).await;
+            let _ =
+                tokio::time::timeout(CLOSE_LINGER, discard_until_eof(&self.shard, stream)).await;
         }
         self.shard.remove(self.slot);
     }
@@ -416,13 +474,15 @@ fn echo_close(code: Option<u16>) -> CloseReason {
     }
 }
 
-async fn discard_until_eof(stream: &TcpStream) {
-    let mut sink = [0u8; 4096];
+/// Reads and drops input until the peer closes. Reads go to the shard's scratch buffer:
+/// a buffer in this future would sit in every connection's task for its whole life.
+async fn discard_until_eof(shard: &Shard, stream: &TcpStream) {
     loop {
         if stream.readable().await.is_err() {
             return;
         }
-        match stream.try_read(&mut sink) {
+        let read = stream.try_read(&mut shard.scratch.borrow_mut());
+        match read {
             Ok(0) => return,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -501,16 +561,39 @@ impl Negotiation {
     }
 }
 
-fn poll_auth(slot: &mut Option<AuthFuture>) -> impl Future<Output = AuthOutcome> + '_ {
+fn poll_auth(slot: &mut Option<AuthFuture>) -> impl Future<Output = Box<AuthOutcome>> + '_ {
     std::future::poll_fn(move |cx| match slot {
         Some(future) => future.as_mut().poll(cx),
         None => Poll::Pending,
     })
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
+fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match timer {
+        Some(sleep) => sleep.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The task future lives as long as its connection: keep it small (memory per idle
+    /// connection). This pins its size so a regression shows up here.
+    #[test]
+    fn connection_task_future_stays_small() {
+        fn size_of_run() -> usize {
+            let future = super::ConnTask::run;
+            // The size of the future returned by `run`, via a never-called closure.
+            fn size<F, A, B, C, D, Fut>(_: &F) -> usize
+            where
+                F: Fn(A, B, C, D) -> Fut,
+            {
+                std::mem::size_of::<Fut>()
+            }
+            size(&future)
+        }
+        let bytes = size_of_run();
+        eprintln!("ConnTask::run future: {bytes} bytes");
+        assert!(bytes <= 640, "ConnTask::run future is {bytes} bytes");
     }
 }
