@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: shardcast vs the Ignis reference (refpeer, Bun), same machine,
+# same run, same load. Writes a dated run folder with the exact commands, versions,
+# machine facts, raw JSON of every run, a summary table and a latency-vs-load plot.
+#
+#   loadtest/compare.sh            # full comparison (3 runs per figure, ~25 min)
+#   RUNS=1 loadtest/compare.sh     # one run per figure (~9 min)
+#   SCENARIOS="fanout1k many" loadtest/compare.sh
+#
+# Pinning: every server on core 0 (SERVER_CPU), load generator and Redis on core 1
+# (LOAD_CPU). Traffic stays on 127.0.0.0/8; every run is bounded in time.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+SHARED="${SHARED:-$ROOT/../shared}"
+RUNS="${RUNS:-3}"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+SCENARIOS="${SCENARIOS:-fanout1k fanout2k ceiling many stalled connect shards}"
+DURATION="${DURATION:-10}"
+STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
+OUT="$HERE/runs/$STAMP-$(hostname)"
+mkdir -p "$OUT/raw"
+SECRET=compare-secret
+APIKEY=compare-key
+
+log() { echo "[compare] $*" >&2; }
+
+log "building release binaries"
+(cd "$ROOT" && cargo build --release -p shardcast -p shardcast-load >/dev/null 2>&1)
+SC="$ROOT/target/release/shardcast"
+LOAD="$ROOT/target/release/shardcast-load"
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+RPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+taskset -c "$LOAD_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/redis.log" 2>&1 &
+PIDS+=($!)
+REDIS="redis://127.0.0.1:$RPORT"
+for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+# start_server NAME [shardcast flags...] → sets SPID and ADDR
+start_server() {
+  local name=$1; shift
+  if [[ $name == ref ]]; then
+    PORT=0 HOST=127.0.0.1 REDIS_URL="$REDIS" JWT_SECRET="$SECRET" API_KEY="$APIKEY" ROOM_ALLOW_PREFIX=public- \
+      taskset -c "$SERVER_CPU" bash "$SHARED/refpeer/run.sh" >"$OUT/ref.out" 2>"$OUT/ref.err" &
+    SPID=$!
+    for _ in $(seq 600); do grep -q READY "$OUT/ref.out" 2>/dev/null && break; sleep 0.1; done
+    ADDR="127.0.0.1:$(sed -n 's/READY //p' "$OUT/ref.out")"
+    # run.sh execs bun, so $SPID is the server itself.
+  else
+    taskset -c "$SERVER_CPU" "$SC" serve --jwt-secret "$SECRET" --api-key "$APIKEY" --listen 127.0.0.1:0 \
+      --allow-rooms 'public-*' --redis "$REDIS" "$@" >"$OUT/sc.out" 2>"$OUT/sc.err" &
+    SPID=$!
+    for _ in $(seq 100); do grep -q listening "$OUT/sc.out" 2>/dev/null && break; sleep 0.1; done
+    ADDR="$(sed -n 's/listening on //p' "$OUT/sc.out")"
+  fi
+  sleep 0.5
+}
+stop_server() { kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; sleep 0.5; }
+
+# measure LABEL SERVER "server flags" load-args...
+measure() {
+  local label=$1 server=$2 flags=$3; shift 3
+  for run in $(seq "$RUNS"); do
+    # shellcheck disable=SC2086
+    start_server "$server" $flags
+    local json="$OUT/raw/$label-$server-$run.json"
+    local cmd=(taskset -c "$LOAD_CPU" "$LOAD" "$@" --url "ws://$ADDR/ws" --jwt-secret "$SECRET" --server-pid "$SPID" --no-progress --json "$json")
+    echo "${cmd[*]}" >>"$OUT/commands.txt"
+    log "$label $server run $run"
+    "${cmd[@]}" >"$OUT/raw/$label-$server-$run.txt" 2>&1 || log "  run failed (see raw/$label-$server-$run.txt)"
+    stop_server
+  done
+}
+
+fanout() { echo fanout --redis "$REDIS" --duration-s "$DURATION" "$@"; }
+
+for s in $SCENARIOS; do
+  case $s in
+    fanout1k)
+      for srv in ref sc; do measure fanout1k "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000); done ;;
+    fanout2k)
+      for srv in ref sc; do measure fanout2k "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 2000); done ;;
+    ceiling)
+      for srv in ref sc; do measure ceiling "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 5000); done ;;
+    many)
+      for srv in ref sc; do measure many "$srv" "--shards 1" $(fanout --clients 5000 --rooms 100 --rate 2000 --source-ips 2); done ;;
+    stalled)
+      for srv in ref sc; do
+        measure stalled0 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000)
+        measure stalled1 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000 --stalled 1)
+      done ;;
+    connect)
+      for srv in ref sc; do measure connect "$srv" "--shards 1" connect --clients 10000 --connect-rate 4000 --hold-s 5 --heartbeat-s 2 --source-ips 4; done ;;
+    shards)
+      measure shards1 sc "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 2000)
+      measure shards2 sc "--shards 2" $(fanout --clients 1000 --rooms 1 --rate 2000) ;;
+  esac
+done
+
+{
+  echo "date: $STAMP"
+  echo "host: $(hostname)  kernel: $(uname -r)  cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  echo "shardcast: $("$SC" --version)  rustc: $(rustc --version)"
+  echo "refpeer: bun $(bash "$SHARED/refpeer/setup.sh" 2>/dev/null | xargs -I{} {} --version 2>/dev/null || echo '?'), @venizia/ignis-helpers 0.0.7"
+  echo "redis: $(redis-server --version | cut -d' ' -f3)"
+  echo "pinning: servers on CPU $SERVER_CPU, load generator and Redis on CPU $LOAD_CPU; runs per figure: $RUNS"
+} >"$OUT/machine.txt"
+
+python3 "$HERE/scripts/summarize.py" "$OUT" | tee "$OUT/summary.md"
+log "done: $OUT"

@@ -1,0 +1,179 @@
+//! Stage two of the command line: validate the options, prepare the process (file-descriptor
+//! limit, tokens, addresses), run the chosen scenario on the main thread's runtime and
+//! turn its outcome into a [`Report`].
+
+use crate::cli::{Cli, Command, CommonArgs};
+use crate::error::{Error, Result};
+use crate::proc::{self, ServerProbe};
+use crate::progress::Progress;
+use crate::report::{Report, Versions};
+use crate::runtime::ThreadRegistry;
+use crate::scenario::{self, Ctx, Outcome};
+use crate::session::SessionConfig;
+use crate::stats::Live;
+use crate::target::{SourceAddrs, Target};
+use crate::token::TokenSource;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// File descriptors kept free beyond one per client.
+const FD_MARGIN: u64 = 64;
+
+/// Runs what the command line asks for and returns the text to print.
+pub fn run(cli: Cli) -> Result<String> {
+    match cli.command {
+        Command::ClientBench(a) => crate::client_bench::run(&a),
+        cmd => run_scenario(cmd),
+    }
+}
+
+fn common_of(cmd: &Command) -> Option<&CommonArgs> {
+    match cmd {
+        Command::Connect(a) => Some(&a.common),
+        Command::Fanout(a) => Some(&a.common),
+        Command::Chat(a) => Some(&a.common),
+        Command::Churn(a) => Some(&a.common),
+        Command::ClientBench(_) => None,
+    }
+}
+
+/// Sockets a scenario holds open at once.
+fn sockets_needed(cmd: &Command) -> u64 {
+    match cmd {
+        Command::Connect(a) => a.clients,
+        Command::Fanout(a) => a.clients + a.publisher.http_conns as u64,
+        Command::Chat(a) => a.clients + 1,
+        Command::Churn(a) => a.common.max_inflight as u64,
+        Command::ClientBench(a) => a.connections * 2,
+    }
+}
+
+fn parameters(cmd: &Command) -> serde_json::Value {
+    let v = match cmd {
+        Command::Connect(a) => serde_json::to_value(a),
+        Command::Fanout(a) => serde_json::to_value(a),
+        Command::Chat(a) => serde_json::to_value(a),
+        Command::Churn(a) => serde_json::to_value(a),
+        Command::ClientBench(a) => serde_json::to_value(a),
+    };
+    v.unwrap_or_default()
+}
+
+fn run_scenario(cmd: Command) -> Result<String> {
+    let common = common_of(&cmd)
+        .cloned()
+        .ok_or_else(|| Error::Config("not a scenario".into()))?;
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let ctx = prepare(&common, sockets_needed(&cmd))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("building the main runtime"))?;
+    let outcome = rt.block_on(dispatch(&ctx, &cmd));
+    ctx.progress.finish();
+    let outcome = outcome?;
+    let report = build_report(&cmd, &common, started, t0.elapsed(), outcome);
+    if let Some(path) = &common.json {
+        report.write_json(path)?;
+    }
+    Ok(report.render())
+}
+
+async fn dispatch(ctx: &Ctx, cmd: &Command) -> Result<Outcome> {
+    match cmd {
+        Command::Connect(a) => scenario::connect::run(ctx, a).await,
+        Command::Fanout(a) => scenario::fanout::run(ctx, a).await,
+        Command::Chat(a) => scenario::chat::run(ctx, a).await,
+        Command::Churn(a) => scenario::churn::run(ctx, a).await,
+        Command::ClientBench(_) => Err(Error::Config("not a scenario".into())),
+    }
+}
+
+fn build_report(
+    cmd: &Command,
+    common: &CommonArgs,
+    started: SystemTime,
+    took: Duration,
+    o: Outcome,
+) -> Report {
+    let mut warnings = o.client.warnings();
+    warnings.extend(o.warnings);
+    Report {
+        scenario: cmd.name().to_string(),
+        started_at: humantime::format_rfc3339_millis(started).to_string(),
+        duration_s: took.as_secs_f64(),
+        target: common.url.clone(),
+        parameters: parameters(cmd),
+        host: proc::host_info(),
+        versions: Versions {
+            shardcast_load: env!("CARGO_PKG_VERSION"),
+            server_header: o.server_header,
+        },
+        server: common.server_pid.and_then(|p| proc::server_info(p).ok()),
+        results: o.results,
+        client: o.client,
+        warnings,
+        summary: o.summary,
+    }
+}
+
+/// Validates the shared options and builds the scenario context.
+fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
+    if c.threads == 0 || c.threads > 256 {
+        return Err(Error::Config("--threads must be 1..=256".into()));
+    }
+    if c.connect_rate.is_nan() || c.connect_rate <= 0.0 || c.max_inflight == 0 {
+        return Err(Error::Config(
+            "--connect-rate and --max-inflight must be positive".into(),
+        ));
+    }
+    let target = Target::from_url(&c.url, c.allow_non_loopback)?;
+    let sources = SourceAddrs::loopback(c.source_ips, target.addr)?;
+    let token = match (&c.jwt_secret, &c.token) {
+        (Some(s), _) => TokenSource::Jwt {
+            secret: s.as_bytes().to_vec(),
+            ttl_s: c.jwt_ttl_s,
+        },
+        (None, Some(t)) => TokenSource::Raw(t.clone()),
+        (None, None) => {
+            return Err(Error::Config(
+                "pass --jwt-secret SECRET (HS256 token per client, sub = load-{i}) or --token TOKEN (dev-mode servers)".into(),
+            ));
+        }
+    };
+    check_fd_limit(sockets)?;
+    let server = match c.server_pid {
+        Some(pid) => {
+            proc::sample(pid).map_err(Error::io(format!("reading /proc/{pid} (--server-pid)")))?;
+            Some(ServerProbe { pid })
+        }
+        None => None,
+    };
+    let session = SessionConfig {
+        target,
+        sources,
+        token,
+        connect_timeout: Duration::from_millis(c.connect_timeout_ms),
+        auth_timeout: Duration::from_millis(c.auth_timeout_ms),
+    };
+    Ok(Ctx {
+        common: c.clone(),
+        session: Arc::new(session),
+        server,
+        progress: Progress::new(!c.no_progress),
+        live: Arc::new(Live::default()),
+        registry: ThreadRegistry::default(),
+    })
+}
+
+fn check_fd_limit(sockets: u64) -> Result<()> {
+    let limit = proc::raise_nofile().map_err(Error::io("raising RLIMIT_NOFILE"))?;
+    if sockets + FD_MARGIN > limit {
+        return Err(Error::Config(format!(
+            "about {} file descriptors are needed but RLIMIT_NOFILE is {limit} (hard limit); raise it (ulimit -Hn) or use fewer clients",
+            sockets + FD_MARGIN
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! `shardcast-load`: the load tester bundled with shardcast. It benchmarks any server
+//! speaking the Ignis WebSocket protocol — shardcast or the Ignis reference — through four
+//! scenarios (`connect`, `fanout`, `chat`, `churn`; see `loadtest/README.md`).
+//!
+//! Architecture, and why it stays out of the way of what it measures:
+//!
+//! - [`ws`]: a minimal client WebSocket (hand-written upgrade, borrowing frame codec,
+//!   one per-thread read buffer) so that one core reads millions of small frames/s.
+//! - [`payload`]: timestamps and sequence numbers are found with a byte scan, never a
+//!   JSON parse.
+//! - [`runtime`]: `--threads N` workers, each a single-threaded tokio runtime; publisher
+//!   and subscriber on their own threads; a timer-lag probe on each.
+//! - [`stats`]: per-worker hdrhistograms and per-connection sequence trackers, merged at
+//!   the end.
+//! - [`meter`] and [`proc`]: the server's CPU/RSS from `/proc/<pid>`, and the load
+//!   generator's own CPU, with a loud verdict when it saturated.
+//! - [`scenario`]: the four scenarios; [`report`]: the human summary and the JSON file.
+
+pub mod app;
+pub mod cli;
+pub mod client_bench;
+pub mod error;
+pub mod meter;
+pub mod payload;
+pub mod proc;
+pub mod progress;
+pub mod publisher;
+pub mod report;
+pub mod runtime;
+pub mod scenario;
+pub mod session;
+pub mod stats;
+pub mod target;
+pub mod token;
+pub mod ws;
+
+pub use error::{Error, Result};

@@ -1,0 +1,477 @@
+//! `fanout`: N clients in M rooms (client `i` joins room `i % M`), a publisher at R
+//! messages/s for T seconds through Redis envelopes or `/api/publish`.
+//!
+//! Order of a run: publisher connects → clients ramp, authenticate and join → warm-up
+//! messages until every reader has one from its room (proof the join took effect) →
+//! measured publishing → drain (until every expected message arrived, deliveries stop for
+//! a second, or `--drain-ms` passes) → close.
+//!
+//! Readers scan each frame for the stamp, record `now − t` into their worker's histogram
+//! (a thread-local, merged at the end) and track sequence numbers per connection. Expected
+//! deliveries per reader = messages the publisher got acknowledged for its room.
+//! `--stalled N` clients (the last N indices) join but never read; the readers' latency is
+//! then the "others'" latency of the slow-reader isolation test.
+
+mod results;
+
+pub use results::{FanoutResults, FanoutServer};
+use results::{server_figures, summarize, tally};
+
+use super::fleet::{self, Behavior, FleetPlan};
+use super::{Ctx, End, HEARTBEAT, Outcome, Phase, heartbeat_phase, secs, wait_until};
+use crate::cli::{FanoutArgs, PublishVia};
+use crate::error::{Error, Result};
+use crate::meter::Meter;
+use crate::payload::{self, BENCH_EVENT, PayloadShape};
+use crate::proc::ServerProbe;
+use crate::publisher::{Endpoint, HttpEndpoint, Plan, PublishReport, Publisher, RedisEndpoint};
+use crate::runtime::Ticker;
+use crate::session::Established;
+use crate::stats::{Latency, Live, SeqSummary, SeqTracker};
+use crate::ws::WsConn;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+thread_local! {
+    /// End-to-end latency of every reader on this worker thread.
+    static LATENCY: RefCell<Latency> = RefCell::new(Latency::new());
+    /// Latest arrival time (µs since the epoch) of a measured message on this thread.
+    static LAST_ARRIVAL: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Reads a stalled client may still do at the end to learn whether the server closed it.
+const STALLED_PROBE_READS: usize = 64;
+
+/// The fan-out client behavior (also driven by `client-bench`).
+pub struct Fanout {
+    phase: watch::Receiver<Phase>,
+    rooms: u64,
+    readers: u64,
+    joins: Vec<Option<String>>,
+    heartbeat: Option<Duration>,
+    lazy: Option<Duration>,
+    live: Arc<Live>,
+}
+
+/// One fan-out client's outcome.
+pub struct FanoutClient {
+    room: usize,
+    stalled: bool,
+    seq: SeqSummary,
+    warmed: bool,
+    other: u64,
+    end: End,
+}
+
+/// What one reader saw; [`Reader::on_message`] is the per-frame hot path.
+#[derive(Default)]
+pub struct Reader {
+    tracker: SeqTracker,
+    warmed: bool,
+    frames: u64,
+    other: u64,
+    last: u64,
+}
+
+impl Reader {
+    /// Measured messages seen.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Handles one message: stamp → latency + sequence; warm-up → first-time flag; else
+    /// counted as other.
+    #[inline]
+    pub fn on_message(&mut self, m: &[u8], now: u64, lat: &mut Latency, live: &Live) {
+        if let Some(stamp) = payload::scan(m) {
+            lat.record(now.saturating_sub(stamp.t));
+            self.tracker.observe(stamp.s);
+            self.frames += 1;
+            self.last = now;
+        } else if payload::is_warmup(m) {
+            if !self.warmed {
+                self.warmed = true;
+                Live::add(&live.warmed, 1);
+            }
+        } else {
+            self.other += 1;
+        }
+    }
+}
+
+impl Behavior for Fanout {
+    type Client = FanoutClient;
+    type Worker = (Latency, u64);
+
+    async fn run(self: Arc<Self>, est: Established, i: u64) -> FanoutClient {
+        let room = (i % self.rooms) as usize;
+        let stalled = i >= self.readers;
+        let mut conn = est.conn;
+        let mut out = FanoutClient {
+            room,
+            stalled,
+            seq: SeqSummary::default(),
+            warmed: false,
+            other: 0,
+            end: End::Stopped,
+        };
+        if let Some(join) = &self.joins[room]
+            && let Err(e) = conn.send_text(join.as_bytes()).await
+        {
+            out.end = End::Error(e.to_string());
+            return out;
+        }
+        if stalled {
+            out.end = self.stall(conn, i).await;
+        } else {
+            Live::add(&self.live.ready, 1);
+            self.read(conn, i, &mut out).await;
+        }
+        out
+    }
+
+    fn finish_worker(&self) -> (Latency, u64) {
+        (LATENCY.take(), LAST_ARRIVAL.get())
+    }
+}
+
+impl Fanout {
+    /// Readers only, no joins, no heartbeats: for `client-bench`.
+    pub fn readers_only(phase: watch::Receiver<Phase>, clients: u64, live: Arc<Live>) -> Self {
+        Fanout {
+            phase,
+            rooms: 1,
+            readers: clients,
+            joins: vec![None],
+            heartbeat: None,
+            lazy: None,
+            live,
+        }
+    }
+
+    async fn wait_data(&self, conn: &WsConn) -> std::io::Result<()> {
+        match self.lazy {
+            Some(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            None => conn.readable().await,
+        }
+    }
+
+    async fn read(&self, mut conn: WsConn, i: u64, out: &mut FanoutClient) {
+        let mut r = Reader::default();
+        let mut hb = Ticker::new(self.heartbeat, heartbeat_phase(self.heartbeat, i));
+        let mut phase = self.phase.clone();
+        let mut stop = std::pin::pin!(phase.wait_for(|p| *p >= Phase::Stop));
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = &mut stop => break End::Stopped,
+                _ = hb.tick() => {
+                    if let Err(e) = conn.send_text(HEARTBEAT).await { break End::Error(e.to_string()) }
+                    continue;
+                }
+                res = self.wait_data(&conn) => if let Err(e) = res { break End::Error(e.to_string()) },
+            }
+            let before = r.frames;
+            let drained = LATENCY.with_borrow_mut(|lat| {
+                conn.drain(&mut |m, now| r.on_message(m, now, lat, &self.live))
+            });
+            Live::add(&self.live.frames, r.frames - before);
+            let d = match drained {
+                Ok(d) => d,
+                Err(e) => break End::Error(e.to_string()),
+            };
+            Live::add(&self.live.bytes, d.bytes);
+            Live::add(&self.live.reads, d.reads);
+            let _ = conn.flush_control().await;
+            if let Some(end) = End::from_status(d.status) {
+                Live::add(&self.live.server_closed, 1);
+                break end;
+            }
+        };
+        LAST_ARRIVAL.set(LAST_ARRIVAL.get().max(r.last));
+        if end == End::Stopped {
+            conn.close(1000, Duration::from_secs(2)).await;
+        }
+        (out.seq, out.warmed, out.other, out.end) = (r.tracker.summary(), r.warmed, r.other, end);
+    }
+
+    /// Never reads until the end (heartbeats keep it from being closed as idle), then
+    /// looks whether the server closed it meanwhile.
+    async fn stall(&self, mut conn: WsConn, i: u64) -> End {
+        let mut hb = Ticker::new(self.heartbeat, heartbeat_phase(self.heartbeat, i));
+        let mut phase = self.phase.clone();
+        let mut stop = std::pin::pin!(phase.wait_for(|p| *p >= Phase::Stop));
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = hb.tick() => if conn.send_text(HEARTBEAT).await.is_err() { break },
+            }
+        }
+        for _ in 0..STALLED_PROBE_READS {
+            match conn.drain(&mut |_, _| {}) {
+                Ok(d) if d.bytes == 0 => return End::from_status(d.status).unwrap_or(End::Stopped),
+                Ok(d) => {
+                    if let Some(end) = End::from_status(d.status) {
+                        return end;
+                    }
+                }
+                Err(e) => return End::Error(e.to_string()),
+            }
+        }
+        End::Stopped
+    }
+}
+
+fn endpoint(args: &FanoutArgs) -> Result<Endpoint> {
+    let p = &args.publisher;
+    let allow = args.common.allow_non_loopback;
+    let via = p
+        .publish
+        .or(if p.redis.is_some() {
+            Some(PublishVia::Redis)
+        } else {
+            None
+        })
+        .or(p.api_key.as_ref().map(|_| PublishVia::Http));
+    match via {
+        Some(PublishVia::Redis) => {
+            let url = p
+                .redis
+                .as_deref()
+                .ok_or_else(|| Error::Config("--publish redis needs --redis URL".into()))?;
+            Ok(Endpoint::Redis(RedisEndpoint::from_url(url, allow)?))
+        }
+        Some(PublishVia::Http) => {
+            let key = p
+                .api_key
+                .clone()
+                .ok_or_else(|| Error::Config("--publish http needs --api-key".into()))?;
+            let url = match &p.api_url {
+                Some(u) => u.clone(),
+                None => format!(
+                    "http://{}/api/publish",
+                    crate::target::Target::from_url(&args.common.url, allow)?.host
+                ),
+            };
+            Ok(Endpoint::Http(HttpEndpoint::from_url(
+                &url,
+                key,
+                p.http_conns,
+                allow,
+            )?))
+        }
+        None => Err(Error::Config(
+            "fanout needs a publisher: --redis URL or --api-key KEY".into(),
+        )),
+    }
+}
+
+fn validate(a: &FanoutArgs) -> Result<()> {
+    let bad = |m: &str| Err(Error::Config(m.into()));
+    if a.rooms == 0 || a.clients == 0 {
+        return bad("--rooms and --clients must be at least 1");
+    }
+    if a.default_room && a.rooms != 1 {
+        return bad("--default-room needs --rooms 1");
+    }
+    if a.stalled >= a.clients {
+        return bad("--stalled must be smaller than --clients");
+    }
+    if a.rate.is_nan() || a.rate <= 0.0 || a.duration_s.is_nan() || a.duration_s <= 0.0 {
+        return bad("--rate and --duration-s must be positive");
+    }
+    Ok(())
+}
+
+fn room_names(a: &FanoutArgs) -> Vec<String> {
+    if a.default_room {
+        vec!["ws-default".into()]
+    } else {
+        (0..a.rooms)
+            .map(|k| format!("{}{k}", a.room_prefix))
+            .collect()
+    }
+}
+
+/// Runs the scenario.
+pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
+    validate(args)?;
+    let rooms = room_names(args);
+    let plan = Plan {
+        rooms: rooms.clone(),
+        rate: args.rate,
+        duration: Duration::from_secs_f64(args.duration_s),
+        shape: PayloadShape::for_frame(BENCH_EVENT, args.frame_bytes),
+    };
+    let mut publisher = Publisher::start(endpoint(args)?, plan, ctx.live.clone(), &ctx.registry)?;
+    publisher.ready().await?;
+
+    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
+    let joins = rooms
+        .iter()
+        .map(|r| {
+            (!args.default_room)
+                .then(|| serde_json::json!({"event": "join", "data": {"rooms": [r]}}).to_string())
+        })
+        .collect();
+    let behavior = Arc::new(Fanout {
+        phase: phase_rx,
+        rooms: args.rooms,
+        readers: args.clients - args.stalled,
+        joins,
+        heartbeat: secs(args.heartbeat_s),
+        lazy: (args.lazy_read_ms > 0).then(|| Duration::from_millis(args.lazy_read_ms)),
+        live: ctx.live.clone(),
+    });
+    let c = &ctx.common;
+    let fleet_plan = FleetPlan {
+        clients: args.clients,
+        rate: c.connect_rate,
+        max_inflight: c.max_inflight,
+        workers: c.threads,
+    };
+    let probe = ctx.server.as_ref();
+    let s_idle = ServerProbe::sample(probe);
+    let workers = fleet::spawn(ctx, fleet_plan, behavior)?;
+
+    super::wait_connected(ctx, args.clients).await;
+    if Live::get(&ctx.live.established) == 0 {
+        publisher.abort();
+        let _ = phase_tx.send(Phase::Stop);
+        let outs = workers.join().await?;
+        let m = fleet::merge(outs.into_iter().map(|o| o.result).collect());
+        return Err(Error::NothingConnected(m.failures.samples.join("; ")));
+    }
+    let warmed_all = warmup_phase(ctx, args).await;
+
+    let s_start = ServerProbe::sample(probe);
+    let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
+    let go_us = crate::ws::conn::now_us();
+    let reads_at_go = (Live::get(&ctx.live.frames), Live::get(&ctx.live.reads));
+    publisher.go();
+    let _ = phase_tx.send(Phase::Measure);
+    ctx.progress.phase(
+        "publish",
+        Some((args.rate * args.duration_s).round() as u64),
+    );
+    let live = ctx.live.clone();
+    let published = super::with_progress(ctx, publisher.finish(), || {
+        let (sent, frames) = (Live::get(&live.sent), Live::get(&live.frames));
+        (sent, format!("{frames} delivered"))
+    })
+    .await?;
+    let expected_estimate = estimate_expected(&published.result, args);
+    drain_phase(ctx, expected_estimate, Duration::from_millis(args.drain_ms)).await;
+    let frames_per_read = (Live::get(&ctx.live.frames) - reads_at_go.0) as f64
+        / (Live::get(&ctx.live.reads) - reads_at_go.1).max(1) as f64;
+    let s_end = ServerProbe::sample(probe);
+    let mut client = meter.finish(&ctx.registry);
+
+    ctx.progress.phase("close", None);
+    let _ = phase_tx.send(Phase::Stop);
+    let outs = super::with_progress(ctx, workers.join(), || {
+        (0, format!("{} open", Live::get(&live.open)))
+    })
+    .await?;
+    client.attach_lag(&published.name, published.lag.summary());
+    for o in &outs {
+        client.attach_lag(&o.name, o.lag.summary());
+    }
+    let m = fleet::merge(outs.into_iter().map(|o| o.result).collect());
+    let mut results = tally(args, m.clients.iter().map(|(_, c)| c), published.result);
+    results.established = m.clients.len() as u64;
+    results.failed = m.failures.total();
+    results.connect_latency = m.connect.summary();
+    results.auth_latency = m.auth.summary();
+    results.failures = m.failures;
+    let mut latency = Latency::new();
+    let mut last_arrival = 0;
+    for (l, last) in &m.workers {
+        latency.merge(l);
+        last_arrival = last_arrival.max(*last);
+    }
+    results.latency = latency.summary();
+    results.frames_per_read = frames_per_read;
+    results.deliveries_per_s =
+        results.received as f64 / (last_arrival.saturating_sub(go_us).max(1) as f64 / 1e6);
+    results.server = server_figures(s_idle, s_start, s_end, &results);
+    let mut warnings = Vec::new();
+    if !warmed_all {
+        warnings.push(format!("{} readers never received a warm-up message: joins may have been refused (room policy?)", results.not_warmed));
+    }
+    if results.publisher.errors > 0 {
+        warnings.push(format!(
+            "publisher errors: {} ({:?})",
+            results.publisher.errors, results.publisher.first_error
+        ));
+    }
+    Ok(Outcome {
+        summary: summarize(&results, args),
+        results: serde_json::to_value(&results).unwrap_or_default(),
+        client,
+        warnings,
+        server_header: m.server_header,
+    })
+}
+
+/// Waits until every reader got a warm-up message; false on timeout.
+async fn warmup_phase(ctx: &Ctx, args: &FanoutArgs) -> bool {
+    let live = &ctx.live;
+    let readers = Live::get(&live.ready);
+    ctx.progress.phase("warm-up", Some(readers));
+    let limit = Duration::from_secs_f64(args.warmup_timeout_s.max(0.0));
+    wait_until(
+        ctx,
+        limit,
+        || Live::get(&live.warmed) >= Live::get(&live.ready),
+        || {
+            (
+                Live::get(&live.warmed),
+                format!(
+                    "of {} readers got a warm-up message",
+                    Live::get(&live.ready)
+                ),
+            )
+        },
+    )
+    .await
+}
+
+/// Deliveries to expect if every reader is in its room (failed clients make it an
+/// overestimate; the drain then ends when deliveries stop).
+fn estimate_expected(p: &PublishReport, args: &FanoutArgs) -> u64 {
+    let readers = args.clients - args.stalled;
+    (0..readers)
+        .map(|i| {
+            p.per_room
+                .get((i % args.rooms) as usize)
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Waits for in-flight deliveries: until `expected` arrived, none arrived for `DRAIN_QUIET`,
+/// or `limit` passed.
+async fn drain_phase(ctx: &Ctx, expected: u64, limit: Duration) {
+    ctx.progress.phase("drain", Some(expected));
+    let live = &ctx.live;
+    let quiet = super::DRAIN_QUIET.min(limit);
+    let mut last = (Live::get(&live.frames), Instant::now());
+    let done = || {
+        let now = Live::get(&live.frames);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        now >= expected || last.1.elapsed() >= quiet
+    };
+    wait_until(ctx, limit, done, || {
+        (Live::get(&live.frames), String::new())
+    })
+    .await;
+}

@@ -1,0 +1,382 @@
+//! One client WebSocket connection over a tokio [`TcpStream`].
+//!
+//! Ownership: a [`WsConn`] belongs to exactly one task on one worker thread. Reads land in
+//! a *per-thread* read buffer (`READ_BUF`, 256 KiB, never shared across threads and never
+//! borrowed across an `.await`); only the bytes of a partial trailing frame are copied into
+//! the connection's own `carry`. So a connection costs a few hundred bytes at rest, and a
+//! worker reading thousands of connections touches one hot buffer.
+//!
+//! Every complete text/binary message is handed to the caller's callback with its arrival
+//! time (µs since the Unix epoch, read once per `read()` call, not per frame). Pings are
+//! answered by [`WsConn::flush_control`]; the server's close frame is recorded, answered on
+//! the next flush, and ends the read side ([`ReadStatus::Closed`]).
+
+use super::WsError;
+use super::frame::{self, Frame};
+use super::handshake::{self, Upgraded};
+use std::cell::RefCell;
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::io::Interest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Size of the per-thread read buffer.
+const READ_BUF_SIZE: usize = 256 * 1024;
+/// `read()` calls per [`WsConn::drain`] before yielding to other connections.
+const MAX_READS_PER_DRAIN: usize = 16;
+/// Largest server message accepted (far above any server's limit; protects memory).
+const MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
+
+thread_local! {
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF_SIZE]);
+}
+
+/// State of the read side after a [`WsConn::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// Still open; nothing more to read right now.
+    Open,
+    /// The server sent a close frame with this code (if any).
+    Closed(Option<u16>),
+    /// The server closed TCP without a close frame.
+    Eof,
+}
+
+/// Result of one [`WsConn::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Read-side state.
+    pub status: ReadStatus,
+    /// Bytes read from the socket by this call.
+    pub bytes: u64,
+    /// `read(2)` calls that returned data.
+    pub reads: u64,
+}
+
+/// How a graceful close ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloseOutcome {
+    /// The server's close frame arrived (with this code, if it carried one).
+    pub server_frame: Option<Option<u16>>,
+    /// The server closed TCP.
+    pub eof: bool,
+    /// The deadline passed first.
+    pub timed_out: bool,
+}
+
+/// Outcome of one `read(2)`.
+enum ReadOnce {
+    /// `n` bytes; `drained` when the read was short (nothing more queued).
+    Data { n: usize, drained: bool },
+    /// Nothing to read.
+    WouldBlock,
+    /// The peer closed TCP.
+    Eof,
+}
+
+/// A client WebSocket connection (see the module docs for the threading contract).
+pub struct WsConn {
+    stream: TcpStream,
+    carry: Vec<u8>,
+    frag: Option<Vec<u8>>,
+    out: Vec<u8>,
+    pending_pong: Option<Vec<u8>>,
+    peer_close: Option<Option<u16>>,
+    close_sent: bool,
+    eof: bool,
+}
+
+/// Microseconds since the Unix epoch (the clock the bench payload timestamps use).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl WsConn {
+    /// Connects from `source` (port chosen by the kernel) to `addr` and upgrades on
+    /// `path`, sending `host` as the `Host` header. No timeout: wrap the call.
+    pub async fn connect(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        host: &str,
+        path: &str,
+    ) -> Result<(WsConn, Upgraded), WsError> {
+        let stream = tcp_connect(addr, source).await.map_err(WsError::Connect)?;
+        let mut conn = WsConn {
+            stream,
+            carry: Vec::new(),
+            frag: None,
+            out: Vec::with_capacity(256),
+            pending_pong: None,
+            peer_close: None,
+            close_sent: false,
+            eof: false,
+        };
+        let up = conn.upgrade(host, path).await?;
+        Ok((conn, up))
+    }
+
+    async fn upgrade(&mut self, host: &str, path: &str) -> Result<Upgraded, WsError> {
+        let key = handshake::generate_key();
+        self.stream
+            .write_all(handshake::request(host, path, &key).as_bytes())
+            .await?;
+        let mut head = Vec::with_capacity(512);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(WsError::Eof);
+            }
+            head.extend_from_slice(&chunk[..n]);
+            if let Some(up) = handshake::parse_response(&head, &key)? {
+                self.carry.extend_from_slice(&head[up.head_len..]);
+                return Ok(up);
+            }
+        }
+    }
+
+    /// Sends one masked frame.
+    pub async fn send(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
+        self.out.clear();
+        frame::encode_masked(
+            opcode,
+            payload,
+            fastrand::u32(..).to_ne_bytes(),
+            &mut self.out,
+        );
+        self.stream.write_all(&self.out).await
+    }
+
+    /// Sends one text frame.
+    pub async fn send_text(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.send(frame::OP_TEXT, payload).await
+    }
+
+    /// Waits until the socket is readable (or was already). Cancel-safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.readable().await
+    }
+
+    /// Whether bytes carried over from the last read (e.g. after the upgrade) still wait
+    /// to be parsed: call [`drain`](Self::drain) before waiting for readability.
+    pub fn has_buffered(&self) -> bool {
+        !self.carry.is_empty()
+    }
+
+    /// Reads whatever the socket holds now (without waiting) and hands every complete
+    /// message to `on_msg(payload, arrival_us)`.
+    pub fn drain<F: FnMut(&[u8], u64)>(&mut self, on_msg: &mut F) -> Result<Drained, WsError> {
+        READ_BUF.with_borrow_mut(|buf| self.drain_into(buf, on_msg))
+    }
+
+    fn drain_into<F: FnMut(&[u8], u64)>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        on_msg: &mut F,
+    ) -> Result<Drained, WsError> {
+        let mut filled = self.carry.len();
+        ensure_room(buf, filled);
+        buf[..filled].copy_from_slice(&self.carry);
+        self.carry.clear();
+        if filled > 0 {
+            filled = self.parse_front(buf, filled, now_us(), on_msg)?;
+        }
+        let (mut bytes, mut reads) = (0u64, 0u64);
+        for _ in 0..MAX_READS_PER_DRAIN {
+            if self.peer_close.is_some() || self.eof {
+                break;
+            }
+            match self.read_once(&mut buf[filled..])? {
+                ReadOnce::Eof => self.eof = true,
+                ReadOnce::WouldBlock => break,
+                ReadOnce::Data { n, drained } => {
+                    bytes += n as u64;
+                    reads += 1;
+                    filled = self.parse_front(buf, filled + n, now_us(), on_msg)?;
+                    ensure_room(buf, filled);
+                    if drained {
+                        break;
+                    }
+                }
+            }
+        }
+        self.carry.extend_from_slice(&buf[..filled]);
+        Ok(Drained {
+            status: self.status(),
+            bytes,
+            reads,
+        })
+    }
+
+    /// Parses the complete frames of `buf[..filled]`, moves the partial rest to the front
+    /// and returns its length.
+    fn parse_front<F: FnMut(&[u8], u64)>(
+        &mut self,
+        buf: &mut [u8],
+        filled: usize,
+        now: u64,
+        on_msg: &mut F,
+    ) -> Result<usize, WsError> {
+        let mut pos = 0;
+        while self.peer_close.is_none() {
+            let Some((f, used)) = frame::decode(&buf[pos..filled], MAX_PAYLOAD)? else {
+                break;
+            };
+            pos += used;
+            self.on_frame(f, now, on_msg)?;
+        }
+        buf.copy_within(pos..filled, 0);
+        Ok(filled - pos)
+    }
+
+    fn on_frame<F: FnMut(&[u8], u64)>(
+        &mut self,
+        f: Frame<'_>,
+        now: u64,
+        on_msg: &mut F,
+    ) -> Result<(), WsError> {
+        match f.opcode {
+            frame::OP_TEXT | frame::OP_BINARY if self.frag.is_some() => {
+                return Err(frame::FrameError::Fragmentation.into());
+            }
+            frame::OP_TEXT | frame::OP_BINARY if f.fin => on_msg(f.payload, now),
+            frame::OP_TEXT | frame::OP_BINARY => self.frag = Some(f.payload.to_vec()),
+            frame::OP_CONTINUATION => {
+                let acc = self.frag.as_mut().ok_or(frame::FrameError::Fragmentation)?;
+                acc.extend_from_slice(f.payload);
+                if f.fin {
+                    let msg = self.frag.take().unwrap_or_default();
+                    on_msg(&msg, now);
+                }
+            }
+            frame::OP_PING => self.pending_pong = Some(f.payload.to_vec()),
+            frame::OP_CLOSE => self.peer_close = Some(frame::close_code(f.payload)),
+            _ => {} // pong
+        }
+        Ok(())
+    }
+
+    /// One `read(2)`. A short read means the socket's receive queue was emptied, so the
+    /// cached readiness is cleared at once (tokio only clears it on `EAGAIN`): this saves
+    /// the second `read(2)` per wake-up that would only return `EAGAIN`. Data arriving
+    /// later raises a new edge, so no wake-up is lost.
+    fn read_once(&self, buf: &mut [u8]) -> io::Result<ReadOnce> {
+        let mut got = 0;
+        let res = self.stream.try_io(Interest::READABLE, || {
+            got = nix::unistd::read(&self.stream, buf).map_err(io::Error::from)?;
+            if got > 0 && got < buf.len() {
+                Err(ErrorKind::WouldBlock.into())
+            } else {
+                Ok(got)
+            }
+        });
+        match res {
+            Ok(0) => Ok(ReadOnce::Eof),
+            Ok(n) => Ok(ReadOnce::Data { n, drained: false }),
+            Err(e) if e.kind() == ErrorKind::WouldBlock && got > 0 => Ok(ReadOnce::Data {
+                n: got,
+                drained: true,
+            }),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(ReadOnce::WouldBlock),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn status(&self) -> ReadStatus {
+        match (self.peer_close, self.eof) {
+            (Some(code), _) => ReadStatus::Closed(code),
+            (None, true) => ReadStatus::Eof,
+            (None, false) => ReadStatus::Open,
+        }
+    }
+
+    /// Writes what the last drain owes the server: a pong for a ping, and the close reply
+    /// after the server's close frame.
+    pub async fn flush_control(&mut self) -> io::Result<()> {
+        if let Some(p) = self.pending_pong.take() {
+            self.send(frame::OP_PONG, &p).await?;
+        }
+        if let Some(code) = self.peer_close
+            && !self.close_sent
+        {
+            self.close_sent = true;
+            let payload = code
+                .map(|c| frame::close_payload(c, ""))
+                .unwrap_or_default();
+            self.send(frame::OP_CLOSE, &payload).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes gracefully: sends a close frame with `code` (unless one was exchanged), then
+    /// reads until the server's close frame and its TCP close, or until `wait` passes.
+    pub async fn close(mut self, code: u16, wait: Duration) -> CloseOutcome {
+        if !self.close_sent {
+            self.close_sent = true;
+            if self
+                .send(frame::OP_CLOSE, &frame::close_payload(code, ""))
+                .await
+                .is_err()
+            {
+                return self.outcome(false);
+            }
+        }
+        let timed_out = tokio::time::timeout(wait, self.await_close())
+            .await
+            .is_err();
+        self.outcome(timed_out)
+    }
+
+    /// Reads (and ignores) messages until the server's close frame, then until EOF.
+    async fn await_close(&mut self) {
+        let mut ignore = |_: &[u8], _: u64| {};
+        let mut first = true;
+        while self.peer_close.is_none() && !self.eof {
+            let ready = first || self.stream.readable().await.is_ok();
+            first = false;
+            if !ready || self.drain(&mut ignore).is_err() {
+                self.eof = true;
+            }
+        }
+        let mut sink = [0u8; 512];
+        while !self.eof {
+            if matches!(self.stream.read(&mut sink).await, Ok(0) | Err(_)) {
+                self.eof = true;
+            }
+        }
+    }
+
+    fn outcome(&self, timed_out: bool) -> CloseOutcome {
+        CloseOutcome {
+            server_frame: self.peer_close,
+            eof: self.eof,
+            timed_out,
+        }
+    }
+}
+
+fn ensure_room(buf: &mut Vec<u8>, filled: usize) {
+    // A frame larger than the buffer grows it (per thread, kept for later reads).
+    if buf.len() - filled < READ_BUF_SIZE / 4 {
+        buf.resize((buf.len() * 2).max(filled + READ_BUF_SIZE / 2), 0);
+    }
+}
+
+async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = sock.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
