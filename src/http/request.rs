@@ -10,6 +10,8 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// The largest request body accepted (413 beyond).
 pub const MAX_BODY: usize = 1024 * 1024;
 const MAX_HEADERS: usize = 48;
+/// Room made in the buffer before each read of a request head.
+const READ_CHUNK: usize = 1024;
 
 /// A parsed request head. Header names are lowercase.
 #[derive(Debug, Clone)]
@@ -97,14 +99,14 @@ pub async fn read_head(
         if buf.len() >= MAX_HEAD {
             return Err(RequestError::HeadTooLarge);
         }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+        // Read straight into the buffer's spare room: no zeroed chunk in this future.
+        buf.reserve(READ_CHUNK);
+        let n = tokio::time::timeout_at(deadline, stream.read_buf(buf))
             .await
             .map_err(|_| RequestError::Timeout)??;
         if n == 0 {
             return Err(RequestError::Closed);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -131,15 +133,14 @@ pub async fn read_body(
         return Err(RequestError::BodyTooLarge);
     }
     let deadline = tokio::time::Instant::now() + timeout;
+    buf.reserve(len.saturating_sub(buf.len()));
     while buf.len() < len {
-        let mut chunk = vec![0u8; (len - buf.len()).min(64 * 1024)];
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+        let n = tokio::time::timeout_at(deadline, stream.read_buf(buf))
             .await
             .map_err(|_| RequestError::Timeout)??;
         if n == 0 {
             return Err(RequestError::Closed);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
     Ok(buf.drain(..len).collect())
 }
