@@ -22,13 +22,17 @@ const BURST: u64 = 50;
 /// Connects a client that authenticates (optionally with a public key) and counts the
 /// messages it reads after `connected`.
 async fn client(url: String, token: String, encrypted: bool, counter: Arc<AtomicU64>) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
     let mut data = serde_json::json!({ "token": token });
     if encrypted {
         data["publicKey"] = ClientKeyPair::generate().public_key_b64().into();
     }
     let hello = serde_json::json!({ "event": "authenticate", "data": data });
-    ws.send(Message::text(hello.to_string())).await.expect("send");
+    ws.send(Message::text(hello.to_string()))
+        .await
+        .expect("send");
     let _connected = ws.next().await;
     while let Some(Ok(message)) = ws.next().await {
         if message.is_text() {
@@ -39,7 +43,9 @@ async fn client(url: String, token: String, encrypted: bool, counter: Arc<Atomic
 
 fn plain_rate_with_encrypted_members(c: &mut Criterion) {
     let mut group = c.benchmark_group("room_plain_rate");
-    group.sample_size(10).measurement_time(Duration::from_secs(6));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(6));
     for encrypted in [0usize, 50, 200] {
         let engine = shardcast::Engine::builder()
             .configure(|cfg| {
@@ -63,10 +69,20 @@ fn plain_rate_with_encrypted_members(c: &mut Criterion) {
         };
         let (plain_clients, secure_clients) = (runtime(), runtime());
         for i in 0..PLAIN {
-            plain_clients.spawn(client(url.clone(), format!("p{i}"), false, plain_count.clone()));
+            plain_clients.spawn(client(
+                url.clone(),
+                format!("p{i}"),
+                false,
+                plain_count.clone(),
+            ));
         }
         for i in 0..encrypted {
-            secure_clients.spawn(client(url.clone(), format!("e{i}"), true, secure_count.clone()));
+            secure_clients.spawn(client(
+                url.clone(),
+                format!("e{i}"),
+                true,
+                secure_count.clone(),
+            ));
         }
         let handle = engine.handle();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -75,27 +91,31 @@ fn plain_rate_with_encrypted_members(c: &mut Criterion) {
             std::thread::sleep(Duration::from_millis(10));
         }
         group.throughput(Throughput::Elements(BURST * PLAIN as u64));
-        group.bench_with_input(BenchmarkId::new("encrypted_members", encrypted), &encrypted, |b, _| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let target = plain_count.load(Ordering::Relaxed) + BURST * PLAIN as u64;
-                    let started = Instant::now();
-                    for n in 0..BURST {
-                        handle
-                            .send_to_room("ws-default", "tick", &n, &[])
-                            .expect("send");
+        group.bench_with_input(
+            BenchmarkId::new("encrypted_members", encrypted),
+            &encrypted,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let target = plain_count.load(Ordering::Relaxed) + BURST * PLAIN as u64;
+                        let started = Instant::now();
+                        for n in 0..BURST {
+                            handle
+                                .send_to_room("ws-default", "tick", &n, &[])
+                                .expect("send");
+                        }
+                        // Poll with sleeps: a spinning thread would take a core from the
+                        // server or the readers on a small machine.
+                        while plain_count.load(Ordering::Relaxed) < target {
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
+                        total += started.elapsed();
                     }
-                    // Poll with sleeps: a spinning thread would take a core from the
-                    // server or the readers on a small machine.
-                    while plain_count.load(Ordering::Relaxed) < target {
-                        std::thread::sleep(Duration::from_micros(100));
-                    }
-                    total += started.elapsed();
-                }
-                total
-            })
-        });
+                    total
+                })
+            },
+        );
         engine.shutdown();
         plain_clients.shutdown_timeout(Duration::from_secs(1));
         secure_clients.shutdown_timeout(Duration::from_secs(1));
