@@ -59,30 +59,48 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         });
     }
     builder = crate::redis::attach(builder, &config.redis);
+    // Handlers first: a signal that arrives right after start must not kill the process
+    // with its default action.
+    let signals = Signals::install()?;
     let engine = builder.start()?;
     println!("listening on {}", engine.local_addr());
-    wait_for_signal()?;
+    signals.wait();
     tracing::info!("signal received: shutting down");
     engine.shutdown();
     tracing::info!("bye");
     Ok(())
 }
 
-fn wait_for_signal() -> Result<(), ServeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ServeError::Signals)?;
-    runtime.block_on(async {
-        let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        Ok(())
-    })
+/// SIGTERM and SIGINT handlers, installed before the engine starts.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, ServeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServeError::Signals)?;
+        let _guard = runtime.enter();
+        let term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+        let int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+        drop(_guard);
+        Ok(Signals { runtime, term, int })
+    }
+
+    /// Blocks until SIGTERM or SIGINT.
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        });
+    }
 }
 
 /// Mints a JWT for `shardcast token`.

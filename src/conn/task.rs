@@ -29,7 +29,6 @@ use crate::id::ClientId;
 use crate::protocol::inbound::InboundMessage;
 use crate::protocol::{CloseReason, ErrorText};
 use crate::rooms::JoinRequest;
-use crate::shard::inbox::Adoption;
 use crate::shard::index::Slot;
 use crate::shard::state::Shard;
 use crate::ws::frame::{DecodeError, Flow, FrameDecoder, OpCode, WsEvent, control_frame};
@@ -54,21 +53,15 @@ enum AuthOutcome {
     Refused(AuthVerdict),
 }
 
-/// Registers an upgraded socket with this shard and starts its task.
-pub(crate) fn adopt(shard: &Rc<Shard>, adoption: Adoption) {
-    let Adoption {
-        stream,
-        client_id,
-        peer,
-        leftover,
-    } = adoption;
-    let stream = match TcpStream::from_std(stream) {
-        Ok(s) => Rc::new(s),
-        Err(err) => {
-            tracing::warn!(shard = %shard.id, "cannot register connection: {err}");
-            return;
-        }
-    };
+/// Takes an upgraded socket (already on this shard's reactor) and starts its task.
+pub(crate) fn adopt(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    client_id: ClientId,
+    peer: SocketAddr,
+    leftover: Vec<u8>,
+) {
+    let stream = Rc::new(stream);
     let now = Instant::now();
     let machine = Machine::new(now, shard.engine.config.auth_timeout);
     let conn = Conn::new(client_id, stream.clone(), machine, now);

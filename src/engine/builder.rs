@@ -225,28 +225,47 @@ impl EngineBuilder {
             shutdown_requested: Notify::new(),
         });
 
+        // The remote exists before any connection is accepted.
+        let control_thread = super::control::spawn(shared.clone(), self.remote)?;
+        let fail = |err: EngineError| {
+            // Let the control thread (and any shard already running) stop.
+            Handle {
+                shared: shared.clone(),
+            }
+            .shutdown();
+            err
+        };
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut shard_threads = Vec::with_capacity(shard_count);
         for (i, (inbox, metrics)) in inboxes.into_iter().zip(shard_metrics).enumerate() {
+            // Every shard accepts on its own handle of the one listening socket.
+            let listener = listener
+                .try_clone()
+                .map_err(|e| fail(EngineError::Runtime(e.to_string())))?;
             let thread = shard::spawn(
                 ShardId(i as u16),
                 inbox,
+                listener,
                 shared.clone(),
                 metrics,
                 ready_tx.clone(),
             )
-            .map_err(|e| EngineError::Runtime(e.to_string()))?;
+            .map_err(|e| fail(EngineError::Runtime(e.to_string())))?;
             shard_threads.push(thread);
         }
+        drop(listener);
         drop(ready_tx);
         for _ in 0..shard_count {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(EngineError::Runtime(e)),
-                Err(_) => return Err(EngineError::Runtime("a shard thread died at start".into())),
+                Ok(Err(e)) => return Err(fail(EngineError::Runtime(e))),
+                Err(_) => {
+                    return Err(fail(EngineError::Runtime(
+                        "a shard thread died at start".into(),
+                    )));
+                }
             }
         }
-        let control_thread = super::control::spawn(shared.clone(), listener, self.remote)?;
         tracing::info!(
             server_id = %shared.server_id,
             shards = shard_count,

@@ -1,10 +1,9 @@
-//! The control thread: one small runtime that accepts connections, serves HTTP, runs the
-//! remote (Redis) bridge, and performs the ordered shutdown.
+//! The control thread: one small runtime that runs the remote (Redis) bridge and performs
+//! the ordered shutdown. (Shards accept and serve HTTP themselves.)
 //!
-//! Shutdown order: stop accepting → every shard closes its clients with 1001 and drains
+//! Shutdown order: every shard stops accepting, closes its clients with 1001 and drains
 //! → the remote disconnects → the thread ends (the shards end on their own).
 
-use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -14,7 +13,6 @@ use crate::shard::inbox::Command;
 
 pub(crate) fn spawn(
     shared: Arc<EngineShared>,
-    listener: StdListener,
     remote: Option<RemoteFactory>,
 ) -> Result<JoinHandle<()>, EngineError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -28,16 +26,11 @@ pub(crate) fn spawn(
         let bridge = factory(handle, runtime.handle()).map_err(EngineError::Remote)?;
         let _ = shared.remote.set(bridge);
     }
-    let listener = {
-        let _guard = runtime.enter();
-        tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| EngineError::Runtime(e.to_string()))?
-    };
     std::thread::Builder::new()
         .name("shardcast-control".into())
         .spawn(move || {
             runtime.block_on(async move {
-                crate::http::server::accept_loop(listener, shared.clone()).await;
+                shared.shutdown_requested.notified().await;
                 stop_shards(&shared);
                 if let Some(remote) = shared.remote.get() {
                     remote.shutdown().await;

@@ -1,42 +1,43 @@
-//! The acceptor: accepts TCP connections, reads the request head (bounded in time and
-//! size), answers plain HTTP itself, and hands upgraded sockets to their shard.
+//! The acceptor, run by every shard on the one shared listening socket: accepts TCP
+//! connections, reads the request head (bounded in time and size), answers plain HTTP
+//! itself, and keeps upgraded sockets.
+//!
+//! A shard that accepts an upgrade gives the connection an id that hashes to itself
+//! ([`Shard::fresh_client_id`]), so placement stays `hash(client_id) % shards` while the
+//! socket never changes thread or reactor. Which shard accepts is up to the kernel (the
+//! least busy one tends to win the race), which spreads connections by load.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use tokio::net::{TcpListener, TcpStream};
 
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
-use crate::engine::{EngineShared, Handle};
-use crate::id::ClientId;
-use crate::shard::inbox::{Adoption, Command};
+use crate::shard::state::Shard;
 use crate::ws::handshake::{self, HandshakeError};
 
-/// Accepts until the engine shuts down.
-pub(crate) async fn accept_loop(listener: TcpListener, engine: Arc<EngineShared>) {
+/// Accepts until the task is aborted (the shard stops accepting at shutdown).
+pub(crate) async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(serve_connection(stream, peer, engine.clone()));
-                }
-                Err(err) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            },
-            () = engine.shutdown_requested.notified() => return,
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::task::spawn_local(serve_connection(stream, peer, shard.clone()));
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(shard = %shard.id, "accept failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, engine: Arc<EngineShared>) {
+async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     let _ = stream.set_nodelay(true);
-    let handle = Handle {
-        shared: engine.clone(),
-    };
+    let engine = shard.engine.clone();
+    let handle = shard.handle.clone();
     let timeout = engine.config.request_timeout;
     let mut buf = Vec::new();
     loop {
@@ -50,7 +51,7 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, engine: Arc<E
             }
         };
         if head.path == engine.config.path && head.is_websocket_upgrade() {
-            upgrade(stream, peer, head, buf, &engine).await;
+            upgrade(stream, peer, head, buf, &shard).await;
             return;
         }
         let response = if head.path == engine.config.path {
@@ -92,8 +93,9 @@ async fn upgrade(
     peer: SocketAddr,
     head: RequestHead,
     leftover: Vec<u8>,
-    engine: &Arc<EngineShared>,
+    shard: &Rc<Shard>,
 ) {
+    let engine = &shard.engine;
     if engine.is_shutting_down() {
         engine.metrics.upgrades_refused.inc();
         let _ = Response::error(503, "Shutting down")
@@ -120,19 +122,6 @@ async fn upgrade(
     {
         return;
     }
-    let Ok(stream) = stream.into_std() else {
-        return;
-    };
-    let client_id = ClientId::new_v4();
-    let owner = engine.broker.owner_of(&client_id);
-    let adoption = Adoption {
-        stream,
-        client_id,
-        peer,
-        leftover,
-    };
-    if !engine.broker.send_to(owner, Command::Adopt(adoption)) {
-        engine.metrics.upgrades_refused.inc();
-        tracing::warn!(shard = %owner.shard(), "shard inbox full: connection dropped");
-    }
+    let client_id = shard.fresh_client_id();
+    crate::conn::task::adopt(shard, stream, client_id, peer, leftover);
 }

@@ -5,7 +5,6 @@
 //! first and notifies second, and `Notify` keeps one permit, so a wake-up is never lost.
 //! A full inbox hands the command back to the sender, which counts the drop.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
@@ -42,19 +41,6 @@ pub struct Delivery {
     pub exclude: Exclude,
 }
 
-/// A freshly upgraded connection handed to its shard.
-#[derive(Debug)]
-pub struct Adoption {
-    /// The socket (non-blocking), registered with the shard's reactor on arrival.
-    pub stream: std::net::TcpStream,
-    /// The id given at upgrade.
-    pub client_id: ClientId,
-    /// The peer's address.
-    pub peer: SocketAddr,
-    /// Bytes the client sent right after the upgrade request (already read).
-    pub leftover: Vec<u8>,
-}
-
 /// Local answers to engine-wide queries.
 #[derive(Debug)]
 pub enum Query {
@@ -69,8 +55,6 @@ pub enum Query {
 /// Everything a shard can be asked to do.
 #[derive(Debug)]
 pub enum Command {
-    /// Take over a new connection.
-    Adopt(Adoption),
     /// Deliver a frame to local recipients.
     Deliver(Delivery),
     /// Ignis `send(destination)` for a client id: deliver to it if it is connected here

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use tokio::task::LocalSet;
 
-use crate::conn::task;
 use crate::engine::EngineShared;
 use crate::metrics::ShardMetrics;
 use inbox::{Command, ShardInbox};
@@ -33,10 +32,12 @@ const BATCH: usize = 256;
 /// How long shutdown waits for clients to receive their close frame.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Spawns shard `id`'s thread. `ready` receives `Ok` once its runtime runs.
+/// Spawns shard `id`'s thread, accepting on its own handle of the shared `listener`.
+/// `ready` receives `Ok` once its runtime runs.
 pub(crate) fn spawn(
     id: ShardId,
     inbox: ShardInbox,
+    listener: std::net::TcpListener,
     engine: Arc<EngineShared>,
     metrics: Arc<ShardMetrics>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
@@ -60,13 +61,22 @@ pub(crate) fn spawn(
             let shard = Shard::new(id, engine, metrics);
             let local = LocalSet::new();
             local.block_on(&runtime, async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(err) => {
+                        let _ = ready.send(Err(format!("shard {id}: cannot listen: {err}")));
+                        return;
+                    }
+                };
                 let _ = ready.send(Ok(()));
-                run(shard, inbox).await;
+                run(shard, inbox, listener).await;
             });
         })
 }
 
-async fn run(shard: Rc<Shard>, inbox: ShardInbox) {
+async fn run(shard: Rc<Shard>, inbox: ShardInbox, listener: tokio::net::TcpListener) {
+    let acceptor =
+        tokio::task::spawn_local(crate::http::server::accept_loop(listener, shard.clone()));
     let sweeps = [
         tokio::task::spawn_local(heartbeat_sweeps(shard.clone())),
         tokio::task::spawn_local(idle_sweeps(shard.clone())),
@@ -74,6 +84,8 @@ async fn run(shard: Rc<Shard>, inbox: ShardInbox) {
         tokio::task::spawn_local(flusher(shard.clone())),
     ];
     drain_inbox(&shard, &inbox).await;
+    // Stop accepting first, then close everyone.
+    acceptor.abort();
     for sweep in sweeps {
         sweep.abort();
     }
@@ -117,7 +129,6 @@ fn handle(shard: &Rc<Shard>, command: Command) {
     match command {
         Command::Deliver(delivery) => shard.deliver(&delivery),
         Command::Resolve(id, event, frame) => resolve(shard, id, &event, frame),
-        Command::Adopt(adoption) => task::adopt(shard, adoption),
         Command::Join(id, rooms) => {
             if let Some(slot) = shard.slot_of(&id) {
                 let rooms: Vec<String> = rooms

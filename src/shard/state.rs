@@ -407,6 +407,18 @@ impl Shard {
         }
     }
 
+    /// A new random client id that hashes to this shard (`hash(id) % shards == self`),
+    /// so a connection accepted here also belongs here. Expected tries: the shard count.
+    pub fn fresh_client_id(&self) -> ClientId {
+        let shards = self.engine.broker.shards().len();
+        loop {
+            let id = ClientId::new_v4();
+            if super::placement::shard_for(&id, shards) == self.id {
+                return id;
+            }
+        }
+    }
+
     /// The slot of a local client.
     pub fn slot_of(&self, id: &ClientId) -> Option<Slot> {
         self.state.borrow().index.client(id)

@@ -208,3 +208,15 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Regression: the signal handlers were installed after "listening on" was printed, so a
+/// SIGTERM arriving right after start killed the process with the default action.
+#[test]
+fn sigterm_right_after_start_still_exits_gracefully() {
+    for _ in 0..5 {
+        let mut served = Served::start(&["--dev", "--listen", "127.0.0.1:0"], &[]);
+        served.sigterm();
+        let status = served.child.wait().expect("wait");
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
