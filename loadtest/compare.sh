@@ -18,6 +18,11 @@ SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 SCENARIOS="${SCENARIOS:-fanout1k fanout2k ceiling many stalled connect shards}"
 DURATION="${DURATION:-10}"
+# Connections for the memory/connect figure: as many as the per-process open-file limit
+# allows both the server and the load generator (fixed per-process memory amortizes).
+CONNECT_CLIENTS="${CONNECT_CLIENTS:-$(( $(ulimit -Hn) > 20000 ? 19000 : $(ulimit -Hn) - 1000 ))}"
+# The stalled-reader comparison is noisy at p99: more runs for it.
+RUNS_STALLED="${RUNS_STALLED:-5}"
 STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
 OUT="$HERE/runs/$STAMP-$(hostname)"
 mkdir -p "$OUT/raw"
@@ -31,6 +36,7 @@ log "building release binaries"
 SC="$ROOT/target/release/shardcast"
 LOAD="$ROOT/target/release/shardcast-load"
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib >/dev/null 2>&1 || log "no matplotlib: no plot"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -63,10 +69,10 @@ start_server() {
 }
 stop_server() { kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; sleep 0.5; }
 
-# measure LABEL SERVER "server flags" load-args...
+# measure LABEL SERVER "server flags" load-args...   (RUNS_OVERRIDE changes the run count)
 measure() {
   local label=$1 server=$2 flags=$3; shift 3
-  for run in $(seq "$RUNS"); do
+  for run in $(seq "${RUNS_OVERRIDE:-$RUNS}"); do
     # shellcheck disable=SC2086
     start_server "$server" $flags
     local json="$OUT/raw/$label-$server-$run.json"
@@ -92,11 +98,11 @@ for s in $SCENARIOS; do
       for srv in ref sc; do measure many "$srv" "--shards 1" $(fanout --clients 5000 --rooms 100 --rate 2000 --source-ips 2); done ;;
     stalled)
       for srv in ref sc; do
-        measure stalled0 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000)
-        measure stalled1 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000 --stalled 1)
+        RUNS_OVERRIDE=$RUNS_STALLED measure stalled0 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000)
+        RUNS_OVERRIDE=$RUNS_STALLED measure stalled1 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000 --stalled 1)
       done ;;
     connect)
-      for srv in ref sc; do measure connect "$srv" "--shards 1" connect --clients 10000 --connect-rate 4000 --hold-s 5 --heartbeat-s 2 --source-ips 4; done ;;
+      for srv in ref sc; do measure connect "$srv" "--shards 1" connect --clients "$CONNECT_CLIENTS" --connect-rate 4000 --hold-s 5 --heartbeat-s 2 --source-ips 4; done ;;
     shards)
       measure shards1 sc "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 2000)
       measure shards2 sc "--shards 2" $(fanout --clients 1000 --rooms 1 --rate 2000) ;;
@@ -107,9 +113,10 @@ done
   echo "date: $STAMP"
   echo "host: $(hostname)  kernel: $(uname -r)  cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   echo "shardcast: $("$SC" --version)  rustc: $(rustc --version)"
-  echo "refpeer: bun $(bash "$SHARED/refpeer/setup.sh" 2>/dev/null | xargs -I{} {} --version 2>/dev/null || echo '?'), @venizia/ignis-helpers 0.0.7"
+  BUN="$(bash "$SHARED/refpeer/setup.sh" 2>/dev/null || true)"
+  echo "refpeer: bun $("$BUN" --version 2>/dev/null || echo '?'), @venizia/ignis-helpers 0.0.7"
   echo "redis: $(redis-server --version | cut -d' ' -f3)"
-  echo "pinning: servers on CPU $SERVER_CPU, load generator and Redis on CPU $LOAD_CPU; runs per figure: $RUNS"
+  echo "pinning: servers on CPU $SERVER_CPU, load generator and Redis on CPU $LOAD_CPU; runs per figure: $RUNS (stalled: $RUNS_STALLED); connect: $CONNECT_CLIENTS clients"
 } >"$OUT/machine.txt"
 
 python3 "$HERE/scripts/summarize.py" "$OUT" | tee "$OUT/summary.md"
