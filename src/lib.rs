@@ -7,23 +7,27 @@
 //! ## Architecture
 //!
 //! ```text
-//!             accept + HTTP + Redis bridge          one thread per core
-//!  clients ──▶ control thread ──(upgraded socket)──▶ shard 0 ─┐ local indexes:
-//!                  │                                 shard 1 ─┤ client → conn
-//!  Handle ──▶ broker (encode once: Frame = Bytes) ──▶  …      ─┘ user → conns, room → conns
+//!                    one listening socket, accepted by every shard
+//!  clients ──▶ shard 0 ─┐  own thread, runtime, connections and local indexes:
+//!              shard 1 ─┤  client → conn, user → conns, room → conns
+//!                …     ─┘
+//!  Handle ──▶ broker (encode once: Frame = Bytes) ──▶ shard inboxes
+//!  control thread: the Redis bridge and the ordered shutdown
 //! ```
 //!
 //! - **Shards** ([`shard`]): each an OS thread pinned to a core, running a single-threaded
-//!   tokio runtime. A connection lives on shard `hash(client_id) % shards` for its whole
-//!   life; the shard owns it and its indexes, so the per-message path takes no lock.
+//!   tokio runtime, accepting on the shared listener. A connection lives on shard
+//!   `hash(client_id) % shards` for its whole life (the accepting shard picks an id that
+//!   hashes to itself); the shard owns it and its indexes, so the per-message path takes
+//!   no lock.
 //! - **Broker** ([`broker`]): every outbound message becomes one immutable WebSocket frame
 //!   ([`protocol::Frame`]) and the same buffer goes to every shard that may have
 //!   recipients, over bounded crossbeam queues with an async wake-up.
 //! - **Delivery**: a shard walks its local members, queues the shared frame on each
 //!   (a refcount increment), and writes each dirty socket once per batch with a
 //!   vectored write; a slow reader is bounded by `backpressure_limit`.
-//! - **Remote**: one Redis bridge per process ([`engine::Remote`]) carries Ignis
-//!   envelopes between instances.
+//! - **Remote**: one Redis bridge per process ([`engine::Remote`], [`redis`]) carries
+//!   Ignis envelopes between instances.
 //!
 //! ## Embedding
 //!

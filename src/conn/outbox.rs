@@ -62,6 +62,11 @@ impl Outbox {
         self.queued - self.written
     }
 
+    /// Frames waiting (the first may be partly written).
+    pub fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()

@@ -221,9 +221,10 @@ impl Shard {
     /// coalescing pause ends (the flusher task then calls this again).
     ///
     /// A flush costs about one syscall per dirty socket whatever it carries, so after a
-    /// flush that took `t`, the next waits `write_coalesce_factor × t` (capped by
-    /// `max_write_delay`): under a heavy fan-out each socket then takes many frames per
-    /// write, while light traffic (cheap flushes) is written at once.
+    /// flush that took `t` and found sockets with several frames each, the next waits
+    /// `write_coalesce_factor × t` (capped by `max_write_delay`): under a heavy fan-out
+    /// each socket then takes many frames per write, while light traffic (cheap flushes)
+    /// and many small rooms (one frame per socket: nothing to merge) are written at once.
     pub fn flush_dirty(&self) {
         if self.state.borrow().dirty.is_empty() {
             return;
@@ -233,10 +234,18 @@ impl Shard {
             self.flush_wake.notify_one();
             return;
         }
-        self.flush_now();
+        let (sockets, frames) = self.flush_now();
         let cost = now.elapsed();
         let config = &self.engine.config;
-        let pause = (cost * config.write_coalesce_factor).min(config.max_write_delay);
+        // Pause only when sockets are getting several frames per flush: then waiting puts
+        // more in each write. When each socket gets about one (many small rooms), there is
+        // nothing to merge and a pause would only add latency.
+        let coalescing = frames >= 2 * sockets;
+        let pause = if coalescing {
+            (cost * config.write_coalesce_factor).min(config.max_write_delay)
+        } else {
+            Duration::ZERO
+        };
         self.flush_not_before
             .set((pause >= MIN_COALESCE_PAUSE).then(|| Instant::now() + pause));
     }
@@ -247,17 +256,22 @@ impl Shard {
     }
 
     /// Writes every dirty socket once, now.
-    fn flush_now(&self) {
+    /// Returns how many sockets were written and how many frames they carried.
+    fn flush_now(&self) -> (usize, usize) {
         let mut state = self.state.borrow_mut();
         let ShardState { conns, dirty, .. } = &mut *state;
+        let (mut sockets, mut frames) = (0, 0);
         for slot in dirty.drain(..) {
             if let Some(conn) = conns.get_mut(slot) {
                 conn.dirty = false;
                 if !conn.write_blocked {
+                    sockets += 1;
+                    frames += conn.outbox.frames();
                     flush_conn(conn);
                 }
             }
         }
+        (sockets, frames)
     }
 
     /// Flushes one connection whose socket became writable.
