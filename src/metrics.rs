@@ -110,7 +110,7 @@ pub struct Metrics {
     pub upgrades_refused: Counter,
     /// Envelopes received from Redis and delivered.
     pub redis_received: Counter,
-    /// Envelopes published to Redis.
+    /// Envelopes queued for Redis (accepted by the bridge's bounded publish queue).
     pub redis_published: Counter,
     /// Publishes to Redis dropped (queue full while Redis was down).
     pub redis_publish_dropped: Counter,

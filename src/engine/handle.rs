@@ -214,8 +214,9 @@ impl Handle {
                 .map(|d| String::from_utf8_lossy(d).into_owned()),
             exclude: exclude.to_vec(),
         };
-        remote.publish_envelope(&envelope);
-        self.shared.metrics.redis_published.inc();
+        if remote.publish_envelope(&envelope) {
+            self.shared.metrics.redis_published.inc();
+        }
     }
 
     /// Forwards a client's custom event to the backend over Redis channel `ws:inbound`

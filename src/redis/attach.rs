@@ -77,10 +77,12 @@ struct EngineRemote {
 }
 
 impl Remote for EngineRemote {
-    fn publish_envelope(&self, envelope: &Envelope) {
-        if self.bridge.publish_envelope(envelope).is_err() {
+    fn publish_envelope(&self, envelope: &Envelope) -> bool {
+        let queued = self.bridge.publish_envelope(envelope).is_ok();
+        if !queued {
             self.metrics.redis_publish_dropped.inc();
         }
+        queued
     }
 
     fn publish_inbound(&self, payload: Vec<u8>) {
