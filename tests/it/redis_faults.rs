@@ -85,24 +85,13 @@ async fn client_kill_type_pubsub_is_recovered() {
     })
     .await;
     wait_ready(&bridge).await;
-    publish_envelope(
-        &redis.url(),
-        &envelope(
-            "x",
-            EnvelopeTarget::Room("r".into()),
-            "after-kill",
-            None,
-            &[],
-        ),
+    delivers_again(
+        &redis,
+        &mut rx,
+        EnvelopeTarget::Room("r".into()),
+        "after-kill",
     )
     .await;
-    assert_eq!(
-        next_within(&mut rx, ARRIVE)
-            .await
-            .map(|e| e.event)
-            .as_deref(),
-        Some("after-kill")
-    );
     bridge.shutdown().await;
 }
 
@@ -156,24 +145,13 @@ async fn paused_redis_is_detected_and_recovered() {
     })
     .await;
     wait_ready(&bridge).await;
-    publish_envelope(
-        &redis.url(),
-        &envelope(
-            "x",
-            EnvelopeTarget::User("u".into()),
-            "after-pause",
-            None,
-            &[],
-        ),
+    delivers_again(
+        &redis,
+        &mut rx,
+        EnvelopeTarget::User("u".into()),
+        "after-pause",
     )
     .await;
-    assert_eq!(
-        next_within(&mut rx, ARRIVE)
-            .await
-            .map(|e| e.event)
-            .as_deref(),
-        Some("after-pause")
-    );
     bridge.shutdown().await;
 }
 
@@ -274,4 +252,16 @@ async fn measure_restart_to_resume_with_default_settings() {
         );
         bridge.shutdown().await;
     }
+}
+
+/// Publishes one envelope of `event` and asserts the bridge delivers it.
+async fn delivers_again(
+    redis: &RedisServer,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<shardcast::protocol::envelope::Envelope>,
+    target: EnvelopeTarget,
+    event: &str,
+) {
+    publish_envelope(&redis.url(), &envelope("x", target, event, None, &[])).await;
+    let got = next_within(rx, ARRIVE).await.map(|e| e.event);
+    assert_eq!(got.as_deref(), Some(event));
 }
