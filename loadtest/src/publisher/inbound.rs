@@ -31,7 +31,7 @@ pub struct InboundReport {
 /// Handle to the observer thread.
 pub struct Inbound {
     stop: watch::Sender<bool>,
-    ready: Option<oneshot::Receiver<std::result::Result<(), String>>>,
+    ready: Option<super::ReadySignal>,
     done: Spawned<InboundReport>,
 }
 
@@ -57,13 +57,7 @@ impl Inbound {
 
     /// Waits until the subscription is confirmed.
     pub async fn ready(&mut self) -> Result<()> {
-        match self.ready.take() {
-            Some(rx) => rx
-                .await
-                .map_err(|_| Error::Publisher("observer died".into()))?
-                .map_err(Error::Publisher),
-            None => Ok(()),
-        }
+        super::await_ready(&mut self.ready, "observer died").await
     }
 
     /// Stops observing and returns the report.

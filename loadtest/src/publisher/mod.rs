@@ -13,6 +13,20 @@ pub mod inbound;
 pub mod redis;
 pub mod resp;
 
+/// The readiness signal a publisher-side thread sends once it is connected.
+pub(crate) type ReadySignal = oneshot::Receiver<std::result::Result<(), String>>;
+
+/// Waits (once) for a thread's readiness signal; `died` names a thread that vanished.
+pub(crate) async fn await_ready(ready: &mut Option<ReadySignal>, died: &str) -> Result<()> {
+    match ready.take() {
+        Some(rx) => rx
+            .await
+            .map_err(|_| Error::Publisher(died.into()))?
+            .map_err(Error::Publisher),
+        None => Ok(()),
+    }
+}
+
 use crate::error::{Error, Result};
 use crate::payload::{BENCH_EVENT, PayloadShape, WARMUP_EVENT};
 use crate::runtime::{Pacer, Role, Spawned, ThreadOutput, ThreadRegistry, spawn_thread};
@@ -212,7 +226,7 @@ enum Control {
 /// Handle to the publisher thread.
 pub struct Publisher {
     ctl: watch::Sender<Control>,
-    ready: Option<oneshot::Receiver<std::result::Result<(), String>>>,
+    ready: Option<ReadySignal>,
     done: Spawned<std::result::Result<PublishReport, String>>,
 }
 
@@ -241,13 +255,7 @@ impl Publisher {
 
     /// Waits until the publisher is connected.
     pub async fn ready(&mut self) -> Result<()> {
-        match self.ready.take() {
-            Some(rx) => rx
-                .await
-                .map_err(|_| Error::Publisher("thread died".into()))?
-                .map_err(Error::Publisher),
-            None => Ok(()),
-        }
+        await_ready(&mut self.ready, "thread died").await
     }
 
     /// Ends the warm-up and starts the measured run.

@@ -10,9 +10,9 @@ pub use client::Next;
 
 use std::time::Duration;
 
-use shardcast::auth::{DevAuthenticator, Identity};
+use shardcast::auth::DevAuthenticator;
 use shardcast::rooms::glob::RoomPolicy;
-use shardcast::{Engine, EngineBuilder, EngineConfig};
+use shardcast::{Engine, EngineBuilder};
 
 pub use client::WsClient;
 
@@ -75,16 +75,6 @@ impl TestServer {
         (client, id)
     }
 
-    /// Opens connections until one lands on each of the first `n` shards… placement is a
-    /// hash of a random id, so this just opens `count` authenticated clients.
-    pub async fn logins(&self, user_prefix: &str, count: usize) -> Vec<(WsClient, String)> {
-        let mut out = Vec::with_capacity(count);
-        for i in 0..count {
-            out.push(self.login(&format!("{user_prefix}{i}")).await);
-        }
-        out
-    }
-
     /// Stops the engine and waits for it.
     pub fn stop(&mut self) {
         if let Some(engine) = self.engine.take() {
@@ -103,19 +93,6 @@ impl Drop for TestServer {
 pub fn shard_of(id: &str, shards: usize) -> usize {
     let id: shardcast::ClientId = id.parse().expect("client id");
     shardcast::shard::placement::shard_for(&id, shards).index()
-}
-
-/// Minimal engine config access for tests that tweak timeouts.
-pub fn config(f: impl FnOnce(&mut EngineConfig)) -> impl FnOnce(&mut EngineConfig) {
-    f
-}
-
-/// Identity helper.
-pub fn user(id: &str) -> Identity {
-    Identity {
-        user_id: Some(id.to_owned()),
-        metadata: Default::default(),
-    }
 }
 
 impl TestServer {
