@@ -96,10 +96,11 @@ pub struct ServeArgs {
     /// Require the ECDH encryption handshake from every client.
     #[arg(long, env = "SHARDCAST_REQUIRE_ENCRYPTION")]
     pub require_encryption: bool,
-    /// Write coalescing: pause `factor × last flush time` between flushes, 0 = off [default: 3].
+    /// Write pacing: under heavy fan-out a busy socket is written at most once per
+    /// (1 + factor) × the time of a pass over all busy sockets; 0 = off [default: 3].
     #[arg(long, env = "SHARDCAST_WRITE_COALESCE_FACTOR")]
     pub write_coalesce_factor: Option<u32>,
-    /// Longest coalescing pause in milliseconds [default: 5].
+    /// Cap on the latency write pacing adds, in milliseconds [default: 5].
     #[arg(long, env = "SHARDCAST_MAX_WRITE_DELAY_MS")]
     pub max_write_delay_ms: Option<u64>,
 }

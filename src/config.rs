@@ -76,10 +76,13 @@ pub struct EngineConfig {
     pub request_timeout: Duration,
     /// Capacity of each shard's inbox; a full inbox drops deliveries (counted). Default 65536.
     pub shard_inbox_capacity: usize,
-    /// Write coalescing: after a flush that took `t`, the shard waits `factor × t` before
-    /// the next, so heavy fan-outs put many frames in each write. 0 disables. Default 3.
+    /// Write pacing: while writes carry two or more frames each, a busy socket is written
+    /// at most once per `(1 + factor) × t`, where `t` is the time one pass over every busy
+    /// socket takes, so heavy fan-outs put many frames in each write. 0 disables.
+    /// Default 3. See `shard::pacing`.
     pub write_coalesce_factor: u32,
-    /// The longest coalescing pause (bounds the latency it adds). Default 5 ms.
+    /// Caps the pacing interval at `t + max_write_delay` (bounds the latency pacing adds).
+    /// Default 5 ms.
     pub max_write_delay: Duration,
 }
 

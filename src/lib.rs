@@ -25,7 +25,8 @@
 //!   recipients, over bounded crossbeam queues with an async wake-up.
 //! - **Delivery**: a shard walks its local members, queues the shared frame on each
 //!   (a refcount increment), and writes each dirty socket once per batch with a
-//!   vectored write; a slow reader is bounded by `backpressure_limit`.
+//!   vectored write, paced under heavy fan-out so each write carries many frames
+//!   (`shard::pacing`); a slow reader is bounded by `backpressure_limit`.
 //! - **Remote**: one Redis bridge per process ([`engine::Remote`], [`redis`]) carries
 //!   Ignis envelopes between instances.
 //!

@@ -95,6 +95,9 @@ pub struct ShardMetrics {
     pub protocol_closes: OwnedCounter,
     /// Encrypted deliveries (one per encrypted recipient).
     pub encrypted_deliveries: OwnedCounter,
+    /// Writes to client sockets by the shard's flushes (deliveries / writes = frames per
+    /// write: what write pacing buys).
+    pub socket_writes: OwnedCounter,
 }
 
 /// Engine-wide counters plus every shard's.
@@ -135,6 +138,8 @@ pub struct StatsSnapshot {
     pub published: u64,
     /// Frames queued to clients.
     pub deliveries: u64,
+    /// Writes to client sockets by shard flushes.
+    pub socket_writes: u64,
     /// Frames dropped by backpressure.
     pub backpressure_dropped: u64,
     /// Deliveries dropped by full shard inboxes.
@@ -170,6 +175,7 @@ impl Metrics {
             rooms: self.sum_gauge(|s| s.rooms.get()),
             published: self.published.get(),
             deliveries: self.sum(|s| s.deliveries.get()),
+            socket_writes: self.sum(|s| s.socket_writes.get()),
             backpressure_dropped: self.sum(|s| s.backpressure_dropped.get()),
             inbox_dropped: self.inbox_dropped.get(),
             shard_connections: self.shards().iter().map(|s| s.connections.get()).collect(),
@@ -200,7 +206,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(shard));
             }
         }
-        let shard_counters: [CounterRow; 9] = [
+        let shard_counters: [CounterRow; 10] = [
             ("shardcast_accepted_total", "Connections accepted.", |s| {
                 s.accepted.get()
             }),
@@ -211,6 +217,11 @@ impl Metrics {
                 "shardcast_deliveries_total",
                 "Frames queued to clients.",
                 |s| s.deliveries.get(),
+            ),
+            (
+                "shardcast_socket_writes_total",
+                "Writes to client sockets by shard flushes.",
+                |s| s.socket_writes.get(),
             ),
             (
                 "shardcast_backpressure_dropped_total",

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use crate::id::ClientId;
 use crate::protocol::CloseReason;
 use crate::shard::index::Slot;
+use crate::shard::pacing::{DirtyList, Micros};
 use crate::ws::frame::close_frame;
 use machine::{Machine, Phase};
 use outbox::{Outbox, Push};
@@ -40,6 +41,8 @@ pub(crate) struct Conn {
     pub outbox: Outbox,
     /// In the shard's dirty list, waiting for the end-of-batch flush.
     pub dirty: bool,
+    /// The earliest time the shard may write this socket again (write pacing).
+    pub write_after: Micros,
     /// The socket refused bytes; the task waits for writability and flushes.
     pub write_blocked: bool,
     /// The socket failed or the transport idled out: drop without a close handshake.
@@ -68,6 +71,7 @@ impl Conn {
             in_own_room: false,
             outbox: Outbox::default(),
             dirty: false,
+            write_after: 0,
             write_blocked: false,
             broken: false,
             connected_reported: false,
@@ -83,7 +87,7 @@ impl Conn {
     }
 
     /// Queues a frame within the backpressure limit, marking the connection dirty.
-    pub fn push(&mut self, slot: Slot, frame: Bytes, limit: usize, dirty: &mut Vec<Slot>) -> Push {
+    pub fn push(&mut self, slot: Slot, frame: Bytes, limit: usize, dirty: &mut DirtyList) -> Push {
         let pushed = self.outbox.push(frame, limit);
         if pushed == Push::Queued {
             self.mark_dirty(slot, dirty);
@@ -91,21 +95,32 @@ impl Conn {
         pushed
     }
 
-    pub fn mark_dirty(&mut self, slot: Slot, dirty: &mut Vec<Slot>) {
+    pub fn mark_dirty(&mut self, slot: Slot, dirty: &mut DirtyList) {
         if !self.dirty {
             self.dirty = true;
-            dirty.push(slot);
+            dirty.push(slot, self.write_after);
+        }
+    }
+
+    /// Marks the connection dirty and due now, whatever its write pacing: replies and
+    /// close frames answer this client and are not part of a fan-out.
+    pub fn mark_urgent(&mut self, slot: Slot, dirty: &mut DirtyList) {
+        self.write_after = 0;
+        if self.dirty {
+            dirty.expedite(0);
+        } else {
+            self.mark_dirty(slot, dirty);
         }
     }
 
     /// Queues the close frame for `reason` (once) and wakes the task.
-    pub fn close(&mut self, slot: Slot, reason: CloseReason, dirty: &mut Vec<Slot>) -> bool {
+    pub fn close(&mut self, slot: Slot, reason: CloseReason, dirty: &mut DirtyList) -> bool {
         if !self.machine.begin_close() {
             return false;
         }
         self.outbox
             .push_unbounded(close_frame(reason.code(), reason.reason()));
-        self.mark_dirty(slot, dirty);
+        self.mark_urgent(slot, dirty);
         self.wake.notify_one();
         true
     }

@@ -12,6 +12,7 @@
 
 pub mod inbox;
 pub mod index;
+pub(crate) mod pacing;
 pub mod placement;
 pub(crate) mod state;
 
@@ -90,11 +91,7 @@ async fn run(shard: Rc<Shard>, inbox: ShardInbox, listener: tokio::net::TcpListe
         sweep.abort();
     }
     shard.close_all();
-    shard.flush_dirty();
-    if let Some(end) = shard.flush_pause_end() {
-        tokio::time::sleep_until(end.into()).await;
-        shard.flush_dirty();
-    }
+    shard.flush_all();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while !shard.state.borrow().conns.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -215,16 +212,17 @@ async fn encryptor(shard: Rc<Shard>) {
     }
 }
 
-/// Performs the flushes deferred by write coalescing, when their pause ends.
+/// Writes the sockets that write pacing held back, when their next write time comes.
 async fn flusher(shard: Rc<Shard>) {
     loop {
         shard.flush_wake.notified().await;
-        while let Some(end) = shard.flush_pause_end() {
-            if std::time::Instant::now() >= end {
-                break;
+        while let Some(at) = shard.next_write_at() {
+            if std::time::Instant::now() < at {
+                tokio::time::sleep_until(at.into()).await;
             }
-            tokio::time::sleep_until(end.into()).await;
+            shard.flush_dirty();
+            // A flush writes for a bounded slice: let the inbox and reads in between.
+            tokio::task::yield_now().await;
         }
-        shard.flush_dirty();
     }
 }

@@ -9,18 +9,18 @@
 //! dirty socket once with a vectored write. A socket that refuses bytes is handed to its
 //! task, which waits for writability; the walk never waits for anyone.
 
-use std::cell::Cell;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use slab::Slab;
 
 use super::inbox::{Delivery, Query, Target};
 use super::index::{LocalIndex, Slot};
+use super::pacing::{Clock, DirtyList, Micros, Pacer};
 use super::placement::ShardId;
 use crate::auth::Identity;
 use crate::conn::Conn;
@@ -36,8 +36,12 @@ use crate::protocol::outbound::{connected_frame, error_frame};
 use crate::protocol::{CloseReason, ErrorText};
 use crate::ws::frame::{OpCode, control_frame};
 
-/// A coalescing pause shorter than this is not worth a timer.
-const MIN_COALESCE_PAUSE: Duration = Duration::from_micros(200);
+/// The longest a flush writes before it lets the shard's other work (the inbox, reads)
+/// run; the rest is written right after. Without it, a message arriving during a long
+/// flush would wait for all of it before even being queued.
+const FLUSH_SLICE: Micros = 500;
+/// Writes between two readings of the clock during a flush.
+const CLOCK_EVERY: usize = 16;
 
 /// Queued bytes past which a connection is written mid-batch instead of at its end.
 const EARLY_FLUSH: usize = 64 * 1024;
@@ -56,9 +60,11 @@ pub(crate) struct Shard {
     pub scratch: RefCell<Box<[u8]>>,
     /// Wakes the encryptor task when encrypt jobs are queued.
     pub encrypt_wake: tokio::sync::Notify,
-    /// No flush before this instant (write coalescing after an expensive flush).
-    flush_not_before: Cell<Option<Instant>>,
-    /// Wakes the flusher task when a flush was deferred.
+    /// The clock write pacing is measured on.
+    pub clock: Clock,
+    /// Chooses how often a busy socket is written ([`super::pacing`]).
+    pacer: RefCell<Pacer>,
+    /// Wakes the flusher task when connections wait for their next write time.
     pub flush_wake: tokio::sync::Notify,
 }
 
@@ -67,8 +73,9 @@ pub(crate) struct Shard {
 pub(crate) struct ShardState {
     pub conns: Slab<Conn>,
     pub index: LocalIndex,
-    /// Connections with queued frames, flushed at the end of the current batch.
-    pub dirty: Vec<Slot>,
+    /// Connections with queued frames, written at the end of the current batch or when
+    /// their write pacing allows.
+    pub dirty: DirtyList,
     /// Messages for encrypted clients, sealed by the encryptor task in bounded batches.
     pub encrypt_queue: VecDeque<EncryptJob>,
 }
@@ -78,6 +85,10 @@ impl Shard {
         let handle = Handle {
             shared: engine.clone(),
         };
+        let pacer = Pacer::new(
+            engine.config.write_coalesce_factor,
+            engine.config.max_write_delay,
+        );
         Rc::new(Shard {
             id,
             engine,
@@ -86,7 +97,8 @@ impl Shard {
             state: RefCell::new(ShardState::default()),
             scratch: RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice()),
             encrypt_wake: tokio::sync::Notify::new(),
-            flush_not_before: Cell::new(None),
+            clock: Clock::new(),
+            pacer: RefCell::new(pacer),
             flush_wake: tokio::sync::Notify::new(),
         })
     }
@@ -217,61 +229,76 @@ impl Shard {
         !encrypt_queue.is_empty()
     }
 
-    /// Writes every dirty socket once — now, or, right after an expensive flush, when the
-    /// coalescing pause ends (the flusher task then calls this again).
-    ///
-    /// A flush costs about one syscall per dirty socket whatever it carries, so after a
-    /// flush that took `t` and found sockets with several frames each, the next waits
-    /// `write_coalesce_factor × t` (capped by `max_write_delay`): under a heavy fan-out
-    /// each socket then takes many frames per write, while light traffic (cheap flushes)
-    /// and many small rooms (one frame per socket: nothing to merge) are written at once.
+    /// Writes every dirty socket whose write pacing allows it, once, with one vectored
+    /// write each; the others wait for their next write time (the flusher task calls this
+    /// again then). See [`super::pacing`].
     pub fn flush_dirty(&self) {
-        if self.state.borrow().dirty.is_empty() {
-            return;
+        let now = self.clock.now();
+        match self.next_write() {
+            None => return,
+            Some(due) if due > now => {
+                self.flush_wake.notify_one();
+                return;
+            }
+            Some(_) => {}
         }
-        let now = Instant::now();
-        if self.flush_not_before.get().is_some_and(|t| now < t) {
-            self.flush_wake.notify_one();
-            return;
-        }
-        let (sockets, frames) = self.flush_now();
-        let cost = now.elapsed();
-        let config = &self.engine.config;
-        // Pause only when sockets are getting several frames per flush: then waiting puts
-        // more in each write. When each socket gets about one (many small rooms), there is
-        // nothing to merge and a pause would only add latency.
-        let coalescing = frames >= 2 * sockets;
-        let pause = if coalescing {
-            (cost * config.write_coalesce_factor).min(config.max_write_delay)
-        } else {
-            Duration::ZERO
-        };
-        self.flush_not_before
-            .set((pause >= MIN_COALESCE_PAUSE).then(|| Instant::now() + pause));
+        self.flush(now, false);
     }
 
-    /// When the current coalescing pause ends, if one is running.
-    pub fn flush_pause_end(&self) -> Option<Instant> {
-        self.flush_not_before.get()
+    /// When the next dirty socket may be written, on the shard's clock.
+    fn next_write(&self) -> Option<Micros> {
+        self.state.borrow().dirty.earliest()
     }
 
-    /// Writes every dirty socket once, now.
-    /// Returns how many sockets were written and how many frames they carried.
-    fn flush_now(&self) -> (usize, usize) {
+    /// Writes every dirty socket now, whatever its pacing (shutdown).
+    pub fn flush_all(&self) {
+        self.flush(self.clock.now(), true);
+    }
+
+    /// When the next dirty socket may be written, if any is waiting.
+    pub fn next_write_at(&self) -> Option<Instant> {
+        Some(self.clock.instant(self.next_write()?))
+    }
+
+    fn flush(&self, now: Micros, everything: bool) {
+        let started = Instant::now();
+        let mut pacer = self.pacer.borrow_mut();
+        let interval = u64::try_from(pacer.interval().as_micros()).unwrap_or(u64::MAX);
+        let mut clock = now;
+        let mut out_of_time = false;
         let mut state = self.state.borrow_mut();
         let ShardState { conns, dirty, .. } = &mut *state;
+        let busy = dirty.len();
         let (mut sockets, mut frames) = (0, 0);
-        for slot in dirty.drain(..) {
-            if let Some(conn) = conns.get_mut(slot) {
+        dirty.retain(|slot| {
+            let conn = conns.get_mut(slot)?;
+            if conn.write_blocked {
+                // Its task writes it when the socket drains.
                 conn.dirty = false;
-                if !conn.write_blocked {
-                    sockets += 1;
-                    frames += conn.outbox.frames();
-                    flush_conn(conn);
-                }
+                return None;
             }
+            if out_of_time || (conn.write_after > now && !everything) {
+                return Some(conn.write_after);
+            }
+            conn.dirty = false;
+            sockets += 1;
+            frames += conn.outbox.frames();
+            flush_conn(conn);
+            if sockets % CLOCK_EVERY == 0 {
+                clock = self.clock.now();
+                out_of_time = !everything && clock.saturating_sub(now) >= FLUSH_SLICE;
+            }
+            // The socket's own write time: a busy socket is written once per interval.
+            conn.write_after = clock.saturating_add(interval);
+            None
+        });
+        let waiting = !dirty.is_empty();
+        drop(state);
+        self.metrics.socket_writes.add(sockets as u64);
+        pacer.record(started, busy, sockets, frames, started.elapsed());
+        if waiting {
+            self.flush_wake.notify_one();
         }
-        (sockets, frames)
     }
 
     /// Flushes one connection whose socket became writable.
@@ -288,10 +315,11 @@ impl Shard {
         let limit = self.engine.config.backpressure_limit;
         let mut state = self.state.borrow_mut();
         let ShardState { conns, dirty, .. } = &mut *state;
-        if let Some(conn) = conns.get_mut(slot)
-            && conn.push(slot, frame, limit, dirty) == Push::OverLimit
-        {
-            self.metrics.backpressure_dropped.inc();
+        if let Some(conn) = conns.get_mut(slot) {
+            match conn.outbox.push(frame, limit) {
+                Push::Queued => conn.mark_urgent(slot, dirty),
+                Push::OverLimit => self.metrics.backpressure_dropped.inc(),
+            }
         }
     }
 

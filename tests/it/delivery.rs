@@ -204,3 +204,52 @@ async fn close_on_backpressure_limit_closes_the_slow_consumer() {
         .sum::<u64>();
     assert_eq!(closed, 1);
 }
+
+/// Write pacing holds a busy socket back between writes: every frame still arrives, in
+/// order, and writes carry several frames each even when messages come one at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_writes_deliver_every_frame_in_order_with_several_per_write() {
+    // A generous factor: the interval is ~200 passes over the 20 sockets (milliseconds
+    // even on a fast machine), far more than the 2 ms between messages below.
+    let server = TestServer::start(support::builder(1).configure(|c| {
+        c.write_coalesce_factor = 200;
+        c.max_write_delay = Duration::from_millis(100);
+    }));
+    const CLIENTS: usize = 20;
+    const BURST: usize = 100;
+    const SINGLES: usize = 200;
+    let mut readers = Vec::new();
+    for i in 0..CLIENTS {
+        let (client, _) = server.login(&format!("paced{i}")).await;
+        readers.push(reader(client, BURST + SINGLES));
+    }
+    let send = |n: usize| {
+        server
+            .handle
+            .send_to_room("ws-default", "load", &json!({ "n": n }), &[])
+            .unwrap();
+    };
+    // A burst: sockets get many frames per flush, which turns pacing on.
+    (0..BURST).for_each(send);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = server.handle.stats();
+    for n in BURST..BURST + SINGLES {
+        send(n);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for reader in readers {
+        tokio::time::timeout(Duration::from_secs(30), reader)
+            .await
+            .expect("a paced socket was never written")
+            .unwrap();
+    }
+    let after = server.handle.stats();
+    let deliveries = after.deliveries - before.deliveries;
+    let writes = after.socket_writes - before.socket_writes;
+    assert_eq!(deliveries, (CLIENTS * SINGLES) as u64);
+    assert!(
+        writes * 2 <= deliveries,
+        "one message at a time, yet paced writes should carry ≥ 2 frames each: \
+         {writes} writes for {deliveries} deliveries"
+    );
+}
