@@ -25,7 +25,7 @@ CONNECT_CLIENTS="${CONNECT_CLIENTS:-$(( $(ulimit -Hn) > 20000 ? 19000 : $(ulimit
 RUNS_STALLED="${RUNS_STALLED:-5}"
 STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
 OUT="$HERE/runs/$STAMP-$(hostname)"
-mkdir -p "$OUT/raw"
+mkdir -p "$OUT/raw" "$OUT/logs"
 SECRET=compare-secret
 APIKEY=compare-key
 
@@ -43,27 +43,27 @@ cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wai
 trap cleanup EXIT
 
 RPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-taskset -c "$LOAD_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/redis.log" 2>&1 &
+taskset -c "$LOAD_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/logs/redis.log" 2>&1 &
 PIDS+=($!)
 REDIS="redis://127.0.0.1:$RPORT"
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-# start_server NAME [shardcast flags...] → sets SPID and ADDR
+# start_server NAME LOG [shardcast flags...] → sets SPID and ADDR; server output in LOG.{out,err}
 start_server() {
-  local name=$1; shift
+  local name=$1 log=$2; shift 2
   if [[ $name == ref ]]; then
     PORT=0 HOST=127.0.0.1 REDIS_URL="$REDIS" JWT_SECRET="$SECRET" API_KEY="$APIKEY" ROOM_ALLOW_PREFIX=public- \
-      taskset -c "$SERVER_CPU" bash "$SHARED/refpeer/run.sh" >"$OUT/ref.out" 2>"$OUT/ref.err" &
+      taskset -c "$SERVER_CPU" bash "$SHARED/refpeer/run.sh" >"$log.out" 2>"$log.err" &
     SPID=$!
-    for _ in $(seq 600); do grep -q READY "$OUT/ref.out" 2>/dev/null && break; sleep 0.1; done
-    ADDR="127.0.0.1:$(sed -n 's/READY //p' "$OUT/ref.out")"
+    for _ in $(seq 600); do grep -q READY "$log.out" 2>/dev/null && break; sleep 0.1; done
+    ADDR="127.0.0.1:$(sed -n 's/READY //p' "$log.out")"
     # run.sh execs bun, so $SPID is the server itself.
   else
     taskset -c "$SERVER_CPU" "$SC" serve --jwt-secret "$SECRET" --api-key "$APIKEY" --listen 127.0.0.1:0 \
-      --allow-rooms 'public-*' --redis "$REDIS" "$@" >"$OUT/sc.out" 2>"$OUT/sc.err" &
+      --allow-rooms 'public-*' --redis "$REDIS" "$@" >"$log.out" 2>"$log.err" &
     SPID=$!
-    for _ in $(seq 100); do grep -q listening "$OUT/sc.out" 2>/dev/null && break; sleep 0.1; done
-    ADDR="$(sed -n 's/listening on //p' "$OUT/sc.out")"
+    for _ in $(seq 100); do grep -q listening "$log.out" 2>/dev/null && break; sleep 0.1; done
+    ADDR="$(sed -n 's/listening on //p' "$log.out")"
   fi
   sleep 0.5
 }
@@ -74,7 +74,7 @@ measure() {
   local label=$1 server=$2 flags=$3; shift 3
   for run in $(seq "${RUNS_OVERRIDE:-$RUNS}"); do
     # shellcheck disable=SC2086
-    start_server "$server" $flags
+    start_server "$server" "$OUT/logs/$label-$server-$run" $flags
     local json="$OUT/raw/$label-$server-$run.json"
     local cmd=(taskset -c "$LOAD_CPU" "$LOAD" "$@" --url "ws://$ADDR/ws" --jwt-secret "$SECRET" --server-pid "$SPID" --no-progress --json "$json")
     echo "${cmd[*]}" >>"$OUT/commands.txt"

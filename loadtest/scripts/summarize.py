@@ -47,7 +47,8 @@ lost = lambda r: r["lost"]
 dups = lambda r: r["duplicates"]
 
 out = []
-runs = max((len(v) for v in raw.values()), default=0)
+counts = sorted({len(v) for v in raw.values()})
+runs = " or ".join(str(c) for c in counts) or "0"
 out.append(f"# Comparison run `{os.path.basename(run)}` (median of {runs} run(s) per cell)\n")
 machine = os.path.join(run, "machine.txt")
 if os.path.exists(machine):
