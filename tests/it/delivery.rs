@@ -160,6 +160,17 @@ fn reader(mut client: WsClient, count: usize) -> tokio::task::JoinHandle<WsClien
     })
 }
 
+/// Publishes 4,000 4 KB messages while `fast` reads them; returns once it has read all,
+/// in order.
+async fn fast_reader_keeps_up(server: &TestServer, fast: WsClient) {
+    let fast = reader(fast, 4000);
+    paced_load(server, 4000).await;
+    tokio::time::timeout(Duration::from_secs(30), fast)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_is_bounded_and_never_delays_others() {
     let server =
@@ -167,12 +178,7 @@ async fn a_stalled_reader_is_bounded_and_never_delays_others() {
     let (fast, _) = server.login("fast").await;
     let (stalled, _) = server.login("stalled").await;
     // 16 MB: far more than the kernel buffers of the stalled socket can absorb.
-    let fast = reader(fast, 4000);
-    paced_load(&server, 4000).await;
-    tokio::time::timeout(Duration::from_secs(30), fast)
-        .await
-        .unwrap()
-        .unwrap();
+    fast_reader_keeps_up(&server, fast).await;
     let stats = server.handle.stats();
     assert!(
         stats.backpressure_dropped > 0,
@@ -189,12 +195,7 @@ async fn close_on_backpressure_limit_closes_the_slow_consumer() {
     }));
     let (_stalled, _) = server.login("stalled").await;
     let (fast, _) = server.login("fast").await;
-    let fast = reader(fast, 4000);
-    paced_load(&server, 4000).await;
-    tokio::time::timeout(Duration::from_secs(30), fast)
-        .await
-        .unwrap()
-        .unwrap();
+    fast_reader_keeps_up(&server, fast).await;
     let closed = server
         .handle
         .metrics()
