@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use futures_util::{SinkExt, StreamExt};
-use shardcast::auth::DevAuthenticator;
 use shardcast::crypto::ClientKeyPair;
+use shardcast::hooks::DevAuthenticator;
 use tokio_tungstenite::tungstenite::Message;
 
 const PLAIN: usize = 200;

@@ -6,9 +6,10 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use serde_json::value::RawValue;
-use shardcast::conn::outbox::Outbox;
-use shardcast::protocol::{Frame, inbound};
-use shardcast::shard::index::LocalIndex;
+use shardcast::internals::LocalIndex;
+use shardcast::internals::Outbox;
+use shardcast::internals::inbound;
+use shardcast::protocol::Frame;
 
 const DATA_165: &str = r#"{"seq":123456,"t":1763771234567,"sym":"BTC-USD","px":97123.5,"qty":0.25,"side":"buy","venue":"x","pad":"abcdefghijklmnopqrstuvwxyz0123"}"#;
 

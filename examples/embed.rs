@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use shardcast::Engine;
-use shardcast::auth::Identity;
+use shardcast::hooks::Identity;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args()

@@ -1,8 +1,9 @@
 //! Engine settings with the Ignis defaults.
 //!
-//! [`EngineConfig`] holds what the engine itself needs; the standalone server's own
-//! settings (JWT, API key, Redis, room policy) and the flags > env > file > defaults merge
-//! live in [`crate::cli`].
+//! [`EngineConfig`] holds what the engine itself needs. The standalone server's own
+//! settings (JWT, API key, Redis, room policy) and its flags > env > file > defaults
+//! merge belong to the `shardcast` binary (`src/cli/`); embedders set the rest on
+//! [`crate::EngineBuilder`].
 
 use std::net::SocketAddr;
 use std::time::Duration;

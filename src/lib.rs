@@ -2,7 +2,8 @@
 //!
 //! A shard-per-core WebSocket real-time server that speaks the wire protocol of the
 //! Ignis WebSocket component, so Ignis clients, servers and emitters can be mixed with
-//! shardcast nodes.
+//! shardcast nodes. This crate is the engine; the `shardcast` binary (`src/main.rs`,
+//! `src/cli/`) is the standalone server built on it.
 //!
 //! ## Architecture
 //!
@@ -11,29 +12,43 @@
 //!  clients ──▶ shard 0 ─┐  own thread, runtime, connections and local indexes:
 //!              shard 1 ─┤  client → conn, user → conns, room → conns
 //!                …     ─┘
-//!  Handle ──▶ broker (encode once: Frame = Bytes) ──▶ shard inboxes
+//!  Handle / HTTP API / Redis bridge ──▶ routing: encode once (Frame = Bytes) ──▶ shard inboxes
 //!  control thread: the Redis bridge and the ordered shutdown
 //! ```
 //!
-//! - **Shards** ([`shard`]): each an OS thread pinned to a core, running a single-threaded
-//!   tokio runtime, accepting on the shared listener. A connection lives on shard
+//! The modules, lowest layer first; each depends only on those above it in this list
+//! (a test, `tests/it/architecture.rs`, fails on any import cycle):
+//!
+//! | layer | modules | owns |
+//! |---|---|---|
+//! | wire | `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`config`], [`metrics`] | ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; settings; counters |
+//! | routing | `routing` | the [`Handle`], the broker, shard inbox commands, placement |
+//! | hooks | [`hooks`] | every embedder hook: traits and what they receive |
+//! | connection | `conn` | one connection without its socket: every protocol, close, liveness and backpressure rule |
+//! | edges | `http`, [`redis`] | HTTP/1.1 on the engine's port; the Redis bridge and [`redis::Emitter`] |
+//! | shard | `shard` | the thread, the acceptor, the connection task, the delivery walk, flushing |
+//! | engine | `engine` | [`EngineBuilder`] wires it all; [`Engine`] owns the threads |
+//!
+//! - **Shards**: each an OS thread pinned to a core, running a single-threaded tokio
+//!   runtime, accepting on the shared listener. A connection lives on shard
 //!   `hash(client_id) % shards` for its whole life (the accepting shard picks an id that
 //!   hashes to itself); the shard owns it and its indexes, so the per-message path takes
 //!   no lock.
-//! - **Broker** ([`broker`]): every outbound message becomes one immutable WebSocket frame
+//! - **Routing**: every outbound message becomes one immutable WebSocket frame
 //!   ([`protocol::Frame`]) and the same buffer goes to every shard that may have
 //!   recipients, over bounded crossbeam queues with an async wake-up.
 //! - **Delivery**: a shard walks its local members, queues the shared frame on each
 //!   (a refcount increment), and writes each dirty socket once per batch with a
-//!   vectored write, paced under heavy fan-out so each write carries many frames
-//!   (`shard::pacing`); a slow reader is bounded by `backpressure_limit`.
-//! - **Remote**: one Redis bridge per process ([`engine::Remote`], [`redis`]) carries
-//!   Ignis envelopes between instances.
+//!   vectored write, paced under heavy fan-out so each write carries many frames; a slow
+//!   reader is bounded by `backpressure_limit`.
+//! - **Remote**: one Redis bridge per process carries Ignis envelopes between instances;
+//!   an envelope is parsed once, straight into the frame its recipients get.
 //!
 //! ## Embedding
 //!
 //! ```no_run
-//! use shardcast::{Engine, auth::Identity};
+//! use shardcast::Engine;
+//! use shardcast::hooks::Identity;
 //!
 //! let engine = Engine::builder()
 //!     .configure(|c| c.listen = "127.0.0.1:0".parse().unwrap())
@@ -50,22 +65,38 @@
 //! ```
 
 pub mod auth;
-pub mod broker;
-pub mod cli;
 pub mod config;
-pub mod conn;
+mod conn;
 pub mod crypto;
-pub mod engine;
-pub mod http;
-pub mod id;
+mod engine;
+pub mod hooks;
+mod http;
+mod id;
 pub mod metrics;
 pub mod protocol;
 pub mod redis;
 pub mod rooms;
-pub mod serve;
-pub mod shard;
-pub mod ws;
+mod routing;
+mod shard;
+mod ws;
 
 pub use config::EngineConfig;
-pub use engine::{Engine, EngineBuilder, Handle};
-pub use id::{ClientId, ServerId};
+pub use engine::{Engine, EngineBuilder, EngineError};
+pub use id::{ClientId, InvalidClientId, ServerId};
+pub use routing::{Handle, Publication, SendError};
+
+/// Not part of the API: internal pieces re-exported for this crate's own benchmarks and
+/// integration tests (`benches/`, `tests/`). No stability promise of any kind.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::conn::outbox::Outbox;
+    pub use crate::protocol::inbound;
+    pub use crate::routing::placement::shard_for;
+    pub use crate::shard::index::LocalIndex;
+
+    /// The Redis bridge, driven directly by `tests/it/redis_*.rs`.
+    pub mod redis {
+        pub use crate::redis::bridge::{EnvelopeSink, PublishError, RedisBridge};
+        pub use crate::redis::link::{BridgeStatus, LinkState};
+    }
+}

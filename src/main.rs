@@ -1,27 +1,29 @@
-//! The `shardcast` binary: allocator, logging, subcommand dispatch, exit code.
+//! The `shardcast` binary: allocator, logging, subcommand dispatch, exit code. Its own
+//! modules live in `src/cli/`; the engine is the `shardcast` library.
+
+mod cli;
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use mimalloc::MiMalloc;
-use shardcast::cli::{Cli, Command};
+
+use cli::args::{Cli, Command};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
     init_tracing();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => shardcast::serve::run(*args),
-        Command::Token(args) => shardcast::serve::mint(args).map(|token| println!("{token}")),
-        Command::Emit(args) => shardcast::serve::emit(args),
+    let result = match Cli::parse().command {
+        Command::Serve(args) => cli::serve::run(*args),
+        Command::Token(args) => cli::token::mint(args).map(|token| println!("{token}")),
+        Command::Emit(args) => cli::emit::emit(args),
     };
-    match result.context("shardcast") {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: shardcast: {err}");
             ExitCode::FAILURE
         }
     }

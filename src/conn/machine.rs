@@ -8,6 +8,8 @@
 //!   deadline (4001)          rejected (4003) / deadline (4001)  silent too long (4002)
 //!      v                              v                            v
 //!                               Closing (terminal)
+//!
+//! any phase --socket failed / transport idle--> Aborted (terminal, nothing more is sent)
 //! ```
 
 use std::time::{Duration, Instant};
@@ -29,6 +31,8 @@ pub enum Phase {
     Authenticated,
     /// A close frame has been queued; nothing else is sent or handled.
     Closing,
+    /// The socket failed or the transport idled out: dropped without a close handshake.
+    Aborted,
 }
 
 /// What the I/O task must do with one inbound message.
@@ -46,6 +50,9 @@ pub enum Decision<'a> {
     Leave(Vec<String>),
     /// An application event for the message handler.
     Custom(InboundMessage<'a>),
+    /// An `encrypted` message that decrypted to this plaintext message: decide again on
+    /// it (decided by [`crate::conn::Conn::on_message`], never by the machine itself).
+    Decrypted(Vec<u8>),
 }
 
 /// How the authenticator answered.
@@ -89,9 +96,10 @@ impl Machine {
         self.auth_deadline
     }
 
-    /// The last inbound data frame.
-    pub fn last_activity(&self) -> Instant {
-        self.last_activity
+    /// Whether the connection still handles input and takes messages (not closing or
+    /// aborted).
+    pub fn is_open(&self) -> bool {
+        !matches!(self.phase, Phase::Closing | Phase::Aborted)
     }
 
     /// Handles one inbound data frame (text or binary alike).
@@ -101,7 +109,7 @@ impl Machine {
         payload: &'a [u8],
         auth_timeout: Duration,
     ) -> Decision<'a> {
-        if self.phase == Phase::Closing {
+        if !self.is_open() {
             return Decision::Nothing;
         }
         self.last_activity = now;
@@ -164,12 +172,36 @@ impl Machine {
         self.phase == Phase::Authenticated && now.duration_since(self.last_activity) > timeout
     }
 
-    /// Marks the connection closing; returns false if it already was.
+    /// Marks the connection closing; returns false if it already was closing or aborted.
     pub fn begin_close(&mut self) -> bool {
-        let was_open = self.phase != Phase::Closing;
-        self.phase = Phase::Closing;
+        let was_open = self.is_open();
+        if was_open {
+            self.phase = Phase::Closing;
+        }
         self.auth_deadline = None;
         was_open
+    }
+
+    /// Gives up on the connection: nothing more is sent or handled.
+    pub fn abort(&mut self) {
+        self.phase = Phase::Aborted;
+        self.auth_deadline = None;
+    }
+}
+
+/// The close to answer a client's close frame with: its own code echoed as 1000 when it
+/// is a valid code (or absent), else 1002 (RFC 6455 §7.4).
+pub fn echo_close(code: Option<u16>) -> CloseReason {
+    match code {
+        None => CloseReason::Normal,
+        Some(c)
+            if (1000..=1003).contains(&c)
+                || (1007..=1014).contains(&c)
+                || (3000..5000).contains(&c) =>
+        {
+            CloseReason::Normal
+        }
+        Some(_) => CloseReason::ProtocolError,
     }
 }
 
@@ -301,6 +333,35 @@ mod tests {
         assert!(m.heartbeat_expired(now + timeout + Duration::from_millis(1), timeout));
         m.on_message(now + timeout, b"not json", T);
         assert!(!m.heartbeat_expired(now + timeout + Duration::from_millis(1), timeout));
+    }
+
+    #[test]
+    fn client_close_codes_are_echoed_as_normal_or_protocol_error() {
+        for code in [
+            None,
+            Some(1000),
+            Some(1001),
+            Some(1003),
+            Some(1007),
+            Some(1014),
+            Some(3000),
+            Some(4999),
+        ] {
+            assert_eq!(echo_close(code), CloseReason::Normal, "{code:?}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
+            assert_eq!(echo_close(Some(code)), CloseReason::ProtocolError, "{code}");
+        }
+    }
+
+    #[test]
+    fn aborted_is_terminal_and_cannot_start_a_close() {
+        let (mut m, now) = machine();
+        m.abort();
+        assert!(!m.is_open());
+        assert!(!m.begin_close());
+        assert_eq!(m.phase(), Phase::Aborted);
+        assert!(matches!(m.on_message(now, b"{}", T), Decision::Nothing));
     }
 
     #[test]

@@ -1,135 +1,381 @@
-//! One WebSocket connection: its protocol state ([`machine`]), its outbound queue
-//! ([`outbox`]) and the task that drives its socket ([`task`]).
+//! One WebSocket connection, without its socket: every rule of the protocol, of closing,
+//! of liveness and of backpressure, as methods that change the connection's state and
+//! return what the shard must do (write soon, wake the connection's task, count a drop).
+//!
+//! - [`machine`]: the protocol phases and the inbound decisions.
+//! - [`liveness`]: transport idle timeout and pings.
+//! - [`outbox`]: the bounded outbound queue and its vectored flush.
+//! - [`membership`]: user id, rooms, own-id room.
+//! - [`encryption`]: per-client encryption state.
+//!
+//! # Contract
 //!
 //! A [`Conn`] lives in its shard's connection table and is touched only by that shard's
-//! thread: by the delivery walk (queueing frames), by the shard's sweeps (timeouts) and
-//! by its own task (reading, authenticating, closing). The socket is shared between the
-//! table (which writes) and the task (which reads and waits for writability).
+//! thread (it is not `Sync`). Nothing here does I/O, spawns, sleeps or reads a clock:
+//! times are passed in, writes go through a closure, and the shard executes the returned
+//! decisions — so every rule is a unit test here. Overflow: [`Conn::offer`] refuses a
+//! frame that would pass the backpressure limit (the caller counts the drop, or the
+//! connection closes itself with 1008 when configured so). Close: [`Conn::close`] queues
+//! exactly one close frame; [`Conn::abort`] drops everything queued; after either, the
+//! connection takes no more messages.
 
 pub mod encryption;
+pub mod liveness;
 pub mod machine;
+pub mod membership;
 pub mod outbox;
-pub(crate) mod task;
 
-use std::rc::Rc;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use crate::id::ClientId;
-use crate::protocol::CloseReason;
-use crate::shard::index::Slot;
-use crate::shard::pacing::{DirtyList, Micros};
-use crate::ws::frame::close_frame;
-use machine::{Machine, Phase};
-use outbox::{Outbox, Push};
+use crate::protocol::outbound::error_frame;
+use crate::protocol::{CloseReason, ErrorText};
+use crate::ws::frame::{DecodeError, OpCode, close_frame, control_frame};
+use encryption::Encryption;
+use liveness::{Idle, Liveness};
+use machine::{AuthVerdict, Decision, Machine, Phase};
+use membership::Membership;
+use outbox::{Flush, Outbox, Push};
 
-/// A connection as its shard sees it.
-pub(crate) struct Conn {
-    pub id: ClientId,
-    pub stream: Rc<TcpStream>,
-    /// Wakes the connection's task: closing, write blocked, or broken.
-    pub wake: Rc<Notify>,
-    pub machine: Machine,
-    pub user_id: Option<Arc<str>>,
-    /// Rooms joined through the index (the own-id room is `in_own_room`).
-    pub rooms: Vec<Arc<str>>,
-    pub in_own_room: bool,
-    pub outbox: Outbox,
-    /// In the shard's dirty list, waiting for the end-of-batch flush.
-    pub dirty: bool,
-    /// The earliest time the shard may write this socket again (write pacing).
-    pub write_after: Micros,
-    /// The socket refused bytes; the task waits for writability and flushes.
-    pub write_blocked: bool,
-    /// The socket failed or the transport idled out: drop without a close handshake.
-    pub broken: bool,
-    /// `on_connect` was called, so `on_disconnect` will be.
-    pub connected_reported: bool,
-    /// Last time any bytes arrived (transport idle timeout).
-    pub last_rx: Instant,
-    /// A transport ping is waiting for its pong.
-    pub ping_sent: bool,
+/// Queued bytes past which a connection is written mid-batch instead of at its end.
+const EARLY_FLUSH: usize = 64 * 1024;
+
+/// The backpressure settings every connection of an engine shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Backpressure {
+    /// Bytes that may wait in one connection's queue.
+    pub limit: usize,
+    /// Close (1008) instead of dropping when the limit is reached.
+    pub close_slow: bool,
+    /// Queued bytes past which the shard writes the socket at once.
+    early_flush: usize,
+}
+
+impl Backpressure {
+    /// `limit` bytes per connection; `close_slow` closes slow consumers with 1008.
+    pub fn new(limit: usize, close_slow: bool) -> Self {
+        Backpressure {
+            limit,
+            close_slow,
+            early_flush: (limit / 2).min(EARLY_FLUSH),
+        }
+    }
+}
+
+/// What became of a frame offered to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Queued; `flush_now` when so much waits that the socket should be written at once
+    /// (a long batch must not starve a fast reader into its limit).
+    Queued {
+        /// Write the socket now rather than at the end of the batch.
+        flush_now: bool,
+    },
+    /// Refused by the backpressure limit; the caller counts the drop.
+    Dropped,
+    /// Refused, and the connection closed itself (1008): the caller wakes its task.
+    Closed,
+}
+
+/// What a flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued was written (or nothing may be written any more).
+    Done,
+    /// Everything was written and the connection is closing: its task can finish.
+    CloseSent,
+    /// The socket is full: the task must wait for writability and flush again.
+    Blocked,
+    /// The socket failed; the connection aborted itself.
+    Failed,
+}
+
+/// A connection as its shard sees it, without its socket.
+pub struct Conn {
+    id: ClientId,
+    machine: Machine,
+    liveness: Liveness,
+    outbox: Outbox,
+    membership: Membership,
     /// Set for encrypted clients: their messages leave the shared fast path.
-    pub encryption: Option<encryption::Encryption>,
-    /// Plaintext bytes waiting in the shard's encrypt queue (counts toward the limit).
-    pub pending_encrypt: usize,
+    encryption: Option<Encryption>,
+    /// Plaintext bytes waiting to be sealed (they count toward the limit).
+    pending_encrypt: usize,
+    /// `on_connect` was called, so `on_disconnect` will be.
+    connected_reported: bool,
 }
 
 impl Conn {
-    pub fn new(id: ClientId, stream: Rc<TcpStream>, machine: Machine, now: Instant) -> Self {
+    /// A connection accepted at `now` that must authenticate within `auth_timeout`.
+    pub fn new(id: ClientId, now: Instant, auth_timeout: Duration) -> Self {
         Conn {
             id,
-            stream,
-            wake: Rc::new(Notify::new()),
-            machine,
-            user_id: None,
-            rooms: Vec::new(),
-            in_own_room: false,
+            machine: Machine::new(now, auth_timeout),
+            liveness: Liveness::new(now),
             outbox: Outbox::default(),
-            dirty: false,
-            write_after: 0,
-            write_blocked: false,
-            broken: false,
-            connected_reported: false,
-            last_rx: now,
-            ping_sent: false,
+            membership: Membership::default(),
             encryption: None,
             pending_encrypt: 0,
+            connected_reported: false,
         }
     }
 
+    /// Its id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// Where it is in the protocol.
+    #[cfg(test)]
+    pub fn phase(&self) -> Phase {
+        self.machine.phase()
+    }
+
+    /// Authenticated: indexed, in rooms, receives messages.
+    #[inline]
     pub fn is_authenticated(&self) -> bool {
         self.machine.phase() == Phase::Authenticated
     }
 
-    /// Queues a frame within the backpressure limit, marking the connection dirty.
-    pub fn push(&mut self, slot: Slot, frame: Bytes, limit: usize, dirty: &mut DirtyList) -> Push {
-        let pushed = self.outbox.push(frame, limit);
-        if pushed == Push::Queued {
-            self.mark_dirty(slot, dirty);
-        }
-        pushed
+    /// Still handling input and taking messages (not closing, not aborted).
+    pub fn is_open(&self) -> bool {
+        self.machine.is_open()
     }
 
-    pub fn mark_dirty(&mut self, slot: Slot, dirty: &mut DirtyList) {
-        if !self.dirty {
-            self.dirty = true;
-            dirty.push(slot, self.write_after);
+    /// When it must be authenticated by, while it is not.
+    pub fn auth_deadline(&self) -> Option<Instant> {
+        self.machine.auth_deadline()
+    }
+
+    /// Its user and rooms.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Its user and rooms, to change along with the shard's indexes.
+    pub fn membership_mut(&mut self) -> &mut Membership {
+        &mut self.membership
+    }
+
+    /// How its messages are encrypted, if they are.
+    pub fn encryption(&self) -> Option<&Encryption> {
+        self.encryption.as_ref()
+    }
+
+    /// Routes its messages through the embedder's transformer from now on.
+    pub fn use_transformer(&mut self) {
+        self.encryption = Some(Encryption::Transformer);
+    }
+
+    /// Whether `on_connect` was reported (so `on_disconnect` must be).
+    pub fn connected_reported(&self) -> bool {
+        self.connected_reported
+    }
+
+    /// Frames waiting to be written.
+    pub fn queued_frames(&self) -> usize {
+        self.outbox.frames()
+    }
+}
+
+/// Inbound: bytes, messages, close frames, protocol errors and the deadlines.
+impl Conn {
+    /// Bytes arrived at `now` (transport liveness).
+    pub fn heard(&mut self, now: Instant) {
+        self.liveness.heard(now);
+    }
+
+    /// Decides what one inbound data frame means. An `encrypted` message from a client
+    /// with a session is decrypted here: the caller then passes the plaintext to
+    /// [`Conn::on_decrypted`].
+    pub fn on_message<'a>(
+        &mut self,
+        now: Instant,
+        payload: &'a [u8],
+        auth_timeout: Duration,
+    ) -> Decision<'a> {
+        let decision = self.machine.on_message(now, payload, auth_timeout);
+        let (Decision::Custom(message), Some(Encryption::Session(cipher))) =
+            (&decision, &self.encryption)
+        else {
+            return decision;
+        };
+        if message.event != "encrypted" {
+            return decision;
+        }
+        match encryption::decrypt(cipher, message.data) {
+            Some(plaintext) => Decision::Decrypted(plaintext),
+            None => Decision::Error(ErrorText::DecryptionFailed),
         }
     }
 
-    /// Marks the connection dirty and due now, whatever its write pacing: replies and
-    /// close frames answer this client and are not part of a fan-out.
-    pub fn mark_urgent(&mut self, slot: Slot, dirty: &mut DirtyList) {
-        self.write_after = 0;
-        if self.dirty {
-            dirty.expedite(0);
-        } else {
-            self.mark_dirty(slot, dirty);
+    /// Decides what a decrypted message means (it is not decrypted again).
+    pub fn on_decrypted<'a>(
+        &mut self,
+        now: Instant,
+        plaintext: &'a [u8],
+        auth_timeout: Duration,
+    ) -> Decision<'a> {
+        self.machine.on_message(now, plaintext, auth_timeout)
+    }
+
+    /// The client sent a close frame: echo it; returns whether a close was queued.
+    pub fn on_close_frame(&mut self, code: Option<u16>) -> bool {
+        self.close(machine::echo_close(code))
+    }
+
+    /// The client broke the framing rules: close 1002, or 1009 for an oversize message.
+    pub fn on_decode_error(&mut self, error: DecodeError) -> bool {
+        self.close(match error {
+            DecodeError::TooBig => CloseReason::MessageTooBig,
+            DecodeError::Protocol(_) => CloseReason::ProtocolError,
+        })
+    }
+
+    /// Closes with 4001 if the authentication deadline has passed at `now`.
+    pub fn check_auth_deadline(&mut self, now: Instant) -> bool {
+        self.machine.auth_expired(now) && self.close(CloseReason::AuthTimeout)
+    }
+
+    /// Closes with 4002 if authenticated and silent longer than `timeout` at `now`.
+    pub fn check_heartbeat(&mut self, now: Instant, timeout: Duration) -> bool {
+        self.machine.heartbeat_expired(now, timeout) && self.close(CloseReason::HeartbeatTimeout)
+    }
+
+    /// Transport liveness at `now`: queues a ping at half the idle timeout, aborts at the
+    /// timeout (returned as [`Idle::Drop`]).
+    pub fn check_idle(&mut self, now: Instant, idle: Duration, send_pings: bool) -> Idle {
+        match self.liveness.check(now, idle, send_pings) {
+            Idle::Ping if self.is_open() => {
+                self.outbox.push_unbounded(control_frame(OpCode::Ping, b""));
+                Idle::Ping
+            }
+            Idle::Ping | Idle::Fine => Idle::Fine,
+            Idle::Drop => {
+                self.abort();
+                Idle::Drop
+            }
+        }
+    }
+}
+
+/// Authentication results.
+impl Conn {
+    /// The authenticator accepted: records the user and encryption and enters the own-id
+    /// room. False when the connection is no longer waiting for a verdict (it closed).
+    pub fn accept(&mut self, user_id: Option<Arc<str>>, encryption: Option<Encryption>) -> bool {
+        if self
+            .machine
+            .on_auth_verdict(AuthVerdict::Accepted)
+            .is_some()
+            || !self.is_authenticated()
+        {
+            return false;
+        }
+        self.membership.authenticated(user_id);
+        self.encryption = encryption;
+        self.connected_reported = true;
+        true
+    }
+
+    /// The authenticator (or the handshake) refused: queues the Ignis error and the close
+    /// (4003 or 4004). False when the connection was no longer waiting for a verdict.
+    pub fn refuse(&mut self, verdict: AuthVerdict) -> bool {
+        let Some((text, reason)) = self.machine.on_auth_verdict(verdict) else {
+            return false;
+        };
+        self.outbox
+            .push_unbounded(error_frame(text.text()).bytes().clone());
+        self.close(reason)
+    }
+}
+
+/// Outbound: offers, replies, closing and flushing.
+impl Conn {
+    /// Offers a shared frame of a delivery, within the backpressure limit.
+    #[inline]
+    pub fn offer(&mut self, frame: Bytes, policy: &Backpressure) -> Offer {
+        match self.outbox.push(frame, policy.limit) {
+            Push::Queued => Offer::Queued {
+                flush_now: self.outbox.queued_bytes() >= policy.early_flush,
+            },
+            Push::OverLimit if policy.close_slow => {
+                self.close(CloseReason::SlowConsumer);
+                Offer::Closed
+            }
+            Push::OverLimit => Offer::Dropped,
         }
     }
 
-    /// Queues the close frame for `reason` (once) and wakes the task.
-    pub fn close(&mut self, slot: Slot, reason: CloseReason, dirty: &mut DirtyList) -> bool {
+    /// Reserves room for `len` plaintext bytes to be sealed for this client; false (a
+    /// drop) when that would pass `limit`.
+    pub fn reserve_sealed(&mut self, len: usize, limit: usize) -> bool {
+        if self.outbox.queued_bytes() + self.pending_encrypt + len > limit {
+            return false;
+        }
+        self.pending_encrypt += len;
+        true
+    }
+
+    /// Releases a reservation of `len` plaintext bytes; queues `sealed` when the client
+    /// may still receive it. Returns whether it was queued.
+    pub fn queue_sealed(&mut self, len: usize, sealed: impl FnOnce(&Conn) -> Bytes) -> bool {
+        self.pending_encrypt = self.pending_encrypt.saturating_sub(len);
+        if !self.is_authenticated() {
+            return false;
+        }
+        let frame = sealed(self);
+        self.outbox.push_unbounded(frame);
+        true
+    }
+
+    /// Queues a reply to this client (`error`, `pong`, `connected`) within `limit`;
+    /// false when refused (over the limit, or no longer open).
+    pub fn reply(&mut self, frame: Bytes, limit: usize) -> bool {
+        self.is_open() && self.outbox.push(frame, limit) == Push::Queued
+    }
+
+    /// Queues the close frame for `reason`, once; false if already closing or aborted.
+    pub fn close(&mut self, reason: CloseReason) -> bool {
         if !self.machine.begin_close() {
             return false;
         }
         self.outbox
             .push_unbounded(close_frame(reason.code(), reason.reason()));
-        self.mark_urgent(slot, dirty);
-        self.wake.notify_one();
         true
     }
 
     /// Gives up on the socket: nothing more is written.
     pub fn abort(&mut self) {
-        self.broken = true;
-        self.machine.begin_close();
+        self.machine.abort();
         self.outbox.clear();
-        self.wake.notify_one();
+    }
+
+    /// Whether a closing connection still has bytes to write.
+    pub fn close_pending(&self) -> bool {
+        self.machine.phase() != Phase::Aborted && !self.outbox.is_empty()
+    }
+
+    /// Writes the queue through `write` (one non-blocking vectored write per call).
+    pub fn flush(&mut self, write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>) -> Flushed {
+        if self.machine.phase() == Phase::Aborted {
+            return Flushed::Done;
+        }
+        match self.outbox.flush(write) {
+            Ok(Flush::Drained) if self.machine.phase() == Phase::Closing => Flushed::CloseSent,
+            Ok(Flush::Drained) => Flushed::Done,
+            Ok(Flush::Blocked) => Flushed::Blocked,
+            Err(_) => {
+                self.abort();
+                Flushed::Failed
+            }
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

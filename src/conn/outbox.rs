@@ -9,7 +9,6 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
 /// At most this many frames go into one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -79,17 +78,16 @@ impl Outbox {
         self.queued = 0;
     }
 
-    /// Writes as much as the socket accepts without blocking.
-    pub fn flush(&mut self, stream: &TcpStream) -> io::Result<Flush> {
+    /// Writes as much as `write` accepts without blocking; `write` is one non-blocking
+    /// vectored write (`TcpStream::try_write_vectored` on a shard).
+    pub fn flush(
+        &mut self,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<Flush> {
         while !self.frames.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, frame) in self.frames.iter().take(MAX_IOVECS).enumerate() {
-                let skip = if i == 0 { self.written } else { 0 };
-                slices[i] = IoSlice::new(&frame[skip..]);
-                count += 1;
-            }
-            match stream.try_write_vectored(&slices[..count]) {
+            let count = self.fill(&mut slices);
+            match write(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Blocked),
@@ -101,6 +99,17 @@ impl Outbox {
             self.frames.shrink_to(16);
         }
         Ok(Flush::Drained)
+    }
+
+    /// Points `slices` at the unwritten frames (at most [`MAX_IOVECS`]); returns how many.
+    fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
+        let mut count = 0;
+        for (i, frame) in self.frames.iter().take(MAX_IOVECS).enumerate() {
+            let skip = if i == 0 { self.written } else { 0 };
+            slices[i] = IoSlice::new(&frame[skip..]);
+            count += 1;
+        }
+        count
     }
 
     fn advance(&mut self, mut n: usize) {
@@ -137,5 +146,31 @@ mod tests {
         assert_eq!(o.push(Bytes::from_static(&[0; 6]), 10), Push::Queued);
         o.push_unbounded(Bytes::from_static(&[0; 20]));
         assert_eq!(o.queued_bytes(), 26);
+    }
+
+    #[test]
+    fn flush_writes_what_the_writer_takes_and_reports_blocking() {
+        let mut o = Outbox::default();
+        o.push_unbounded(Bytes::from_static(b"abc"));
+        o.push_unbounded(Bytes::from_static(b"defg"));
+        let mut wire = Vec::new();
+        let mut budget = 5;
+        let flushed = o.flush(|slices| {
+            let take = budget.min(slices.iter().map(|s| s.len()).sum());
+            if take == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let all: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+            wire.extend_from_slice(&all[..take]);
+            budget -= take;
+            Ok(take)
+        });
+        assert_eq!(flushed.unwrap(), Flush::Blocked);
+        assert_eq!((wire.as_slice(), o.queued_bytes()), (&b"abcde"[..], 2));
+        let flushed = o.flush(|slices| Ok(slices.iter().map(|s| s.len()).sum()));
+        assert_eq!((flushed.unwrap(), o.is_empty()), (Flush::Drained, true));
+        assert!(o.flush(|_| Ok(0)).is_ok(), "nothing to write");
+        o.push_unbounded(Bytes::from_static(b"x"));
+        assert!(o.flush(|_| Ok(0)).is_err(), "a zero write is an error");
     }
 }

@@ -1,63 +1,59 @@
-//! The engine: shards, broker and acceptor started together, and the [`Handle`] through
-//! which applications deliver messages.
-//!
-//! [`EngineBuilder`] creates every shard and its inbox before the listener accepts
-//! anything; [`Engine`] owns the threads; [`Handle`] is the `Send + Sync` door any thread
-//! uses to push data, query and shut down.
+//! The engine: wires the layers together and owns the threads. [`EngineBuilder`] takes
+//! the configuration and the hooks; [`EngineBuilder::start`] creates the router, every
+//! shard and its inbox, the control thread and (when configured) the Redis bridge, before
+//! any connection is accepted; [`Engine`] owns the threads; [`Handle`] is the `Send +
+//! Sync` door any thread uses to push data, query and shut down.
 
 mod builder;
-pub mod callbacks;
 mod control;
-mod handle;
 mod remote;
+mod start;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use tokio::sync::Notify;
+pub use builder::EngineBuilder;
 
-pub use builder::{EngineBuilder, EngineError, RemoteFactory};
-pub use callbacks::{
-    ClientMessage, ConnectedClient, DisconnectedClient, LifecycleHandler, MessageHandler,
-};
-pub use handle::{Destination, Handle, Publication, SendError};
-pub use remote::Remote;
+use crate::config::ConfigError;
+use crate::redis::RedisConfigError;
+use crate::routing::Handle;
 
-use crate::broker::Broker;
-use crate::config::EngineConfig;
-use crate::id::ServerId;
-use crate::metrics::Metrics;
-use callbacks::Callbacks;
-
-/// Standalone-server extras served on the engine's port.
-#[derive(Debug, Clone, Default)]
-pub struct HttpSettings {
-    /// Bearer key for `POST /api/publish`; `None` disables the publish API (401).
-    pub api_key: Option<String>,
-}
-
-/// State shared by every thread of one engine.
-pub(crate) struct EngineShared {
-    pub config: EngineConfig,
-    pub http: HttpSettings,
-    pub server_id: ServerId,
-    pub callbacks: Callbacks,
-    pub broker: Broker,
-    pub metrics: Arc<Metrics>,
-    pub remote: std::sync::OnceLock<Arc<dyn Remote>>,
-    pub shutting_down: AtomicBool,
-    pub shutdown_requested: Notify,
-}
-
-impl EngineShared {
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A setting is invalid; the message names it and what it must be.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No authenticator: every engine needs one (Ignis requires `authenticateFn` too).
+    #[error("no authenticator configured: call EngineBuilder::authenticate or ::authenticator")]
+    NoAuthenticator,
+    /// The listen address could not be bound (in use, or not permitted).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A thread or runtime could not be started (resource limits).
+    #[error("cannot start engine threads: {0}")]
+    Runtime(String),
+    /// The Redis settings are unusable (e.g. a malformed URL).
+    #[error(transparent)]
+    Redis(#[from] RedisConfigError),
 }
 
 /// A running engine. Dropping it without [`Engine::shutdown`] shuts it down too.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), shardcast::EngineError> {
+/// let engine = shardcast::Engine::builder()
+///     .authenticator(shardcast::hooks::DevAuthenticator)
+///     .start()?;
+/// println!("listening on {}", engine.local_addr());
+/// engine.shutdown();
+/// # Ok(()) }
+/// ```
 pub struct Engine {
     handle: Handle,
     local_addr: SocketAddr,

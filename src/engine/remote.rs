@@ -1,19 +1,83 @@
-//! The engine's view of other instances: something that carries envelopes to them.
-//!
-//! The Redis bridge implements it; without Redis the engine runs as a single node and
-//! has no remote.
+//! The Redis bridge wired into the engine: as the router's [`Remote`] (publishing local
+//! messages and inbound client events) and as the bridge's [`EnvelopeSink`] (envelopes
+//! from other instances delivered locally, never re-published).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::metrics::Metrics;
+use crate::protocol::channel::INBOUND;
 use crate::protocol::envelope::Envelope;
+use crate::protocol::{Frame, Target};
+use crate::redis::bridge::EnvelopeSink;
+use crate::redis::{RedisBridge, RedisConfigError, RedisSettings};
+use crate::routing::Handle;
+use crate::routing::remote::{Remote, ShutdownFuture};
 
-/// Carries envelopes and inbound client events to other instances.
-pub trait Remote: Send + Sync + 'static {
-    /// Publishes an envelope for other instances (non-blocking; may drop and count when
-    /// the remote is down, never grows without bound). Returns whether it was queued.
-    fn publish_envelope(&self, envelope: &Envelope) -> bool;
-    /// Forwards a custom client event (`ws:inbound` payload) to the backend.
-    fn publish_inbound(&self, payload: Vec<u8>);
-    /// Whether the remote is connected and subscribed.
-    fn is_ready(&self) -> bool;
-    /// Disconnects (called once, at shutdown).
-    fn shutdown(&self) -> crate::auth::LocalFuture<()>;
+/// Starts the bridge on `runtime` and wires it to `handle`'s router.
+pub(super) fn start(
+    settings: RedisSettings,
+    handle: &Handle,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Arc<dyn Remote>, RedisConfigError> {
+    let server_id = handle.server_id().as_str().to_owned();
+    // The remote keeps only the metrics: a Handle here would make the router own itself
+    // through `Router::remote` and never be freed. The sink's handle is released when the
+    // bridge's subscriber task ends at shutdown.
+    let metrics = handle.router.metrics.clone();
+    let sink = Arc::new(EngineSink(handle.clone()));
+    let bridge = RedisBridge::start(settings, server_id.clone(), sink, runtime)?;
+    Ok(Arc::new(EngineRemote {
+        bridge,
+        server_id,
+        metrics,
+    }))
+}
+
+/// Envelopes from other instances → local delivery.
+struct EngineSink(Handle);
+
+impl EnvelopeSink for EngineSink {
+    fn deliver(&self, envelope: Envelope) {
+        self.0.metrics().redis_received.inc();
+        self.0.deliver_remote(envelope);
+    }
+}
+
+/// The bridge seen through the router's [`Remote`] trait.
+struct EngineRemote {
+    bridge: RedisBridge,
+    server_id: String,
+    metrics: Arc<Metrics>,
+}
+
+impl EngineRemote {
+    fn queue(&self, channel: String, payload: Vec<u8>) -> bool {
+        let queued = self.bridge.publish(channel, Bytes::from(payload)).is_ok();
+        if !queued {
+            self.metrics.redis_publish_dropped.inc();
+        }
+        queued
+    }
+}
+
+impl Remote for EngineRemote {
+    fn publish(&self, target: &Target, message: &Frame, exclude: &[String]) -> bool {
+        let payload = Envelope::write(&self.server_id, target, message, exclude);
+        self.queue(target.channel(), payload)
+    }
+
+    fn publish_inbound(&self, payload: Vec<u8>) {
+        self.queue(INBOUND.to_owned(), payload);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.bridge.is_ready()
+    }
+
+    fn shutdown(&self) -> ShutdownFuture {
+        let bridge = self.bridge.clone();
+        Box::pin(async move { bridge.shutdown().await })
+    }
 }

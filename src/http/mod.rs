@@ -1,5 +1,8 @@
-//! HTTP on the engine's port: the upgrade to WebSocket, health and readiness, metrics,
-//! the publish API, local queries, and the live dashboard.
+//! HTTP/1.1 on the engine's port: reading requests (bounded in size and time), the
+//! upgrade handshake, health and readiness, metrics, the publish API, local queries and
+//! the live dashboard. Every answer goes through the [`Handle`]; nothing here touches a
+//! shard. A successful upgrade hands the socket back to the caller (the shard that
+//! accepted it), which adopts it as a WebSocket connection.
 //!
 //! Routes (`{path}` is the WebSocket path, `/ws` by default):
 //!
@@ -17,6 +20,25 @@
 //! | `GET /dashboard` | live stats page |
 
 mod api;
-pub mod request;
+mod publish;
+pub(crate) mod request;
 mod response;
 pub(crate) mod server;
+
+use std::time::Duration;
+
+use crate::routing::Handle;
+
+pub(crate) use server::{Upgraded, serve};
+
+/// What the HTTP side of the engine's port needs, shared by every shard.
+pub(crate) struct HttpService {
+    /// The engine's handle: every answer goes through it.
+    pub handle: Handle,
+    /// The WebSocket path.
+    pub path: String,
+    /// Bearer key of `POST /api/publish` and the `/api/` queries (`None`: 401).
+    pub api_key: Option<String>,
+    /// Time allowed for a request head (and body).
+    pub request_timeout: Duration,
+}

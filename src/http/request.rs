@@ -20,8 +20,6 @@ pub struct RequestHead {
     pub method: String,
     /// The path without the query string.
     pub path: String,
-    /// The query string without `?`, if any.
-    pub query: Option<String>,
     /// HTTP minor version (0 or 1).
     pub minor_version: u8,
     /// Header name (lowercase) and value pairs.
@@ -155,14 +153,10 @@ fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> 
         Err(_) => return Err(RequestError::Malformed("not an HTTP/1.x request")),
     };
     let target = req.path.unwrap_or("/");
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (target.to_owned(), None),
-    };
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
     let head = RequestHead {
         method: req.method.unwrap_or("GET").to_owned(),
-        path,
-        query,
+        path: path.to_owned(),
         minor_version: req.version.unwrap_or(1),
         headers: req
             .headers
@@ -187,7 +181,6 @@ mod tests {
         let raw = b"GET /ws?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\r\nrest";
         let (head, used) = parse_head(raw).unwrap().unwrap();
         assert_eq!(head.path, "/ws");
-        assert_eq!(head.query.as_deref(), Some("x=1"));
         assert!(head.is_websocket_upgrade());
         assert!(head.header_has_token("connection", "upgrade"));
         assert_eq!(&raw[used..], b"rest");

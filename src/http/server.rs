@@ -1,81 +1,78 @@
-//! The acceptor, run by every shard on the one shared listening socket: accepts TCP
-//! connections, reads the request head (bounded in time and size), answers plain HTTP
-//! itself, and keeps upgraded sockets.
-//!
-//! A shard that accepts an upgrade gives the connection an id that hashes to itself
-//! ([`Shard::fresh_client_id`]), so placement stays `hash(client_id) % shards` while the
-//! socket never changes thread or reactor. Which shard accepts is up to the kernel (the
-//! least busy one tends to win the race), which spreads connections by load.
+//! One accepted TCP connection's HTTP/1.1: requests answered in turn (keep-alive) until
+//! the peer leaves, an error ends it, or a valid WebSocket upgrade on the WebSocket path
+//! hands the socket back as [`Upgraded`].
 
 use std::net::SocketAddr;
-use std::rc::Rc;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
+use super::HttpService;
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
-use crate::shard::state::Shard;
-use crate::ws::handshake::{self, HandshakeError};
+use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
-/// Accepts until the task is aborted (the shard stops accepting at shutdown).
-pub(crate) async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
+/// A socket that completed the WebSocket handshake (`101` written).
+pub(crate) struct Upgraded {
+    /// The socket, now speaking WebSocket.
+    pub stream: TcpStream,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Bytes that arrived after the request head (the client's first frames, if any).
+    pub leftover: Vec<u8>,
+}
+
+/// Serves `stream` until it upgrades (returned) or ends.
+pub(crate) async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    service: &HttpService,
+) -> Option<Upgraded> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::task::spawn_local(serve_connection(stream, peer, shard.clone()));
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(shard = %shard.id, "accept failed: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+        let head = match request::read_head(&mut stream, &mut buf, service.request_timeout).await {
+            Ok(head) => head,
+            Err(err) => return fail(&mut stream, &err).await,
+        };
+        if head.path == service.path && head.is_websocket_upgrade() {
+            let leftover = std::mem::take(&mut buf);
+            return upgrade(stream, peer, &head, leftover, service).await;
+        }
+        let response = match answer(&mut stream, &head, &mut buf, service).await {
+            Ok(response) => response,
+            Err(err) => return fail(&mut stream, &err).await,
+        };
+        let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
+        if response.write(&mut stream, keep_alive).await.is_err() || !keep_alive {
+            return None;
         }
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
-    let _ = stream.set_nodelay(true);
-    let engine = shard.engine.clone();
-    let handle = shard.handle.clone();
-    let timeout = engine.config.request_timeout;
-    let mut buf = Vec::new();
-    loop {
-        let head = match request::read_head(&mut stream, &mut buf, timeout).await {
-            Ok(head) => head,
-            Err(err) => {
-                if let Some(response) = error_response(&err) {
-                    let _ = response.write(&mut stream, false).await;
-                }
-                return;
-            }
-        };
-        if head.path == engine.config.path && head.is_websocket_upgrade() {
-            upgrade(stream, peer, head, buf, &shard).await;
-            return;
-        }
-        let response = if head.path == engine.config.path {
-            Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket")
-        } else if head.is_websocket_upgrade() {
-            Response::error(404, "Not Found")
-        } else {
-            let body = match request::read_body(&mut stream, &head, &mut buf, timeout).await {
-                Ok(body) => body,
-                Err(err) => {
-                    if let Some(response) = error_response(&err) {
-                        let _ = response.write(&mut stream, false).await;
-                    }
-                    return;
-                }
-            };
-            engine.metrics.http_requests.inc();
-            super::api::route(&handle, engine.http.api_key.as_deref(), &head, &body).await
-        };
-        let keep_alive = head.keep_alive() && !engine.is_shutting_down();
-        if response.write(&mut stream, keep_alive).await.is_err() || !keep_alive {
-            return;
-        }
+/// The answer to a request that is not an upgrade of the WebSocket path.
+async fn answer(
+    stream: &mut TcpStream,
+    head: &RequestHead,
+    buf: &mut Vec<u8>,
+    service: &HttpService,
+) -> Result<Response, RequestError> {
+    if head.path == service.path {
+        return Ok(Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket"));
     }
+    if head.is_websocket_upgrade() {
+        return Ok(Response::error(404, "Not Found"));
+    }
+    let body = request::read_body(stream, head, buf, service.request_timeout).await?;
+    service.handle.metrics().http_requests.inc();
+    Ok(super::api::route(service, head, &body).await)
+}
+
+/// Answers a request that could not be read (when an answer makes sense) and ends.
+async fn fail(stream: &mut TcpStream, err: &RequestError) -> Option<Upgraded> {
+    if let Some(response) = error_response(err) {
+        let _ = response.write(stream, false).await;
+    }
+    None
 }
 
 fn error_response(err: &RequestError) -> Option<Response> {
@@ -88,40 +85,51 @@ fn error_response(err: &RequestError) -> Option<Response> {
     }
 }
 
+/// Completes the handshake (or refuses it: 503 while shutting down, 400, 426).
 async fn upgrade(
     mut stream: TcpStream,
     peer: SocketAddr,
-    head: RequestHead,
+    head: &RequestHead,
     leftover: Vec<u8>,
-    shard: &Rc<Shard>,
-) {
-    let engine = &shard.engine;
-    if engine.is_shutting_down() {
-        engine.metrics.upgrades_refused.inc();
-        let _ = Response::error(503, "Shutting down")
-            .write(&mut stream, false)
-            .await;
-        return;
-    }
-    let accept = match handshake::accept(&head) {
-        Ok(accept) => accept,
-        Err(err) => {
-            engine.metrics.upgrades_refused.inc();
-            let response = match err {
-                HandshakeError::UnsupportedVersion => Response::error(426, &err.to_string())
-                    .with_header("Sec-WebSocket-Version", "13"),
-                _ => Response::error(400, &err.to_string()),
-            };
-            let _ = response.write(&mut stream, false).await;
-            return;
-        }
+    service: &HttpService,
+) -> Option<Upgraded> {
+    let accepted = match service.handle.is_shutting_down() {
+        true => Err(Response::error(503, "Shutting down")),
+        false => handshake::accept(&upgrade_request(head)).map_err(refusal),
     };
-    if tokio::io::AsyncWriteExt::write_all(&mut stream, &accept)
-        .await
-        .is_err()
-    {
-        return;
+    match accepted {
+        Ok(switching) => {
+            let written = tokio::io::AsyncWriteExt::write_all(&mut stream, &switching).await;
+            written.ok().map(|()| Upgraded {
+                stream,
+                peer,
+                leftover,
+            })
+        }
+        Err(response) => {
+            service.handle.metrics().upgrades_refused.inc();
+            let _ = response.write(&mut stream, false).await;
+            None
+        }
     }
-    let client_id = shard.fresh_client_id();
-    crate::conn::task::adopt(shard, stream, client_id, peer, leftover);
+}
+
+/// The header values the handshake checks.
+fn upgrade_request(head: &RequestHead) -> UpgradeRequest<'_> {
+    UpgradeRequest {
+        method: &head.method,
+        connection_upgrade: head.header_has_token("connection", "upgrade"),
+        version: head.header("sec-websocket-version"),
+        key: head.header("sec-websocket-key"),
+    }
+}
+
+/// The answer to a refused handshake: 426 with the supported version, else 400.
+fn refusal(err: HandshakeError) -> Response {
+    match err {
+        HandshakeError::UnsupportedVersion => {
+            Response::error(426, &err.to_string()).with_header("Sec-WebSocket-Version", "13")
+        }
+        _ => Response::error(400, &err.to_string()),
+    }
 }

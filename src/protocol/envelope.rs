@@ -10,93 +10,59 @@
 //!
 //! `target` is absent for `broadcast`, `data` when undefined, `exclude` when undefined.
 //!
+//! # Parsed once, straight into the frame
+//!
+//! An [`Envelope`] carries its message as the [`Frame`] clients will receive: parsing
+//! walks simd-json's tape once and writes `{"event":…,"data":…}` directly into the
+//! frame's buffer, so an envelope from Redis is never re-validated or copied again on its
+//! way to the shards. Encoding slices the same frame (`"event":…,"data":…` appear in the
+//! same order in both forms), so a local message goes to Redis without re-serializing.
+//!
 //! # Acceptance rules (mirrors `WebSocketServerHelper.onRedisMessage`)
 //!
 //! * The payload must be a JSON object with a string `serverId` and a string `event`
 //!   (an empty `event` is accepted, as in Ignis).
 //! * `type` must be `client`, `user`, `room` or `broadcast`.
 //! * `client`/`user`/`room` need a non-empty string `target` (Ignis drops a falsy target).
-//!   A `target` on a `broadcast` is ignored.
+//!   A `client` target must be a client id (a lowercase UUID, as every Ignis and
+//!   shardcast node mints them): no node can hold any other. A `target` on a `broadcast`
+//!   is ignored.
 //! * `exclude`, when present and not `null`, must be an array; non-string members are
 //!   skipped. It is kept for `room` and `broadcast` only.
 //! * Duplicate top-level keys: the last one wins, as with `JSON.parse`.
 //!
 //! # Data
 //!
-//! Parsing uses simd-json's tape, which keeps document order, so `data` is re-emitted as
-//! compact JSON with its keys in the original order. Strings are escaped the way
-//! `JSON.stringify` escapes them; numbers keep their value (integers print as integers,
-//! floats in shortest round-trip form, integral floats without a fraction as in JS).
-//! Numbers beyond 64-bit integers are rejected by simd-json (Ignis would round them).
+//! simd-json's tape keeps document order, so `data` is re-emitted as compact JSON with
+//! its keys in the original order. Strings are escaped the way `JSON.stringify` escapes
+//! them; numbers keep their value (integers print as integers, floats in shortest
+//! round-trip form, integral floats without a fraction as in JS). Numbers beyond 64-bit
+//! integers are rejected by simd-json (Ignis would round them).
 //!
 //! Nothing here panics on any input bytes; the nesting depth is bounded by simd-json (1024).
 
+use serde_json::value::RawValue;
 use simd_json::prelude::*;
 use simd_json::{Node, StaticNode};
 use thiserror::Error;
+
+use super::frame::Frame;
+use super::target::{Target, TargetError};
 
 /// The `serverId` used by emitters (never equal to a node's random UUID, so every node
 /// delivers emitter messages).
 pub const EMITTER_SERVER_ID: &str = "emitter";
 
-/// The Ignis channel for broadcast envelopes (SUBSCRIBE).
-pub const BROADCAST_CHANNEL: &str = "ws:broadcast";
-/// Prefix of room channels; nodes PSUBSCRIBE `ws:room:*`.
-pub const ROOM_PREFIX: &str = "ws:room:";
-/// Prefix of client channels; nodes PSUBSCRIBE `ws:client:*`.
-pub const CLIENT_PREFIX: &str = "ws:client:";
-/// Prefix of user channels; nodes PSUBSCRIBE `ws:user:*`.
-pub const USER_PREFIX: &str = "ws:user:";
-
-/// Who an envelope is addressed to (`type` + `target` on the wire).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum EnvelopeTarget {
-    /// One client, by client id (`type: "client"`).
-    Client(String),
-    /// Every session of a user, by user id (`type: "user"`).
-    User(String),
-    /// Every member of a room (`type: "room"`); `exclude` applies.
-    Room(String),
-    /// Every authenticated client (`type: "broadcast"`); `exclude` applies.
-    Broadcast,
-}
-
-impl EnvelopeTarget {
-    /// The wire `type`: `client`, `user`, `room` or `broadcast`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            EnvelopeTarget::Client(_) => "client",
-            EnvelopeTarget::User(_) => "user",
-            EnvelopeTarget::Room(_) => "room",
-            EnvelopeTarget::Broadcast => "broadcast",
-        }
-    }
-
-    /// The wire `target` (`None` for broadcast).
-    pub fn target(&self) -> Option<&str> {
-        match self {
-            EnvelopeTarget::Client(t) | EnvelopeTarget::User(t) | EnvelopeTarget::Room(t) => {
-                Some(t)
-            }
-            EnvelopeTarget::Broadcast => None,
-        }
-    }
-
-    /// Whether `exclude` is honoured for this target (room and broadcast only).
-    pub fn honours_exclude(&self) -> bool {
-        matches!(self, EnvelopeTarget::Room(_) | EnvelopeTarget::Broadcast)
-    }
-}
-
 /// One cross-instance message, as published on the `ws:*` channels.
 ///
 /// ```
-/// use shardcast::protocol::envelope::{Envelope, EnvelopeTarget};
+/// use shardcast::protocol::Target;
+/// use shardcast::protocol::envelope::Envelope;
 ///
 /// let mut raw = br#"{"serverId":"emitter","type":"room","target":"lobby","event":"tick","data":{"n": 1}}"#.to_vec();
 /// let env = Envelope::parse(&mut raw).unwrap();
-/// assert_eq!(env.target, EnvelopeTarget::Room("lobby".into()));
-/// assert_eq!(env.data.as_deref(), Some(r#"{"n":1}"#));
+/// assert_eq!(env.target, Target::room("lobby"));
+/// assert_eq!(&env.message.payload()[..], br#"{"event":"tick","data":{"n":1}}"#);
 /// assert_eq!(env.channel(), "ws:room:lobby");
 /// assert_eq!(
 ///     env.encode(),
@@ -108,12 +74,10 @@ pub struct Envelope {
     /// The publishing process (`"emitter"` for emitters); a node skips its own.
     pub server_id: String,
     /// Who the message is for.
-    pub target: EnvelopeTarget,
-    /// The event name delivered to clients.
-    pub event: String,
-    /// `data` as compact JSON text, exactly as it will be embedded in the client frame; None when absent.
-    pub data: Option<String>,
-    /// Client ids to skip; honoured for Room and Broadcast only.
+    pub target: Target,
+    /// The message as clients receive it: `{"event":…,"data":…}` in a WebSocket frame.
+    pub message: Frame,
+    /// Client ids to skip; honoured for rooms and broadcasts only.
     pub exclude: Vec<String>,
 }
 
@@ -134,12 +98,9 @@ pub enum EnvelopeError {
     /// `event` is missing or not a string.
     #[error("envelope has no string `event`")]
     MissingEvent,
-    /// `type` is missing or not one of client|user|room|broadcast.
-    #[error("envelope `type` must be one of client|user|room|broadcast")]
-    UnknownType,
-    /// A client/user/room envelope lacks a non-empty string `target`.
-    #[error("envelope of type `{0}` needs a non-empty string `target`")]
-    MissingTarget(&'static str),
+    /// `type` and `target` name no target (the detail says why).
+    #[error("envelope {0}")]
+    Target(#[from] TargetError),
     /// `exclude` is present but not an array (of client ids).
     #[error("envelope `exclude` must be an array of client ids")]
     ExcludeNotArray,
@@ -159,88 +120,128 @@ struct Fields<'t> {
 }
 
 impl Envelope {
-    /// Parse with simd-json (the buffer is modified in place). Accepted only as a JSON object with string
-    /// `serverId` and string `event`; `type` must be client|user|room|broadcast; client/user/room need a string
-    /// `target`; `exclude` must be an array (non-string members ignored) when present. Anything else → EnvelopeError.
+    /// An envelope for `event` with `data` (already JSON text; `None` omits it).
+    pub fn new(
+        server_id: impl Into<String>,
+        target: Target,
+        event: &str,
+        data: Option<&RawValue>,
+        exclude: Vec<String>,
+    ) -> Self {
+        Envelope {
+            server_id: server_id.into(),
+            target,
+            message: Frame::from_raw(event, data),
+            exclude,
+        }
+    }
+
+    /// An envelope whose `data` is JSON text known to be valid (compacted by
+    /// [`compact_json`]); not checked again.
+    pub(crate) fn with_json_data(
+        server_id: impl Into<String>,
+        target: Target,
+        event: &str,
+        data: Option<&str>,
+        exclude: Vec<String>,
+    ) -> Self {
+        let write = data.map(|d| move |out: &mut Vec<u8>| out.extend_from_slice(d.as_bytes()));
+        let capacity = event.len() + data.map_or(0, str::len) + 24;
+        Envelope {
+            server_id: server_id.into(),
+            target,
+            message: Frame::event_with(event, capacity, write),
+            exclude,
+        }
+    }
+
+    /// Parses with simd-json (the buffer is modified in place), building the client frame
+    /// on the way; see the module docs for what is accepted.
     pub fn parse(buf: &mut [u8]) -> Result<Envelope, EnvelopeError> {
+        let size = buf.len();
         let tape =
             simd_json::to_tape(buf).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
         let nodes = tape.0.as_slice();
         let fields = top_level_fields(nodes)?;
         let server_id = string_of(fields.server_id).ok_or(EnvelopeError::MissingServerId)?;
         let event = string_of(fields.event).ok_or(EnvelopeError::MissingEvent)?;
-        let target = parse_target(fields.kind, fields.target)?;
-        let exclude = match fields.exclude {
-            Some(i) if target.honours_exclude() => string_members(nodes, i)?,
-            Some(i) => {
-                string_members(nodes, i)?;
-                Vec::new()
+        let kind = string_of(fields.kind).ok_or(TargetError::UnknownKind)?;
+        let target = Target::parse(kind, string_of(fields.target))?;
+        let exclude = exclude_of(nodes, fields.exclude, &target)?;
+        let write_data = fields.data.map(|i| {
+            move |out: &mut Vec<u8>| {
+                write_node(nodes, i, out);
             }
-            None => Vec::new(),
-        };
-        let data = fields.data.map(|i| {
-            let mut out = Vec::new();
-            write_node(nodes, i, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
         });
         Ok(Envelope {
             server_id: server_id.to_owned(),
             target,
-            event: event.to_owned(),
-            data,
+            message: Frame::event_with(event, size, write_data),
             exclude,
         })
     }
 
-    /// Serialize like Ignis' JSON.stringify({serverId, type, target, event, data, exclude}) (same key order;
-    /// `target` omitted for broadcast; `data` omitted when None; `exclude` omitted when empty).
-    ///
-    /// `data` is embedded verbatim: it must already be JSON text (see [`compact_json`]).
+    /// Serializes like Ignis' `JSON.stringify({serverId, type, target, event, data,
+    /// exclude})`; see [`Envelope::write`].
     pub fn encode(&self) -> Vec<u8> {
-        let data_len = self.data.as_ref().map_or(0, String::len);
-        let mut out = Vec::with_capacity(96 + self.event.len() + data_len);
+        Self::write(&self.server_id, &self.target, &self.message, &self.exclude)
+    }
+
+    /// Serializes an envelope from its parts without assembling one: same key order as
+    /// Ignis, `target` omitted for broadcast, `data` omitted when the message has none,
+    /// `exclude` omitted when empty. `message` must be an event frame.
+    pub fn write(server_id: &str, target: &Target, message: &Frame, exclude: &[String]) -> Vec<u8> {
+        let members = message.members_json();
+        let mut out = Vec::with_capacity(96 + members.len() + exclude.len() * 40);
         out.extend_from_slice(b"{\"serverId\":");
-        write_json_string(&mut out, &self.server_id);
+        write_json_string(&mut out, server_id);
         out.extend_from_slice(b",\"type\":\"");
-        out.extend_from_slice(self.target.kind().as_bytes());
+        out.extend_from_slice(target.kind().as_bytes());
         out.push(b'"');
-        if let Some(target) = self.target.target() {
+        if !matches!(target, Target::Broadcast) {
             out.extend_from_slice(b",\"target\":");
-            write_json_string(&mut out, target);
+            write_json_string(&mut out, &target.to_string());
         }
-        out.extend_from_slice(b",\"event\":");
-        write_json_string(&mut out, &self.event);
-        if let Some(data) = &self.data {
-            out.extend_from_slice(b",\"data\":");
-            out.extend_from_slice(data.as_bytes());
-        }
-        if !self.exclude.is_empty() {
-            out.extend_from_slice(b",\"exclude\":[");
-            for (i, id) in self.exclude.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json_string(&mut out, id);
-            }
-            out.push(b']');
-        }
+        out.push(b',');
+        out.extend_from_slice(members);
+        write_exclude(&mut out, exclude);
         out.push(b'}');
         out
     }
 
-    /// The Ignis channel: ws:broadcast, ws:room:{room}, ws:client:{id}, ws:user:{id}.
+    /// The Ignis channel: `ws:broadcast`, `ws:room:{room}`, `ws:client:{id}`,
+    /// `ws:user:{id}`.
     pub fn channel(&self) -> String {
-        match &self.target {
-            EnvelopeTarget::Client(id) => format!("{CLIENT_PREFIX}{id}"),
-            EnvelopeTarget::User(id) => format!("{USER_PREFIX}{id}"),
-            EnvelopeTarget::Room(room) => format!("{ROOM_PREFIX}{room}"),
-            EnvelopeTarget::Broadcast => BROADCAST_CHANNEL.to_owned(),
-        }
+        self.target.channel()
+    }
+
+    /// The event name, decoded.
+    pub fn event(&self) -> String {
+        serde_json::from_slice(self.message.event_json()).unwrap_or_default()
+    }
+
+    /// The `data` member as compact JSON text, if any.
+    pub fn data(&self) -> Option<&str> {
+        std::str::from_utf8(self.message.data_json()?).ok()
     }
 }
 
+fn write_exclude(out: &mut Vec<u8>, exclude: &[String]) {
+    if exclude.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b",\"exclude\":[");
+    for (i, id) in exclude.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string(out, id);
+    }
+    out.push(b']');
+}
+
 /// Validate JSON text and return it in compact form (insignificant whitespace removed, key
-/// order kept, strings re-escaped like `JSON.stringify`) — the form [`Envelope::data`] holds.
+/// order kept, strings re-escaped like `JSON.stringify`) — the form envelopes carry.
 ///
 /// ```
 /// use shardcast::protocol::envelope::compact_json;
@@ -299,47 +300,45 @@ fn top_level_fields<'t>(nodes: &[Node<'t>]) -> Result<Fields<'t>, EnvelopeError>
     let mut fields = Fields::default();
     let mut i = 1;
     for _ in 0..*len {
-        let key = match nodes.get(i) {
-            Some(Node::String(key)) => *key,
-            _ => break,
+        let Some(Node::String(key)) = nodes.get(i) else {
+            break;
         };
-        let value = i + 1;
-        let node = nodes.get(value).copied();
-        match key {
-            "serverId" => fields.server_id = node,
-            "type" => fields.kind = node,
-            "target" => fields.target = node,
-            "event" => fields.event = node,
-            "data" => fields.data = Some(value),
-            "exclude" => fields.exclude = Some(value),
-            _ => {}
-        }
-        i = value + span(nodes, value);
+        fields.remember(key, i + 1, nodes.get(i + 1).copied());
+        i += 1 + span(nodes, i + 1);
     }
     Ok(fields)
 }
 
-/// `type` + `target` → [`EnvelopeTarget`].
-fn parse_target(
-    kind: Option<Node<'_>>,
-    target: Option<Node<'_>>,
-) -> Result<EnvelopeTarget, EnvelopeError> {
-    let kind = string_of(kind).ok_or(EnvelopeError::UnknownType)?;
-    let build: fn(String) -> EnvelopeTarget = match kind {
-        "broadcast" => return Ok(EnvelopeTarget::Broadcast),
-        "client" => EnvelopeTarget::Client,
-        "user" => EnvelopeTarget::User,
-        "room" => EnvelopeTarget::Room,
-        _ => return Err(EnvelopeError::UnknownType),
-    };
-    match string_of(target) {
-        Some(t) if !t.is_empty() => Ok(build(t.to_owned())),
-        _ => Err(EnvelopeError::MissingTarget(match kind {
-            "client" => "client",
-            "user" => "user",
-            _ => "room",
-        })),
+impl<'t> Fields<'t> {
+    /// Records the value at tape index `at` if `key` is one of the envelope's fields.
+    fn remember(&mut self, key: &str, at: usize, node: Option<Node<'t>>) {
+        match key {
+            "serverId" => self.server_id = node,
+            "type" => self.kind = node,
+            "target" => self.target = node,
+            "event" => self.event = node,
+            "data" => self.data = Some(at),
+            "exclude" => self.exclude = Some(at),
+            _ => {}
+        }
     }
+}
+
+/// The exclude list, kept for rooms and broadcasts (checked for every type).
+fn exclude_of(
+    nodes: &[Node<'_>],
+    at: Option<usize>,
+    target: &Target,
+) -> Result<Vec<String>, EnvelopeError> {
+    let Some(at) = at else {
+        return Ok(Vec::new());
+    };
+    let members = string_members(nodes, at)?;
+    Ok(if target.honours_exclude() {
+        members
+    } else {
+        Vec::new()
+    })
 }
 
 /// The string members of the array at tape index `i` (`null` counts as an empty list).
@@ -380,35 +379,35 @@ fn write_node(nodes: &[Node<'_>], i: usize, out: &mut Vec<u8>) -> usize {
     match nodes.get(i) {
         Some(Node::String(s)) => write_json_string(out, s),
         Some(Node::Static(s)) => write_static(out, s),
-        Some(Node::Array { len, .. }) => {
-            out.push(b'[');
-            let mut j = i + 1;
-            for k in 0..*len {
-                if k > 0 {
-                    out.push(b',');
-                }
-                j = write_node(nodes, j, out);
-            }
-            out.push(b']');
-            return j;
-        }
-        Some(Node::Object { len, .. }) => {
-            out.push(b'{');
-            let mut j = i + 1;
-            for k in 0..*len {
-                if k > 0 {
-                    out.push(b',');
-                }
-                j = write_node(nodes, j, out);
-                out.push(b':');
-                j = write_node(nodes, j, out);
-            }
-            out.push(b'}');
-            return j;
-        }
+        Some(Node::Array { len, .. }) => return write_members(nodes, i + 1, *len, b"[]", out),
+        Some(Node::Object { len, .. }) => return write_members(nodes, i + 1, *len, b"{}", out),
         None => return nodes.len(),
     }
     i + 1
+}
+
+/// Writes `len` array elements (`brackets` `[]`) or object entries (`{}`) starting at
+/// tape index `j`; returns the index after the last.
+fn write_members(
+    nodes: &[Node<'_>],
+    mut j: usize,
+    len: usize,
+    brackets: &[u8; 2],
+    out: &mut Vec<u8>,
+) -> usize {
+    out.push(brackets[0]);
+    for k in 0..len {
+        if k > 0 {
+            out.push(b',');
+        }
+        if brackets[0] == b'{' {
+            j = write_node(nodes, j, out);
+            out.push(b':');
+        }
+        j = write_node(nodes, j, out);
+    }
+    out.push(brackets[1]);
+    j
 }
 
 /// Numbers, booleans and null, printed the way JS prints them where it matters

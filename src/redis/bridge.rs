@@ -15,38 +15,37 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::backoff::LogLimiter;
+use super::link::{BridgeStatus, LinkState};
 use super::nodes::{Nodes, parse_url};
 use super::publisher::Publisher;
 use super::subscriber::Subscriber;
-use super::{
-    BridgeStatus, EnvelopeSink, LinkState, PROBE_CHANNEL_PREFIX, PublishError, RedisConfigError,
-    RedisSettings,
-};
+use super::{PROBE_CHANNEL_PREFIX, RedisConfigError, RedisSettings};
 use crate::protocol::envelope::Envelope;
 
+/// Receives every envelope from other processes, in Redis order.
+///
+/// Called on the bridge's subscriber task: it must be cheap and must not block (hand the
+/// envelope to the broker and return). Envelopes with our own `serverId` never reach it.
+pub trait EnvelopeSink: Send + Sync + 'static {
+    /// Deliver one envelope to local clients.
+    fn deliver(&self, envelope: Envelope);
+}
+
+/// Why [`RedisBridge::publish`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The publish queue is at its message or byte bound (Redis down or too slow); the
+    /// message was dropped and counted. Raise `publish_queue`/`publish_queue_bytes` or fix Redis.
+    #[error("Redis publish queue full; message dropped")]
+    QueueFull,
+    /// The bridge was shut down; nothing more is published.
+    #[error("Redis bridge is shut down")]
+    Closed,
+}
+
 /// The one Redis bridge of a process: a cheap, cloneable `Send + Sync` handle to the
-/// subscriber and publisher tasks. See the [module docs](crate::redis) for the contract.
-///
-/// ```no_run
-/// # use std::sync::Arc;
-/// use shardcast::protocol::envelope::Envelope;
-/// use shardcast::redis::{EnvelopeSink, RedisBridge, RedisSettings};
-///
-/// struct Print;
-/// impl EnvelopeSink for Print {
-///     fn deliver(&self, envelope: Envelope) {
-///         println!("{} -> {:?}", envelope.event, envelope.target);
-///     }
-/// }
-///
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// let settings = RedisSettings { urls: vec!["redis://127.0.0.1:6379".into()], ..Default::default() };
-/// let server_id = uuid::Uuid::new_v4().to_string();
-/// let bridge = RedisBridge::start(settings, server_id, Arc::new(Print), &tokio::runtime::Handle::current())?;
-/// bridge.publish("ws:broadcast".into(), r#"{"serverId":"x","type":"broadcast","event":"hi"}"#.into())?;
-/// bridge.shutdown().await;
-/// # Ok(()) }
-/// ```
+/// subscriber and publisher tasks. See the [module docs](crate::redis) for the contract;
+/// `tests/it/redis_bridge.rs` drives it against real Redis servers.
 #[derive(Clone)]
 pub struct RedisBridge {
     inner: Arc<Inner>,

@@ -25,9 +25,8 @@ use tokio::sync::Mutex;
 use super::nodes::{
     LinkError, Nodes, command_connection, is_connection_problem, parse_url, within,
 };
-use crate::protocol::envelope::{
-    EMITTER_SERVER_ID, Envelope, EnvelopeError, EnvelopeTarget, compact_json,
-};
+use crate::protocol::Target;
+use crate::protocol::envelope::{EMITTER_SERVER_ID, Envelope, EnvelopeError, compact_json};
 
 /// Bound of the connect and of each command.
 const EMITTER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -82,6 +81,10 @@ pub enum EmitterError {
     /// A client id, user id or room was empty; Ignis nodes drop such envelopes.
     #[error("the {0} must not be empty")]
     EmptyTarget(&'static str),
+    /// The client id is not one (a lowercase hyphenated UUID, as `connected` gives it);
+    /// no node can hold such a client.
+    #[error("`{0}` is not a client id (a lowercase hyphenated UUID)")]
+    InvalidClientId(String),
     /// Redis refused the PUBLISH (ACL, read-only replica, …).
     #[error("Redis refused the publish: {0}")]
     Publish(redis::RedisError),
@@ -114,7 +117,9 @@ impl Emitter {
         event: &str,
         data: Option<&str>,
     ) -> Result<(), EmitterError> {
-        let target = EnvelopeTarget::Client(non_empty(client_id, "client id")?);
+        non_empty(client_id, "client id")?;
+        let target = Target::client(client_id)
+            .map_err(|_| EmitterError::InvalidClientId(client_id.to_owned()))?;
         self.emit(target, event, data, &[]).await
     }
 
@@ -125,7 +130,7 @@ impl Emitter {
         event: &str,
         data: Option<&str>,
     ) -> Result<(), EmitterError> {
-        let target = EnvelopeTarget::User(non_empty(user_id, "user id")?);
+        let target = Target::user(non_empty(user_id, "user id")?);
         self.emit(target, event, data, &[]).await
     }
 
@@ -137,7 +142,7 @@ impl Emitter {
         data: Option<&str>,
         exclude: &[String],
     ) -> Result<(), EmitterError> {
-        let target = EnvelopeTarget::Room(non_empty(room, "room")?);
+        let target = Target::room(non_empty(room, "room")?);
         self.emit(target, event, data, exclude).await
     }
 
@@ -148,8 +153,7 @@ impl Emitter {
         data: Option<&str>,
         exclude: &[String],
     ) -> Result<(), EmitterError> {
-        self.emit(EnvelopeTarget::Broadcast, event, data, exclude)
-            .await
+        self.emit(Target::Broadcast, event, data, exclude).await
     }
 
     /// Send QUIT and close the connection.
@@ -164,7 +168,7 @@ impl Emitter {
 
     async fn emit(
         &self,
-        target: EnvelopeTarget,
+        target: Target,
         event: &str,
         data: Option<&str>,
         exclude: &[String],
@@ -173,17 +177,12 @@ impl Emitter {
             .map(compact_json)
             .transpose()
             .map_err(EmitterError::InvalidData)?;
-        let envelope = Envelope {
-            server_id: EMITTER_SERVER_ID.to_owned(),
-            exclude: if target.honours_exclude() {
-                exclude.to_vec()
-            } else {
-                Vec::new()
-            },
-            target,
-            event: event.to_owned(),
-            data,
+        let exclude = match target.honours_exclude() {
+            true => exclude.to_vec(),
+            false => Vec::new(),
         };
+        let envelope =
+            Envelope::with_json_data(EMITTER_SERVER_ID, target, event, data.as_deref(), exclude);
         self.publish(&envelope.channel(), &envelope.encode()).await
     }
 
@@ -273,10 +272,9 @@ async fn publish_once(
         .map(|_receivers| ())
 }
 
-fn non_empty(value: &str, what: &'static str) -> Result<String, EmitterError> {
-    if value.is_empty() {
-        Err(EmitterError::EmptyTarget(what))
-    } else {
-        Ok(value.to_owned())
+fn non_empty<'a>(value: &'a str, what: &'static str) -> Result<&'a str, EmitterError> {
+    match value.is_empty() {
+        true => Err(EmitterError::EmptyTarget(what)),
+        false => Ok(value),
     }
 }

@@ -1,6 +1,7 @@
-//! The Redis layer: the one bridge per process ([`RedisBridge`]), the [`Emitter`], and the
-//! `ws:inbound` payload ([`inbound_payload`]). Wire-compatible with the Ignis
-//! `WebSocketServerHelper` / `WebSocketEmitter` (see `protocol::envelope`).
+//! The Redis layer: the one bridge per process (`RedisBridge`, wired into an engine by
+//! [`crate::EngineBuilder::redis`]) and the [`Emitter`]. Wire-compatible with the Ignis
+//! `WebSocketServerHelper` / `WebSocketEmitter` (see [`crate::protocol::envelope`]). It
+//! speaks envelopes and channels only: it knows nothing of the engine.
 //!
 //! # Contract
 //!
@@ -11,7 +12,7 @@
 //!   own probe channel `shardcast:probe:{serverId}` (outside `ws:*`, so Ignis nodes never see
 //!   it) and PSUBSCRIBEs `ws:room:*`, `ws:client:*`, `ws:user:*`. It parses every message
 //!   with [`Envelope::parse`](crate::protocol::envelope::Envelope::parse) and calls
-//!   [`EnvelopeSink::deliver`] itself, one message after the other, so the order Redis
+//!   `EnvelopeSink::deliver` itself, one message after the other, so the order Redis
 //!   delivers in (per channel, and in fact per connection) is the order the sink sees.
 //!   Envelopes carrying our own `serverId` are counted (`ignored_own`) and skipped; malformed
 //!   ones are counted (`malformed`) and logged at most once per 10 s with the number of
@@ -44,7 +45,7 @@
 //! bounds: the queue holds at most [`RedisSettings::publish_queue`] messages *and* at most
 //! [`RedisSettings::publish_queue_bytes`] bytes (channel + payload), counting messages that
 //! are in flight. Beyond either bound the *new* message is refused with
-//! [`PublishError::QueueFull`] and counted in `publish_dropped` (tail drop: what is queued
+//! `PublishError::QueueFull` and counted in `publish_dropped` (tail drop: what is queued
 //! keeps its order and goes out when Redis is back; a warning is logged at most once per
 //! 10 s). While Redis is down messages therefore wait, up to the bounds, and are published
 //! late rather than never. The batch in flight when a connection fails is re-sent after the
@@ -52,12 +53,12 @@
 //! like ioredis' resend of unfulfilled commands); nothing else is retried.
 //!
 //! The subscriber side has no queue of its own: redis-rs reads the socket into an unbounded
-//! channel that this task drains as fast as [`EnvelopeSink::deliver`] returns, which is why
+//! channel that this task drains as fast as `EnvelopeSink::deliver` returns, which is why
 //! `deliver` must be cheap (hand off to bounded broker queues and return).
 //!
 //! **Close.** [`RedisBridge::shutdown`] stops both tasks: the subscriber unsubscribes and
 //! drops its connection; the publisher stops accepting (later `publish` calls get
-//! [`PublishError::Closed`]), flushes what is queued for at most 2 s if it is connected
+//! `PublishError::Closed`), flushes what is queued for at most 2 s if it is connected
 //! (the rest is counted as dropped), sends QUIT and exits. Dropping every handle without
 //! calling `shutdown` has the same effect, minus the wait.
 //!
@@ -69,30 +70,29 @@
 //! used (nodes added later are not discovered). Ignis' ioredis `Cluster` client does the
 //! same thing for pub/sub, so both interoperate on one cluster.
 
-mod attach;
 mod backoff;
-mod bridge;
-pub mod emitter;
-pub mod inbound;
+pub(crate) mod bridge;
+mod emitter;
+pub(crate) mod link;
 mod nodes;
 mod publisher;
 mod subscriber;
 
 use std::time::Duration;
 
-pub use attach::{attach, emit_once};
-pub use bridge::RedisBridge;
+pub(crate) use bridge::RedisBridge;
 pub use emitter::{Emitter, EmitterError};
-pub use inbound::{INBOUND_CHANNEL, inbound_payload};
-
-use crate::protocol::envelope::Envelope;
+pub(crate) use link::LinkState;
 
 /// Channel prefix of the liveness probe; the full channel is `shardcast:probe:{serverId}`.
 pub const PROBE_CHANNEL_PREFIX: &str = "shardcast:probe:";
 
 /// How the bridge reaches Redis and how it copes with faults.
 ///
-/// Construct with `RedisSettings { urls, ..Default::default() }`.
+/// ```
+/// let settings = shardcast::redis::RedisSettings::new(["redis://127.0.0.1:6379"]);
+/// assert_eq!(settings.backoff_max, std::time::Duration::from_secs(2));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
     /// `redis://[user:password@]host:port[/db]` URLs. One URL = a single Redis; several = the
@@ -117,6 +117,16 @@ pub struct RedisSettings {
     pub publish_queue_bytes: usize,
 }
 
+impl RedisSettings {
+    /// The defaults, for the Redis (one URL) or Redis Cluster nodes (several) at `urls`.
+    pub fn new<S: Into<String>>(urls: impl IntoIterator<Item = S>) -> Self {
+        RedisSettings {
+            urls: urls.into_iter().map(Into::into).collect(),
+            ..RedisSettings::default()
+        }
+    }
+}
+
 impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
@@ -129,15 +139,6 @@ impl Default for RedisSettings {
             publish_queue_bytes: 64 * 1024 * 1024,
         }
     }
-}
-
-/// Receives every envelope from other processes, in Redis order.
-///
-/// Called on the bridge's subscriber task: it must be cheap and must not block (hand the
-/// envelope to the broker and return). Envelopes with our own `serverId` never reach it.
-pub trait EnvelopeSink: Send + Sync + 'static {
-    /// Deliver one envelope to local clients.
-    fn deliver(&self, envelope: Envelope);
 }
 
 /// Why [`RedisBridge::start`] refused the settings. Redis being unreachable is never one of
@@ -163,71 +164,4 @@ pub enum RedisConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
-}
-
-/// Why [`RedisBridge::publish`] refused a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    /// The publish queue is at its message or byte bound (Redis down or too slow); the
-    /// message was dropped and counted. Raise `publish_queue`/`publish_queue_bytes` or fix Redis.
-    #[error("Redis publish queue full; message dropped")]
-    QueueFull,
-    /// The bridge was shut down; nothing more is published.
-    #[error("Redis bridge is shut down")]
-    Closed,
-}
-
-/// State of one of the bridge's two connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LinkState {
-    /// A connection attempt (or, for the subscriber, the subscriptions) is in progress.
-    Connecting,
-    /// Connected (subscriber: and subscribed to every channel and pattern).
-    Up,
-    /// The last attempt failed or the connection was lost; waiting for the next attempt.
-    Down,
-    /// Shut down.
-    Stopped,
-}
-
-impl LinkState {
-    /// Lowercase name for logs, `/ready` and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkState::Connecting => "connecting",
-            LinkState::Up => "up",
-            LinkState::Down => "down",
-            LinkState::Stopped => "stopped",
-        }
-    }
-}
-
-/// A snapshot of the bridge, for `/ready`, `/metrics` and the dashboard. Counters are
-/// cumulative since start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BridgeStatus {
-    /// The subscriber connection.
-    pub subscriber: LinkState,
-    /// The publisher connection.
-    pub publisher: LinkState,
-    /// Messages waiting in (or in flight from) the publish queue.
-    pub queued: usize,
-    /// Messages PUBLISHed successfully (probes excluded).
-    pub published: u64,
-    /// Messages refused because the queue was full, or abandoned at shutdown.
-    pub publish_dropped: u64,
-    /// Messages received on `ws:*` channels (probes excluded).
-    pub received: u64,
-    /// Envelopes handed to the sink.
-    pub delivered: u64,
-    /// Envelopes skipped because they carried our own `serverId`.
-    pub ignored_own: u64,
-    /// Messages that were not acceptable envelopes.
-    pub malformed: u64,
-    /// Subscriber connections lost (each followed by a reconnect and resubscribe).
-    pub reconnects: u64,
-    /// Publisher connections lost.
-    pub publisher_reconnects: u64,
-    /// Liveness probes that went unanswered (each caused a subscriber reconnect).
-    pub probe_timeouts: u64,
 }

@@ -13,13 +13,12 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
 use super::backoff::{Backoff, LogLimiter};
+use super::bridge::EnvelopeSink;
 use super::bridge::{LOG_EVERY, Shared, StopSignal};
 use super::nodes::{LinkError, Node, Nodes, pubsub_connection, within};
-use super::{EnvelopeSink, LinkState, RedisSettings};
-use crate::protocol::envelope::{BROADCAST_CHANNEL, Envelope};
-
-/// The patterns every node PSUBSCRIBEs (Ignis `WebSocketChannels.for*Pattern()`).
-pub(crate) const PATTERNS: [&str; 3] = ["ws:room:*", "ws:client:*", "ws:user:*"];
+use super::{LinkState, RedisSettings};
+use crate::protocol::channel::{BROADCAST as BROADCAST_CHANNEL, PATTERNS};
+use crate::protocol::envelope::Envelope;
 
 /// How long a clean unsubscribe may take at shutdown.
 const UNSUBSCRIBE_GRACE: Duration = Duration::from_millis(500);

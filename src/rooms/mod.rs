@@ -1,15 +1,8 @@
-//! Rooms: the name rules every join goes through, the [`RoomValidator`] that decides
-//! which rooms a client may join, and the standalone server's glob allow-list.
-//!
-//! With no validator configured every join is rejected (Ignis behaviour).
+//! Rooms: the name rules every join goes through, and the standalone server's glob
+//! allow-list ([`glob::RoomPolicy`]). Which rooms a client may join is the
+//! [`RoomValidator`](crate::hooks::RoomValidator)'s decision.
 
 pub mod glob;
-
-use std::future::Future;
-use std::sync::Arc;
-
-use crate::auth::LocalFuture;
-use crate::id::ClientId;
 
 /// The longest room name, in UTF-16 code units like JavaScript's `String.length`.
 pub const MAX_ROOM_NAME: usize = 256;
@@ -44,48 +37,6 @@ pub fn requested_rooms(data: Option<&serde_json::value::RawValue>) -> Option<Vec
             })
             .collect(),
     )
-}
-
-/// A client's request to join rooms, after the name rules.
-#[derive(Debug, Clone)]
-pub struct JoinRequest {
-    /// The connection asking.
-    pub client_id: ClientId,
-    /// Its user id, if any.
-    pub user_id: Option<Arc<str>>,
-    /// The rooms asked for (valid names only).
-    pub rooms: Vec<String>,
-}
-
-/// Decides which of the requested rooms a client may join; returns the allowed subset
-/// (anything not requested is ignored).
-pub trait RoomValidator: Send + Sync + 'static {
-    /// Returns the allowed rooms.
-    fn validate(&self, request: JoinRequest) -> LocalFuture<Vec<String>>;
-}
-
-impl RoomValidator for glob::RoomPolicy {
-    fn validate(&self, request: JoinRequest) -> LocalFuture<Vec<String>> {
-        let allowed = request
-            .rooms
-            .into_iter()
-            .filter(|room| self.allows(room, request.user_id.as_deref()))
-            .collect();
-        Box::pin(std::future::ready(allowed))
-    }
-}
-
-/// Adapts a closure `Fn(JoinRequest) -> impl Future<Output = Vec<String>>`.
-pub(crate) struct FnValidator<F>(pub F);
-
-impl<F, Fut> RoomValidator for FnValidator<F>
-where
-    F: Fn(JoinRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Vec<String>> + 'static,
-{
-    fn validate(&self, request: JoinRequest) -> LocalFuture<Vec<String>> {
-        Box::pin((self.0)(request))
-    }
 }
 
 #[cfg(test)]

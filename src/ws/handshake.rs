@@ -1,8 +1,21 @@
-//! The HTTP/1.1 upgrade to WebSocket (RFC 6455 §4.2), server side.
+//! The HTTP/1.1 upgrade to WebSocket (RFC 6455 §4.2), server side. It takes the few
+//! header values the handshake needs, not an HTTP request type, so it depends on no HTTP
+//! parser.
 
 use base64::Engine as _;
 
-use crate::http::request::RequestHead;
+/// The parts of an upgrade request the handshake checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpgradeRequest<'a> {
+    /// The request method.
+    pub method: &'a str,
+    /// Whether the `Connection` header lists `upgrade` (case-insensitive).
+    pub connection_upgrade: bool,
+    /// `Sec-WebSocket-Version`.
+    pub version: Option<&'a str>,
+    /// `Sec-WebSocket-Key`.
+    pub key: Option<&'a str>,
+}
 
 /// Why an upgrade request was refused (answered with 400, or 426 for the version).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -22,20 +35,17 @@ pub enum HandshakeError {
 }
 
 /// Validates an upgrade request and returns the `101 Switching Protocols` response.
-pub fn accept(head: &RequestHead) -> Result<Vec<u8>, HandshakeError> {
-    if head.method != "GET" {
+pub fn accept(request: &UpgradeRequest<'_>) -> Result<Vec<u8>, HandshakeError> {
+    if request.method != "GET" {
         return Err(HandshakeError::NotGet);
     }
-    if !head.header_has_token("connection", "upgrade") {
+    if !request.connection_upgrade {
         return Err(HandshakeError::NoConnectionUpgrade);
     }
-    if head.header("sec-websocket-version").map(str::trim) != Some("13") {
+    if request.version.map(str::trim) != Some("13") {
         return Err(HandshakeError::UnsupportedVersion);
     }
-    let key = head
-        .header("sec-websocket-key")
-        .map(str::trim)
-        .ok_or(HandshakeError::BadKey)?;
+    let key = request.key.map(str::trim).ok_or(HandshakeError::BadKey)?;
     match base64::engine::general_purpose::STANDARD.decode(key) {
         Ok(raw) if raw.len() == 16 => {}
         _ => return Err(HandshakeError::BadKey),
@@ -45,4 +55,49 @@ pub fn accept(head: &RequestHead) -> Result<Vec<u8>, HandshakeError> {
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     )
     .into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(key: &str) -> UpgradeRequest<'_> {
+        UpgradeRequest {
+            method: "GET",
+            connection_upgrade: true,
+            version: Some("13"),
+            key: Some(key),
+        }
+    }
+
+    #[test]
+    fn answers_with_the_rfc_6455_accept_key() {
+        let response = String::from_utf8(accept(&request("dGhlIHNhbXBsZSBub25jZQ==")).unwrap());
+        assert!(
+            response
+                .unwrap()
+                .contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
+        );
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let post = UpgradeRequest {
+            method: "POST",
+            ..request(key)
+        };
+        assert_eq!(accept(&post), Err(HandshakeError::NotGet));
+        let plain = UpgradeRequest {
+            connection_upgrade: false,
+            ..request(key)
+        };
+        assert_eq!(accept(&plain), Err(HandshakeError::NoConnectionUpgrade));
+        let old = UpgradeRequest {
+            version: Some("8"),
+            ..request(key)
+        };
+        assert_eq!(accept(&old), Err(HandshakeError::UnsupportedVersion));
+        assert_eq!(accept(&request("c2hvcnQ=")), Err(HandshakeError::BadKey));
+    }
 }

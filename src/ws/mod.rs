@@ -6,7 +6,7 @@
 //! shardcast uses tungstenite's header parser and accept-key derivation but not its
 //! `WebSocket` object: a fan-out writes one shared, pre-built frame to many sockets, and
 //! tungstenite would copy each frame into a per-connection write buffer. The benches in
-//! `benches/fanout.rs` measure that choice.
+//! `benches/hot_paths.rs` (`fanout_walk`) measure that choice.
 
 pub mod frame;
 pub mod handshake;

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use shardcast::protocol::envelope::EnvelopeTarget;
-use shardcast::redis::{Emitter, EmitterError, RedisBridge};
+use shardcast::internals::redis::RedisBridge;
+use shardcast::protocol::Target;
+use shardcast::redis::{Emitter, EmitterError};
 use tokio::runtime::Handle;
 
 use crate::support::redis::{
@@ -35,13 +36,13 @@ async fn emits_every_target_type_with_exact_ignis_bytes() {
 
     emitter
         .to_client(
-            "c-1",
+            "5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab",
             "job:progress",
             Some(r#"{ "jobId": "123", "progress": 75 }"#),
         )
         .await
         .expect("to_client");
-    expect(&mut raw, "ws:client:c-1", r#"{"serverId":"emitter","type":"client","target":"c-1","event":"job:progress","data":{"jobId":"123","progress":75}}"#).await;
+    expect(&mut raw, "ws:client:5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab", r#"{"serverId":"emitter","type":"client","target":"5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab","event":"job:progress","data":{"jobId":"123","progress":75}}"#).await;
 
     emitter
         .to_user(
@@ -110,10 +111,17 @@ async fn rejects_bad_input_before_publishing() {
     let redis = RedisServer::start();
     let emitter = Emitter::connect(&[redis.url()]).await.expect("connects");
     let err = emitter
-        .to_client("c", "e", Some("{not json"))
+        .to_client(
+            "5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab",
+            "e",
+            Some("{not json"),
+        )
         .await
         .expect_err("bad data");
     assert!(matches!(err, EmitterError::InvalidData(_)), "{err}");
+    // No node can hold a client whose id is not a client id.
+    let err = emitter.to_client("c", "e", None).await.expect_err("bad id");
+    assert!(matches!(err, EmitterError::InvalidClientId(_)), "{err}");
     assert!(matches!(
         emitter.to_room("", "e", None, &[]).await,
         Err(EmitterError::EmptyTarget("room"))
@@ -213,12 +221,8 @@ async fn emitter_messages_reach_every_bridge() {
     for rx in [&mut rx_a, &mut rx_b] {
         let env = next_within(rx, ARRIVE).await.expect("delivered");
         assert_eq!(
-            (env.server_id.as_str(), env.target, env.data.as_deref()),
-            (
-                "emitter",
-                EnvelopeTarget::Room("lobby".into()),
-                Some("[1,2]")
-            )
+            (env.server_id.as_str(), env.target.clone(), env.data()),
+            ("emitter", Target::room("lobby"), Some("[1,2]"))
         );
         assert_eq!(env.exclude, owned(&["c-9"]));
     }

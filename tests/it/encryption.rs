@@ -151,7 +151,7 @@ async fn inbound_encrypted_messages_are_decrypted_or_refused() {
 
 struct UpperCase;
 
-impl shardcast::conn::encryption::OutboundTransformer for UpperCase {
+impl shardcast::hooks::OutboundTransformer for UpperCase {
     fn transform(&self, _client: shardcast::ClientId, message: &[u8]) -> Option<Vec<u8>> {
         let inner = String::from_utf8_lossy(message).to_uppercase();
         Some(
@@ -164,11 +164,11 @@ impl shardcast::conn::encryption::OutboundTransformer for UpperCase {
 
 struct TicketHandshake;
 
-impl shardcast::conn::encryption::Handshake for TicketHandshake {
+impl shardcast::hooks::Handshake for TicketHandshake {
     fn handshake(
         &self,
-        request: shardcast::conn::encryption::HandshakeRequest,
-    ) -> shardcast::auth::LocalFuture<Option<serde_json::Map<String, Value>>> {
+        request: shardcast::hooks::HandshakeRequest,
+    ) -> shardcast::hooks::LocalFuture<Option<serde_json::Map<String, Value>>> {
         let ok = request.data.is_some_and(|d| d.get().contains("ticket"));
         Box::pin(async move { ok.then(|| json!({ "ticket": "ok" }).as_object().unwrap().clone()) })
     }
@@ -215,7 +215,7 @@ async fn encrypted_clients_receive_from_another_node_over_redis() {
     use crate::support::redis::{RedisServer, wait_for};
     let redis = RedisServer::start();
     let node = || {
-        TestServer::start(shardcast::redis::attach(
+        TestServer::start(support::attach(
             support::builder(2).configure(|c| c.require_encryption = true),
             &[redis.url()],
         ))

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use crate::support::attach;
 use serde_json::json;
-use shardcast::redis::{Emitter, attach};
+use shardcast::redis::Emitter;
 
 use crate::support::redis::{RawSubscriber, RedisServer, publish_raw, wait_for};
 use crate::support::{self, TestServer, WsClient};

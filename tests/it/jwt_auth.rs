@@ -4,8 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use shardcast::auth::JwtAuthenticator;
 use shardcast::auth::jwt::{JwtAlgorithm, JwtVerifier};
+use shardcast::hooks::JwtAuthenticator;
 
 use crate::support::{self, TestServer};
 

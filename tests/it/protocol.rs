@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shardcast::auth::{AuthError, Identity};
+use shardcast::hooks::{AuthError, Identity};
 use shardcast::protocol::{CloseReason, ErrorText};
 
 use crate::support::{self, Next, TestServer, WAIT};
@@ -253,7 +253,7 @@ async fn without_a_validator_every_join_is_rejected() {
             c.listen = "127.0.0.1:0".parse().unwrap();
             c.shards = 1;
         })
-        .authenticator(shardcast::auth::DevAuthenticator);
+        .authenticator(shardcast::hooks::DevAuthenticator);
     let server = TestServer::start(builder);
     let (mut client, _) = server.login("gina").await;
     client.join(&["public-a", "anything"]).await;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use shardcast::protocol::envelope::{Envelope, EnvelopeTarget};
-use shardcast::redis::{LinkState, PublishError, RedisBridge, RedisConfigError, RedisSettings};
+use shardcast::internals::redis::{LinkState, PublishError, RedisBridge};
+use shardcast::protocol::Target;
+use shardcast::protocol::envelope::Envelope;
+use shardcast::redis::{RedisConfigError, RedisSettings};
 use tokio::runtime::Handle;
 
 use crate::support::redis::{
@@ -23,32 +25,26 @@ async fn delivers_every_envelope_type() {
     let sent = [
         envelope(
             "other",
-            EnvelopeTarget::Client("c-1".into()),
+            crate::support::redis::client_target(),
             "to-client",
             Some(r#"{"a":1}"#),
             &[],
         ),
         envelope(
             "emitter",
-            EnvelopeTarget::User("u-1".into()),
+            Target::user("u-1"),
             "to-user",
             Some("[1,2]"),
             &[],
         ),
         envelope(
             "other",
-            EnvelopeTarget::Room("lobby".into()),
+            Target::room("lobby"),
             "to-room",
             Some(r#""text""#),
             &["c-9"],
         ),
-        envelope(
-            "other",
-            EnvelopeTarget::Broadcast,
-            "to-all",
-            None,
-            &["c-8", "c-7"],
-        ),
+        envelope("other", Target::Broadcast, "to-all", None, &["c-8", "c-7"]),
     ];
     for env in &sent {
         publish_envelope(&redis.url(), env).await;
@@ -78,16 +74,16 @@ async fn skips_envelopes_with_own_server_id() {
     wait_ready(&bridge).await;
     publish_envelope(
         &redis.url(),
-        &envelope("me", EnvelopeTarget::Broadcast, "mine", None, &[]),
+        &envelope("me", Target::Broadcast, "mine", None, &[]),
     )
     .await;
     publish_envelope(
         &redis.url(),
-        &envelope("you", EnvelopeTarget::Broadcast, "yours", None, &[]),
+        &envelope("you", Target::Broadcast, "yours", None, &[]),
     )
     .await;
     let got = next_within(&mut rx, ARRIVE).await.expect("delivered");
-    assert_eq!(got.event, "yours");
+    assert_eq!(got.event(), "yours");
     assert_eq!(bridge.status().ignored_own, 1);
     assert!(
         next_within(&mut rx, Duration::from_millis(200))
@@ -131,7 +127,7 @@ async fn malformed_envelopes_are_counted_and_later_ones_still_arrive() {
     }
     let good = envelope(
         "x",
-        EnvelopeTarget::Client("c".into()),
+        crate::support::redis::client_target(),
         "fine",
         Some("1"),
         &[],
@@ -157,7 +153,7 @@ async fn bridge_to_bridge_keeps_per_channel_order() {
     for i in 0..N {
         let env = envelope(
             "node-a",
-            EnvelopeTarget::Room("seq".into()),
+            Target::room("seq"),
             "n",
             Some(&i.to_string()),
             &[],
@@ -166,11 +162,7 @@ async fn bridge_to_bridge_keeps_per_channel_order() {
     }
     for i in 0..N {
         let got = next_within(&mut rx, ARRIVE).await.expect("in order");
-        assert_eq!(
-            got.data.as_deref(),
-            Some(i.to_string().as_str()),
-            "message {i}"
-        );
+        assert_eq!(got.data(), Some(i.to_string().as_str()), "message {i}");
     }
     wait_for("published counter", ARRIVE, || {
         sender.status().published == N as u64
@@ -189,13 +181,7 @@ async fn publish_works_from_a_thread_outside_the_runtime() {
     wait_ready(&receiver).await;
     let handle = sender.clone();
     std::thread::spawn(move || {
-        let env = envelope(
-            "node-a",
-            EnvelopeTarget::User("u".into()),
-            "from-thread",
-            None,
-            &[],
-        );
+        let env = envelope("node-a", Target::user("u"), "from-thread", None, &[]);
         handle
             .publish_envelope(&env)
             .expect("queued from a plain thread");
@@ -205,7 +191,7 @@ async fn publish_works_from_a_thread_outside_the_runtime() {
     assert_eq!(
         next_within(&mut rx, ARRIVE)
             .await
-            .map(|e| e.event)
+            .map(|e| e.event())
             .as_deref(),
         Some("from-thread")
     );
@@ -221,7 +207,7 @@ async fn publish_queue_is_bounded_while_redis_is_down_then_drains() {
         ..fast_settings(vec![redis.url()])
     };
     let (bridge, _rx) = start_bridge(settings, "me");
-    let env = envelope("me", EnvelopeTarget::Room("q".into()), "e", Some("1"), &[]);
+    let env = envelope("me", Target::room("q"), "e", Some("1"), &[]);
     let results: Vec<_> = (0..150).map(|_| bridge.publish_envelope(&env)).collect();
     assert!(results[..100].iter().all(Result::is_ok));
     assert!(
@@ -277,13 +263,7 @@ async fn shutdown_flushes_quits_and_refuses_later_publishes() {
     wait_ready(&bridge).await;
     let mut raw = RawSubscriber::psubscribe(&redis.url(), &["ws:user:*"]).await;
     for i in 0..50 {
-        let env = envelope(
-            "me",
-            EnvelopeTarget::User("u".into()),
-            "e",
-            Some(&i.to_string()),
-            &[],
-        );
+        let env = envelope("me", Target::user("u"), "e", Some(&i.to_string()), &[]);
         bridge.publish_envelope(&env).expect("queued");
     }
     bridge.shutdown().await;
@@ -347,10 +327,10 @@ async fn start_rejects_only_bad_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sink_panic_does_not_kill_the_bridge() {
     struct Flaky(tokio::sync::mpsc::UnboundedSender<String>);
-    impl shardcast::redis::EnvelopeSink for Flaky {
+    impl shardcast::internals::redis::EnvelopeSink for Flaky {
         fn deliver(&self, envelope: Envelope) {
-            assert_ne!(envelope.event, "boom", "sink blew up on purpose");
-            let _ = self.0.send(envelope.event);
+            assert_ne!(envelope.event(), "boom", "sink blew up on purpose");
+            let _ = self.0.send(envelope.event());
         }
     }
     let redis = RedisServer::start();
@@ -365,12 +345,12 @@ async fn sink_panic_does_not_kill_the_bridge() {
     wait_ready(&bridge).await;
     publish_envelope(
         &redis.url(),
-        &envelope("x", EnvelopeTarget::Broadcast, "boom", None, &[]),
+        &envelope("x", Target::Broadcast, "boom", None, &[]),
     )
     .await;
     publish_envelope(
         &redis.url(),
-        &envelope("x", EnvelopeTarget::Broadcast, "fine", None, &[]),
+        &envelope("x", Target::Broadcast, "fine", None, &[]),
     )
     .await;
     let got = tokio::time::timeout(ARRIVE, rx.recv()).await.ok().flatten();

@@ -1,11 +1,12 @@
-//! Two engines over one Redis (the glue in `src/redis/attach.rs`): what one node's handle
+//! Two engines over one Redis (the glue in `src/engine/remote.rs`): what one node's handle
 //! or an emitter sends reaches clients of the other node, exclude honoured; a node starts
 //! with Redis down, delivers locally meanwhile, and becomes ready when Redis comes up.
 
 use std::time::Duration;
 
+use crate::support::attach;
 use serde_json::json;
-use shardcast::redis::{Emitter, attach};
+use shardcast::redis::Emitter;
 
 use crate::support::redis::{RedisServer, wait_for};
 use crate::support::{self, TestServer};

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use shardcast::protocol::envelope::EnvelopeTarget;
-use shardcast::redis::{LinkState, RedisSettings};
+use shardcast::internals::redis::LinkState;
+use shardcast::protocol::Target;
+use shardcast::redis::RedisSettings;
 
 use crate::support::redis::{
     ARRIVE, FreezableProxy, READY, RawSubscriber, RedisCluster, RedisServer, envelope,
@@ -24,7 +25,7 @@ async fn redis_down_at_start_then_started() {
     println!("down-at-start: ready {took:?} after redis answered PING");
     publish_envelope(
         &redis.url(),
-        &envelope("x", EnvelopeTarget::Broadcast, "hello", None, &[]),
+        &envelope("x", Target::Broadcast, "hello", None, &[]),
     )
     .await;
     assert!(next_within(&mut rx, ARRIVE).await.is_some());
@@ -42,10 +43,10 @@ async fn redis_restart_mid_run_resubscribes_everything() {
     let restarted = Instant::now();
     // Publish on every kind of channel until the bridge hears one of each.
     let kinds = [
-        EnvelopeTarget::Broadcast,
-        EnvelopeTarget::Room("r".into()),
-        EnvelopeTarget::Client("c".into()),
-        EnvelopeTarget::User("u".into()),
+        Target::Broadcast,
+        Target::room("r"),
+        crate::support::redis::client_target(),
+        Target::user("u"),
     ];
     let mut first: Option<Duration> = None;
     let mut seen = std::collections::HashSet::new();
@@ -85,13 +86,7 @@ async fn client_kill_type_pubsub_is_recovered() {
     })
     .await;
     wait_ready(&bridge).await;
-    delivers_again(
-        &redis,
-        &mut rx,
-        EnvelopeTarget::Room("r".into()),
-        "after-kill",
-    )
-    .await;
+    delivers_again(&redis, &mut rx, Target::room("r"), "after-kill").await;
     bridge.shutdown().await;
 }
 
@@ -105,7 +100,7 @@ async fn half_open_subscriber_is_replaced_by_the_liveness_probe() {
     // Published now, this one is swallowed by the frozen socket: a real silent loss.
     publish_envelope(
         &redis.url(),
-        &envelope("x", EnvelopeTarget::Broadcast, "lost", None, &[]),
+        &envelope("x", Target::Broadcast, "lost", None, &[]),
     )
     .await;
     let took = wait_for("probe timeout", READY, || {
@@ -116,13 +111,13 @@ async fn half_open_subscriber_is_replaced_by_the_liveness_probe() {
     wait_ready(&bridge).await;
     publish_envelope(
         &redis.url(),
-        &envelope("x", EnvelopeTarget::Broadcast, "after", None, &[]),
+        &envelope("x", Target::Broadcast, "after", None, &[]),
     )
     .await;
     assert_eq!(
         next_within(&mut rx, ARRIVE)
             .await
-            .map(|e| e.event)
+            .map(|e| e.event())
             .as_deref(),
         Some("after")
     );
@@ -145,13 +140,7 @@ async fn paused_redis_is_detected_and_recovered() {
     })
     .await;
     wait_ready(&bridge).await;
-    delivers_again(
-        &redis,
-        &mut rx,
-        EnvelopeTarget::User("u".into()),
-        "after-pause",
-    )
-    .await;
+    delivers_again(&redis, &mut rx, Target::user("u"), "after-pause").await;
     bridge.shutdown().await;
 }
 
@@ -165,19 +154,13 @@ async fn cluster_publish_on_one_node_heard_via_another_and_failover() {
     wait_ready(&bridge).await;
     publish_envelope(
         &urls[0],
-        &envelope(
-            "x",
-            EnvelopeTarget::Room("r".into()),
-            "via-node-0",
-            None,
-            &[],
-        ),
+        &envelope("x", Target::room("r"), "via-node-0", None, &[]),
     )
     .await;
     assert_eq!(
         next_within(&mut rx, ARRIVE)
             .await
-            .map(|e| e.event)
+            .map(|e| e.event())
             .as_deref(),
         Some("via-node-0")
     );
@@ -185,7 +168,7 @@ async fn cluster_publish_on_one_node_heard_via_another_and_failover() {
     let mut raw = RawSubscriber::psubscribe(&urls[2], &["ws:*"]).await;
     let ours = envelope(
         "me",
-        EnvelopeTarget::Client("c".into()),
+        crate::support::redis::client_target(),
         "from-bridge",
         Some("{}"),
         &[],
@@ -193,7 +176,7 @@ async fn cluster_publish_on_one_node_heard_via_another_and_failover() {
     bridge.publish_envelope(&ours).expect("queued");
     assert_eq!(
         raw.next(ARRIVE).await,
-        Some(("ws:client:c".to_owned(), ours.encode()))
+        Some((ours.channel(), ours.encode()))
     );
     // Node 1 dies: the bridge moves to node 2 and still hears node 0.
     cluster.nodes[1].kill();
@@ -203,11 +186,11 @@ async fn cluster_publish_on_one_node_heard_via_another_and_failover() {
     loop {
         publish_envelope(
             &urls[0],
-            &envelope("x", EnvelopeTarget::Broadcast, "after-failover", None, &[]),
+            &envelope("x", Target::Broadcast, "after-failover", None, &[]),
         )
         .await;
         if let Some(env) = next_within(&mut rx, Duration::from_millis(100)).await {
-            assert_eq!(env.event, "after-failover");
+            assert_eq!(env.event(), "after-failover");
             break;
         }
         assert!(
@@ -235,7 +218,7 @@ async fn measure_restart_to_resume_with_default_settings() {
         tokio::time::sleep(Duration::from_millis(outage_ms)).await;
         redis.restart();
         let t = Instant::now();
-        let env = envelope("x", EnvelopeTarget::Broadcast, "e", None, &[]);
+        let env = envelope("x", Target::Broadcast, "e", None, &[]);
         loop {
             let _ = publish_raw(&redis.url(), &env.channel(), &env.encode()).await;
             if next_within(&mut rx, Duration::from_millis(10))
@@ -258,10 +241,10 @@ async fn measure_restart_to_resume_with_default_settings() {
 async fn delivers_again(
     redis: &RedisServer,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<shardcast::protocol::envelope::Envelope>,
-    target: EnvelopeTarget,
+    target: Target,
     event: &str,
 ) {
     publish_envelope(&redis.url(), &envelope("x", target, event, None, &[])).await;
-    let got = next_within(rx, ARRIVE).await.map(|e| e.event);
+    let got = next_within(rx, ARRIVE).await.map(|e| e.event());
     assert_eq!(got.as_deref(), Some(event));
 }

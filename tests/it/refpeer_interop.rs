@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shardcast::protocol::envelope::{Envelope, EnvelopeTarget};
-use shardcast::redis::inbound_payload;
+use shardcast::protocol::Target;
+use shardcast::protocol::envelope::Envelope;
+use shardcast::protocol::forward::inbound_payload;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::redis::{
@@ -194,42 +195,36 @@ async fn byte_compatible_with_ignis_both_ways() {
     let ours = [
         envelope(
             "shardcast-it",
-            EnvelopeTarget::Client(client_id.clone()),
+            Target::client(&client_id).expect("client id"),
             "e-client",
             Some(r#"{"k":[1,"é"]}"#),
             &[],
         ),
+        envelope("shardcast-it", Target::user("alice"), "e-user", None, &[]),
         envelope(
             "shardcast-it",
-            EnvelopeTarget::User("alice".into()),
-            "e-user",
-            None,
-            &[],
-        ),
-        envelope(
-            "shardcast-it",
-            EnvelopeTarget::Room("public-room".into()),
+            Target::room("public-room"),
             "e-room-excluded",
             Some("1"),
             &[me[0].as_str()],
         ),
         envelope(
             "shardcast-it",
-            EnvelopeTarget::Room("public-room".into()),
+            Target::room("public-room"),
             "e-room",
             Some("null"),
             &[],
         ),
         envelope(
             "shardcast-it",
-            EnvelopeTarget::Broadcast,
+            Target::Broadcast,
             "e-bcast-excluded",
             None,
             &["x", me[0].as_str()],
         ),
         envelope(
             "shardcast-it",
-            EnvelopeTarget::Broadcast,
+            Target::Broadcast,
             "e-bcast",
             Some(r#""s""#),
             &["x"],

@@ -1,18 +1,19 @@
 use super::*;
+use crate::protocol::Target;
+use crate::protocol::target::TargetError;
 
 fn parse(text: &str) -> Result<Envelope, EnvelopeError> {
     Envelope::parse(&mut text.as_bytes().to_vec())
 }
 
-fn env(target: EnvelopeTarget, data: Option<&str>, exclude: &[&str]) -> Envelope {
-    Envelope {
-        server_id: "s1".into(),
-        target,
-        event: "ev".into(),
-        data: data.map(str::to_owned),
-        exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
-    }
+fn env(target: Target, data: Option<&str>, exclude: &[&str]) -> Envelope {
+    let data = data.map(|d| RawValue::from_string(d.to_owned()).unwrap());
+    let exclude = exclude.iter().map(|s| (*s).to_owned()).collect();
+    Envelope::new("s1", target, "ev", data.as_deref(), exclude)
 }
+
+/// A client id for targets.
+const C1: &str = "5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab";
 
 /// Structural JSON equality (serde_json::Value compares objects as maps).
 fn same_json(a: &str, b: &str) -> bool {
@@ -25,28 +26,28 @@ fn same_json(a: &str, b: &str) -> bool {
 fn parses_every_type() {
     let cases = [
         (
-            r#"{"serverId":"a","type":"client","target":"c1","event":"e"}"#,
-            EnvelopeTarget::Client("c1".into()),
+            r#"{"serverId":"a","type":"client","target":"5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab","event":"e"}"#,
+            Target::client(C1).unwrap(),
         ),
         (
             r#"{"serverId":"a","type":"user","target":"u1","event":"e"}"#,
-            EnvelopeTarget::User("u1".into()),
+            Target::user("u1"),
         ),
         (
             r#"{"serverId":"a","type":"room","target":"r1","event":"e"}"#,
-            EnvelopeTarget::Room("r1".into()),
+            Target::room("r1"),
         ),
         (
             r#"{"serverId":"a","type":"broadcast","event":"e"}"#,
-            EnvelopeTarget::Broadcast,
+            Target::Broadcast,
         ),
     ];
     for (text, want) in cases {
         let got = parse(text).expect(text);
         assert_eq!(got.target, want, "{text}");
         assert_eq!(got.server_id, "a");
-        assert_eq!(got.event, "e");
-        assert_eq!(got.data, None);
+        assert_eq!(got.event(), "e");
+        assert_eq!(got.data(), None);
         assert!(got.exclude.is_empty());
     }
 }
@@ -87,31 +88,35 @@ fn rejects_malformed() {
         ),
         (
             br#"{"serverId":"a","type":"everyone","event":"e"}"#,
-            EnvelopeError::UnknownType,
+            EnvelopeError::Target(TargetError::UnknownKind),
         ),
         (
             br#"{"serverId":"a","event":"e"}"#,
-            EnvelopeError::UnknownType,
+            EnvelopeError::Target(TargetError::UnknownKind),
         ),
         (
             br#"{"serverId":"a","type":["room"],"event":"e"}"#,
-            EnvelopeError::UnknownType,
+            EnvelopeError::Target(TargetError::UnknownKind),
         ),
         (
             br#"{"serverId":"a","type":"room","event":"e"}"#,
-            EnvelopeError::MissingTarget("room"),
+            EnvelopeError::Target(TargetError::MissingName("room")),
         ),
         (
             br#"{"serverId":"a","type":"room","target":"","event":"e"}"#,
-            EnvelopeError::MissingTarget("room"),
+            EnvelopeError::Target(TargetError::MissingName("room")),
         ),
         (
             br#"{"serverId":"a","type":"client","target":5,"event":"e"}"#,
-            EnvelopeError::MissingTarget("client"),
+            EnvelopeError::Target(TargetError::MissingName("client")),
         ),
         (
             br#"{"serverId":"a","type":"user","target":null,"event":"e"}"#,
-            EnvelopeError::MissingTarget("user"),
+            EnvelopeError::Target(TargetError::MissingName("user")),
+        ),
+        (
+            br#"{"serverId":"a","type":"client","target":"c1","event":"e"}"#,
+            EnvelopeError::Target(TargetError::NotAClientId("c1".into())),
         ),
         (
             br#"{"serverId":"a","type":"room","target":"r","event":"e","exclude":"c1"}"#,
@@ -138,8 +143,10 @@ fn exclude_keeps_strings_only_and_only_for_room_and_broadcast() {
     assert_eq!(got.exclude, vec!["c1".to_owned(), "c2".to_owned()]);
     let got = parse(r#"{"serverId":"a","type":"broadcast","event":"e","exclude":["c1"]}"#).unwrap();
     assert_eq!(got.exclude, vec!["c1".to_owned()]);
-    let got = parse(r#"{"serverId":"a","type":"client","target":"c","event":"e","exclude":["c"]}"#)
-        .unwrap();
+    let text = format!(
+        r#"{{"serverId":"a","type":"client","target":"{C1}","event":"e","exclude":["c"]}}"#
+    );
+    let got = parse(&text).unwrap();
     assert!(got.exclude.is_empty());
     let got =
         parse(r#"{"serverId":"a","type":"room","target":"r","event":"e","exclude":null}"#).unwrap();
@@ -149,7 +156,7 @@ fn exclude_keeps_strings_only_and_only_for_room_and_broadcast() {
 #[test]
 fn broadcast_ignores_target_and_unknown_keys() {
     let got = parse(r#"{"extra":{"deep":[1,2,{"a":3}]},"serverId":"a","type":"broadcast","target":"x","event":"e"}"#).unwrap();
-    assert_eq!(got.target, EnvelopeTarget::Broadcast);
+    assert_eq!(got.target, Target::Broadcast);
 }
 
 #[test]
@@ -167,7 +174,7 @@ fn data_is_kept_compact_in_document_order() {
     )
     .unwrap();
     assert_eq!(
-        got.data.as_deref(),
+        got.data(),
         Some(r#"{"z":1,"a":[true,false,null,-3,1.5,1e300,"s"],"m":{},"n":[]}"#)
     );
 }
@@ -186,7 +193,7 @@ fn data_scalars_and_null() {
         ("1e-7", "1e-7"),
     ] {
         let text = format!(r#"{{"serverId":"a","type":"broadcast","event":"e","data":{raw}}}"#);
-        assert_eq!(parse(&text).unwrap().data.as_deref(), Some(want), "{raw}");
+        assert_eq!(parse(&text).unwrap().data(), Some(want), "{raw}");
     }
 }
 
@@ -196,7 +203,7 @@ fn nested_data_round_trips() {
     let text =
         format!(r#"{{"serverId":"a","type":"room","target":"r","event":"e","data":{data}}}"#);
     let got = parse(&text).unwrap();
-    let out = got.data.clone().unwrap();
+    let out = got.data().unwrap().to_owned();
     assert!(same_json(&out, data), "{out}");
     // Re-encoding and re-parsing is a fixed point.
     let again = Envelope::parse(&mut got.encode()).unwrap();
@@ -208,11 +215,11 @@ fn unicode_everywhere() {
     let text = r#"{"serverId":"sérveur-☃","type":"room","target":"salle-日本語-🎉","event":"évènement","data":{"emoji":"😀","esc":"\u00e9\ud83d\ude00","sep":"\u2028"},"exclude":["clïent"]}"#;
     let got = parse(text).unwrap();
     assert_eq!(got.server_id, "sérveur-☃");
-    assert_eq!(got.target, EnvelopeTarget::Room("salle-日本語-🎉".into()));
-    assert_eq!(got.event, "évènement");
+    assert_eq!(got.target, Target::room("salle-日本語-🎉"));
+    assert_eq!(got.event(), "évènement");
     assert_eq!(got.exclude, vec!["clïent".to_owned()]);
     assert_eq!(
-        got.data.as_deref(),
+        got.data(),
         Some("{\"emoji\":\"😀\",\"esc\":\"é😀\",\"sep\":\"\u{2028}\"}")
     );
     assert_eq!(got.channel(), "ws:room:salle-日本語-🎉");
@@ -221,26 +228,22 @@ fn unicode_everywhere() {
 
 #[test]
 fn encode_matches_json_stringify() {
-    let e = env(
-        EnvelopeTarget::Room("r".into()),
-        Some(r#"{"a":1}"#),
-        &["x", "y"],
-    );
+    let e = env(Target::room("r"), Some(r#"{"a":1}"#), &["x", "y"]);
     assert_eq!(
         String::from_utf8(e.encode()).unwrap(),
         r#"{"serverId":"s1","type":"room","target":"r","event":"ev","data":{"a":1},"exclude":["x","y"]}"#
     );
-    let e = env(EnvelopeTarget::Broadcast, None, &[]);
+    let e = env(Target::Broadcast, None, &[]);
     assert_eq!(
         String::from_utf8(e.encode()).unwrap(),
         r#"{"serverId":"s1","type":"broadcast","event":"ev"}"#
     );
-    let e = env(EnvelopeTarget::Client("c".into()), Some("null"), &[]);
+    let e = env(Target::client(C1).unwrap(), Some("null"), &[]);
     assert_eq!(
         String::from_utf8(e.encode()).unwrap(),
-        r#"{"serverId":"s1","type":"client","target":"c","event":"ev","data":null}"#
+        format!(r#"{{"serverId":"s1","type":"client","target":"{C1}","event":"ev","data":null}}"#)
     );
-    let e = env(EnvelopeTarget::User("u".into()), Some("[1]"), &[]);
+    let e = env(Target::user("u"), Some("[1]"), &[]);
     assert_eq!(
         String::from_utf8(e.encode()).unwrap(),
         r#"{"serverId":"s1","type":"user","target":"u","event":"ev","data":[1]}"#
@@ -250,21 +253,12 @@ fn encode_matches_json_stringify() {
 #[test]
 fn channels() {
     assert_eq!(
-        env(EnvelopeTarget::Client("c".into()), None, &[]).channel(),
-        "ws:client:c"
+        env(Target::client(C1).unwrap(), None, &[]).channel(),
+        format!("ws:client:{C1}")
     );
-    assert_eq!(
-        env(EnvelopeTarget::User("u".into()), None, &[]).channel(),
-        "ws:user:u"
-    );
-    assert_eq!(
-        env(EnvelopeTarget::Room("r:x".into()), None, &[]).channel(),
-        "ws:room:r:x"
-    );
-    assert_eq!(
-        env(EnvelopeTarget::Broadcast, None, &[]).channel(),
-        "ws:broadcast"
-    );
+    assert_eq!(env(Target::user("u"), None, &[]).channel(), "ws:user:u");
+    assert_eq!(env(Target::room("r:x"), None, &[]).channel(), "ws:room:r:x");
+    assert_eq!(env(Target::Broadcast, None, &[]).channel(), "ws:broadcast");
 }
 
 #[test]
@@ -345,8 +339,5 @@ fn numbers_beyond_64_bit_are_rejected() {
         );
     }
     let text = r#"{"serverId":"a","type":"broadcast","event":"e","data":1.7976931348623157e308}"#;
-    assert_eq!(
-        parse(text).unwrap().data.as_deref(),
-        Some("1.7976931348623157e308")
-    );
+    assert_eq!(parse(text).unwrap().data(), Some("1.7976931348623157e308"));
 }

@@ -10,7 +10,7 @@ pub use client::Next;
 
 use std::time::Duration;
 
-use shardcast::auth::DevAuthenticator;
+use shardcast::hooks::DevAuthenticator;
 use shardcast::rooms::glob::RoomPolicy;
 use shardcast::{Engine, EngineBuilder};
 
@@ -31,6 +31,11 @@ pub fn builder(shards: usize) -> EngineBuilder {
         })
         .authenticator(DevAuthenticator)
         .room_validator(RoomPolicy::new(&["public-*", "user-{userId}-*"]).expect("patterns"))
+}
+
+/// `builder` joined to the Redis (or cluster nodes) at `urls`.
+pub fn attach(builder: EngineBuilder, urls: &[String]) -> EngineBuilder {
+    builder.redis(shardcast::redis::RedisSettings::new(urls.iter().cloned()))
 }
 
 /// A running engine and its address.
@@ -92,7 +97,7 @@ impl Drop for TestServer {
 /// The shard a client id lives on, for tests that need members on several shards.
 pub fn shard_of(id: &str, shards: usize) -> usize {
     let id: shardcast::ClientId = id.parse().expect("client id");
-    shardcast::shard::placement::shard_for(&id, shards).index()
+    shardcast::internals::shard_for(&id, shards).index()
 }
 
 impl TestServer {

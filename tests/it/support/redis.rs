@@ -16,8 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use shardcast::protocol::envelope::{Envelope, EnvelopeTarget};
-use shardcast::redis::{EnvelopeSink, RedisBridge, RedisSettings};
+use serde_json::value::RawValue;
+use shardcast::internals::redis::{EnvelopeSink, RedisBridge};
+use shardcast::protocol::Target;
+use shardcast::protocol::envelope::Envelope;
+use shardcast::redis::RedisSettings;
 use tokio::sync::mpsc;
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
@@ -511,18 +514,19 @@ pub async fn wait_ready(bridge: &RedisBridge) -> Duration {
 /// Build an envelope.
 pub fn envelope(
     server_id: &str,
-    target: EnvelopeTarget,
+    target: Target,
     event: &str,
     data: Option<&str>,
     exclude: &[&str],
 ) -> Envelope {
-    Envelope {
-        server_id: server_id.to_owned(),
-        target,
-        event: event.to_owned(),
-        data: data.map(str::to_owned),
-        exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
-    }
+    let data = data.map(|d| RawValue::from_string(d.to_owned()).expect("data is JSON"));
+    let exclude = exclude.iter().map(|s| (*s).to_owned()).collect();
+    Envelope::new(server_id, target, event, data.as_deref(), exclude)
+}
+
+/// A client target for envelopes (client targets must be client ids).
+pub fn client_target() -> Target {
+    Target::client("00000000-0000-4000-8000-0000000000c1").expect("a client id")
 }
 
 /// PUBLISH an envelope on its channel through a fresh connection to `url`.

@@ -1,5 +1,5 @@
-//! Which shard owns what: [`ShardId`], hashing a client id to its shard, and pinning
-//! shard threads to cores.
+//! Which shard owns a client: [`ShardId`] and [`shard_for`], a pure function of the id
+//! that every thread computes the same way for the whole run.
 
 use std::fmt;
 
@@ -35,18 +35,6 @@ pub fn shard_for(client: &ClientId, shards: usize) -> ShardId {
     let state = ahash::RandomState::with_seeds(SEEDS.0, SEEDS.1, SEEDS.2, SEEDS.3);
     let hash = state.hash_one(client.as_uuid().as_u128());
     ShardId((hash % shards.max(1) as u64) as u16)
-}
-
-/// Pins the calling thread to the core for `shard` (round-robin over available cores).
-/// Best effort: returns false, and the caller logs, when the OS refuses.
-pub fn pin_current_thread(shard: ShardId) -> bool {
-    let Some(cores) = core_affinity::get_core_ids() else {
-        return false;
-    };
-    if cores.is_empty() {
-        return false;
-    }
-    core_affinity::set_for_current(cores[shard.index() % cores.len()])
 }
 
 #[cfg(test)]

@@ -1,0 +1,97 @@
+//! `shardcast serve`: the standalone server — the engine with JWT (or dev) auth, the glob
+//! room policy, the HTTP API key and Redis, run until SIGTERM or SIGINT.
+
+use shardcast::hooks::{DevAuthenticator, JwtAuthenticator};
+use shardcast::redis::RedisSettings;
+use shardcast::{EngineBuilder, Handle};
+
+use super::CommandError;
+use super::args::ServeArgs;
+use super::config::{AuthMode, ServeConfig};
+
+/// Runs the standalone server until SIGTERM or SIGINT, then shuts down gracefully.
+pub fn run(args: ServeArgs) -> Result<(), CommandError> {
+    let builder = builder(args.resolve()?);
+    // Handlers first: a signal that arrives right after start must not kill the process
+    // with its default action.
+    let signals = Signals::install()?;
+    let engine = builder.start()?;
+    println!("listening on {}", engine.local_addr());
+    signals.wait();
+    tracing::info!("signal received: shutting down");
+    engine.shutdown();
+    tracing::info!("bye");
+    Ok(())
+}
+
+/// The engine the configuration describes.
+fn builder(config: ServeConfig) -> EngineBuilder {
+    let mut builder = EngineBuilder::new().config(config.engine);
+    builder = with_auth(builder, config.auth);
+    if config.rooms.is_empty() {
+        tracing::info!("no --allow-rooms: every client join is rejected (default deny)");
+    }
+    builder = builder.room_validator(config.rooms);
+    match config.api_key {
+        Some(key) => builder = builder.api_key(key),
+        None => tracing::info!("no --api-key: POST /api/publish answers 401"),
+    }
+    if config.redis.is_empty() {
+        return builder;
+    }
+    // Custom client events go to the backend on `ws:inbound`, as the Ignis app does.
+    builder
+        .on_message(|handle: Handle, message| async move {
+            handle.forward_inbound(&message);
+        })
+        .redis(RedisSettings::new(config.redis))
+}
+
+fn with_auth(builder: EngineBuilder, auth: AuthMode) -> EngineBuilder {
+    match auth {
+        AuthMode::Jwt(verifier) => {
+            tracing::info!(alg = %verifier.algorithm(), "JWT authentication");
+            builder.authenticator(JwtAuthenticator::new(*verifier))
+        }
+        AuthMode::Dev => {
+            for _ in 0..3 {
+                tracing::warn!(
+                    "INSECURE --dev MODE: any token is accepted as the user id. Never use this in production."
+                );
+            }
+            builder.authenticator(DevAuthenticator)
+        }
+    }
+}
+
+/// SIGTERM and SIGINT handlers, installed before the engine starts.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, CommandError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CommandError::Signals)?;
+        let guard = runtime.enter();
+        let term = signal(SignalKind::terminate()).map_err(CommandError::Signals)?;
+        let int = signal(SignalKind::interrupt()).map_err(CommandError::Signals)?;
+        drop(guard);
+        Ok(Signals { runtime, term, int })
+    }
+
+    /// Blocks until SIGTERM or SIGINT.
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        });
+    }
+}

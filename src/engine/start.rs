@@ -1,0 +1,167 @@
+//! Starting an engine, in order: validate, bind, create the router and every shard's
+//! inbox, start the control thread (and the Redis bridge), then the shards; wait until
+//! every shard runs. A failure at any step stops what already started.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use super::builder::EngineBuilder;
+use super::{Engine, EngineError};
+use crate::http::HttpService;
+use crate::metrics::{Metrics, ShardMetrics};
+use crate::routing::broker::Broker;
+use crate::routing::inbox::{ShardInbox, inbox};
+use crate::routing::placement::ShardId;
+use crate::routing::{Handle, Router};
+use crate::shard::{ShardContext, ShardStart};
+
+/// The accept backlog: deep, for connection storms.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Starts everything `builder` describes.
+pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
+    builder.config.validate()?;
+    if builder.hooks.authenticator.is_none() {
+        return Err(EngineError::NoAuthenticator);
+    }
+    let listen = builder.config.listen;
+    let listener = match builder.listener.take() {
+        Some(listener) => listener,
+        None => bind(listen)?,
+    };
+    let local_addr = listener.local_addr().map_err(|source| EngineError::Bind {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| EngineError::Runtime(e.to_string()))?;
+    let shard_count = builder.config.resolved_shards().min(usize::from(u16::MAX));
+    let (router, inboxes, shard_metrics) = create_router(shard_count, &builder);
+    // The remote exists before any connection is accepted.
+    let control_thread = super::control::spawn(router.clone(), builder.redis)?;
+    let handle = Handle::new(router);
+    let ctx = Arc::new(context(
+        builder.config,
+        builder.hooks,
+        builder.api_key,
+        &handle,
+    ));
+    let shards = start_shards(&listener, inboxes, shard_metrics, &ctx);
+    let shard_threads = shards.inspect_err(|_| handle.shutdown())?;
+    log_started(&handle, &ctx, local_addr);
+    Ok(Engine {
+        handle,
+        local_addr,
+        shard_threads,
+        control_thread: Some(control_thread),
+    })
+}
+
+/// The router (with the shards' inboxes and counters), before any shard exists.
+fn create_router(
+    shard_count: usize,
+    builder: &EngineBuilder,
+) -> (Arc<Router>, Vec<ShardInbox>, Vec<Arc<ShardMetrics>>) {
+    let metrics = Arc::new(Metrics::default());
+    let shard_metrics: Vec<Arc<ShardMetrics>> = (0..shard_count).map(|_| Arc::default()).collect();
+    metrics.set_shards(shard_metrics.clone());
+    let capacity = builder.config.shard_inbox_capacity;
+    let (senders, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
+        .map(|i| inbox(ShardId(i as u16), capacity))
+        .unzip();
+    let broker = Broker::new(senders.into(), metrics.clone());
+    (
+        Arc::new(Router::new(broker, metrics)),
+        inboxes,
+        shard_metrics,
+    )
+}
+
+/// What every shard shares.
+fn context(
+    config: crate::config::EngineConfig,
+    hooks: crate::hooks::Hooks,
+    api_key: Option<String>,
+    handle: &Handle,
+) -> ShardContext {
+    let http = HttpService {
+        handle: handle.clone(),
+        path: config.path.clone(),
+        api_key,
+        request_timeout: config.request_timeout,
+    };
+    ShardContext {
+        config,
+        hooks,
+        http: Arc::new(http),
+        handle: handle.clone(),
+    }
+}
+
+/// Spawns every shard on its own handle of the listener and waits until each runs.
+fn start_shards(
+    listener: &StdListener,
+    inboxes: Vec<ShardInbox>,
+    metrics: Vec<Arc<ShardMetrics>>,
+    ctx: &Arc<ShardContext>,
+) -> Result<Vec<JoinHandle<()>>, EngineError> {
+    let runtime_error = |e: std::io::Error| EngineError::Runtime(e.to_string());
+    let (ready, ready_rx) = mpsc::channel();
+    let mut threads = Vec::with_capacity(inboxes.len());
+    for (i, (inbox, metrics)) in inboxes.into_iter().zip(metrics).enumerate() {
+        let start = ShardStart {
+            id: ShardId(i as u16),
+            inbox,
+            listener: listener.try_clone().map_err(runtime_error)?,
+            ctx: ctx.clone(),
+            metrics,
+            ready: ready.clone(),
+        };
+        threads.push(crate::shard::spawn(start).map_err(runtime_error)?);
+    }
+    drop(ready);
+    await_ready(&ready_rx, threads.len())?;
+    Ok(threads)
+}
+
+/// Waits for `count` shards to report that they run.
+fn await_ready(
+    ready: &mpsc::Receiver<Result<(), String>>,
+    count: usize,
+) -> Result<(), EngineError> {
+    for _ in 0..count {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Err(EngineError::Runtime(why)),
+            Err(_) => return Err(EngineError::Runtime("a shard thread died at start".into())),
+        }
+    }
+    Ok(())
+}
+
+fn log_started(handle: &Handle, ctx: &ShardContext, addr: SocketAddr) {
+    tracing::info!(
+        server_id = %handle.server_id(),
+        shards = handle.router.shard_count(),
+        addr = %addr,
+        path = %ctx.config.path,
+        "shardcast engine started"
+    );
+}
+
+/// Binds with `SO_REUSEADDR` and a deep accept backlog (connection storms).
+fn bind(addr: SocketAddr) -> Result<StdListener, EngineError> {
+    let err = |source| EngineError::Bind { addr, source };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(LISTEN_BACKLOG).map_err(err)?;
+    Ok(socket.into())
+}

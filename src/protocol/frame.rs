@@ -1,0 +1,204 @@
+//! [`Frame`]: a server message encoded once, into a complete WebSocket frame.
+//!
+//! Server-to-client frames are unmasked, so the whole frame — header and the JSON
+//! `{"event":…,"data":…}` — is byte-for-byte the same for every recipient. A [`Frame`]
+//! holds it in one [`Bytes`]: a fan-out clones the refcount, never the bytes. The same
+//! frame also yields the Redis envelope's `"event":…,"data":…` members by slicing, so a
+//! message crossing nodes is never re-encoded.
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::ws::frame::{MAX_HEADER_LEN, OpCode, write_header};
+
+/// `{"event":` — every event frame's payload starts with it.
+const EVENT_PREFIX: &[u8] = b"{\"event\":";
+/// `,"data":` — between the event name and the data.
+const DATA_KEY: &[u8] = b",\"data\":";
+
+/// A complete, immutable WebSocket text frame carrying `{"event":…,"data":…}`.
+///
+/// ```
+/// use shardcast::protocol::Frame;
+///
+/// let frame = Frame::from_serialize("tick", &[1, 2]).unwrap();
+/// assert_eq!(&frame.payload()[..], br#"{"event":"tick","data":[1,2]}"#);
+/// assert_eq!(frame.data_json(), Some(&b"[1,2]"[..]));
+/// assert_eq!(frame.event_json(), br#""tick""#);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    bytes: Bytes,
+    header_len: u8,
+    /// Where `data`'s JSON starts in the payload (0: no `data`, or not an event frame).
+    data_start: u32,
+}
+
+impl Frame {
+    /// Builds the frame for an event whose `data` is already JSON text (`None` omits
+    /// `data`, like `JSON.stringify` does for `undefined`).
+    pub fn from_raw(event: &str, data: Option<&RawValue>) -> Frame {
+        let capacity = event.len() + data.map_or(0, |d| d.get().len()) + 24;
+        let data = data.map(|d| move |buf: &mut Vec<u8>| buf.extend_from_slice(d.get().as_bytes()));
+        Self::event_with(event, capacity, data)
+    }
+
+    /// Builds the frame for an event whose `data` is any serializable value.
+    ///
+    /// # Errors
+    /// Fails only when `data`'s `Serialize` impl fails (e.g. a map with non-string keys).
+    pub fn from_serialize<T: Serialize + ?Sized>(
+        event: &str,
+        data: &T,
+    ) -> Result<Frame, serde_json::Error> {
+        let mut result = Ok(());
+        let write = |buf: &mut Vec<u8>| result = serde_json::to_writer(&mut *buf, data);
+        let frame = Self::event_with(event, event.len() + 64, Some(write));
+        result.map(|()| frame)
+    }
+
+    /// Wraps an already-encoded JSON text (e.g. an encrypted envelope) in a frame.
+    pub fn from_json_text(json: &[u8]) -> Frame {
+        Self::build(json.len(), |buf| {
+            buf.extend_from_slice(json);
+            0
+        })
+    }
+
+    /// Builds `{"event":event,"data":…}`, where `write_data` (if any) appends the data's
+    /// JSON text. The caller guarantees it writes one valid JSON value.
+    pub(crate) fn event_with(
+        event: &str,
+        capacity: usize,
+        write_data: Option<impl FnOnce(&mut Vec<u8>)>,
+    ) -> Frame {
+        Self::build(capacity, |buf| {
+            buf.extend_from_slice(EVENT_PREFIX);
+            super::envelope::write_json_string(buf, event);
+            let mut data_start = 0;
+            if let Some(write) = write_data {
+                buf.extend_from_slice(DATA_KEY);
+                data_start = buf.len();
+                write(buf);
+            }
+            buf.push(b'}');
+            data_start
+        })
+    }
+
+    /// Reserves room for the largest header, lets `fill` write the payload, then writes
+    /// the header right-aligned in the reserved room so the result needs no copy.
+    fn build(capacity_hint: usize, fill: impl FnOnce(&mut Vec<u8>) -> usize) -> Frame {
+        let mut buf = Vec::with_capacity(MAX_HEADER_LEN + capacity_hint);
+        buf.resize(MAX_HEADER_LEN, 0);
+        let data_at = fill(&mut buf);
+        let data_start = data_at.saturating_sub(MAX_HEADER_LEN) as u32;
+        let payload_len = buf.len() - MAX_HEADER_LEN;
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = write_header(&mut header, OpCode::Text, payload_len as u64);
+        let start = MAX_HEADER_LEN - header_len;
+        buf[start..MAX_HEADER_LEN].copy_from_slice(&header[..header_len]);
+        Frame {
+            bytes: Bytes::from(buf).slice(start..),
+            header_len: header_len as u8,
+            data_start,
+        }
+    }
+
+    /// Length of the JSON payload.
+    pub fn payload_len(&self) -> usize {
+        self.bytes.len() - self.header_len as usize
+    }
+
+    /// The whole frame, ready to be written to a socket.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The JSON payload `{"event":…,"data":…}` (a shared slice, no copy).
+    pub fn payload(&self) -> Bytes {
+        self.bytes.slice(self.header_len as usize..)
+    }
+
+    fn payload_slice(&self) -> &[u8] {
+        &self.bytes[self.header_len as usize..]
+    }
+
+    /// The `data` member's JSON text, sliced out of the payload (for the Redis envelope).
+    pub fn data_json(&self) -> Option<&[u8]> {
+        if self.data_start == 0 {
+            return None;
+        }
+        let payload = self.payload_slice();
+        payload.get(self.data_start as usize..payload.len() - 1)
+    }
+
+    /// The event name as its JSON string literal (quotes and escapes included). Only
+    /// meaningful for frames built from an event (not [`Frame::from_json_text`]).
+    pub fn event_json(&self) -> &[u8] {
+        let payload = self.payload_slice();
+        let end = match self.data_start {
+            0 => payload.len().saturating_sub(1),
+            start => start as usize - DATA_KEY.len(),
+        };
+        payload.get(EVENT_PREFIX.len()..end).unwrap_or_default()
+    }
+
+    /// `"event":…,"data":…` — the payload without its braces, as the Redis envelope
+    /// embeds it.
+    pub(crate) fn members_json(&self) -> &[u8] {
+        let payload = self.payload_slice();
+        payload
+            .get(1..payload.len().saturating_sub(1))
+            .unwrap_or_default()
+    }
+
+    /// Length of the whole frame in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false: a frame has at least a header. Present for clippy's `len` rule.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_is_header_plus_json() {
+        let data = RawValue::from_string(r#"{"n":1}"#.to_owned()).unwrap();
+        let f = Frame::from_raw("tick", Some(&data));
+        let json = br#"{"event":"tick","data":{"n":1}}"#;
+        assert_eq!(&f.bytes()[..2], &[0x81, json.len() as u8]);
+        assert_eq!(&f.payload()[..], json);
+        assert_eq!(f.data_json(), Some(&br#"{"n":1}"#[..]));
+        assert_eq!(f.event_json(), br#""tick""#);
+        assert_eq!(f.members_json(), br#""event":"tick","data":{"n":1}"#);
+        let f = Frame::from_serialize("e", &[1, 2]).unwrap();
+        assert_eq!(f.data_json(), Some(&b"[1,2]"[..]));
+        assert_eq!(Frame::from_raw("e", None).data_json(), None);
+        assert_eq!(Frame::from_raw("e", None).event_json(), br#""e""#);
+    }
+
+    #[test]
+    fn absent_data_is_omitted_and_event_escaped() {
+        let f = Frame::from_raw("a\"b", None);
+        assert_eq!(&f.payload()[..], br#"{"event":"a\"b"}"#);
+        assert_eq!(f.event_json(), br#""a\"b""#);
+    }
+
+    #[test]
+    fn long_payload_uses_extended_length() {
+        let big = "x".repeat(70_000);
+        let f = Frame::from_serialize("big", &big).unwrap();
+        assert_eq!(f.bytes()[1], 127);
+        assert_eq!(f.payload().len() + 10, f.len());
+        let f = Frame::from_serialize("mid", &"y".repeat(300)).unwrap();
+        assert_eq!(f.bytes()[1], 126);
+    }
+}

@@ -1,0 +1,57 @@
+//! The bridge's state as others see it: each connection's [`LinkState`] and the
+//! [`BridgeStatus`] snapshot (for `/ready`, metrics and the dashboard).
+
+/// State of one of the bridge's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkState {
+    /// A connection attempt (or, for the subscriber, the subscriptions) is in progress.
+    Connecting,
+    /// Connected (subscriber: and subscribed to every channel and pattern).
+    Up,
+    /// The last attempt failed or the connection was lost; waiting for the next attempt.
+    Down,
+    /// Shut down.
+    Stopped,
+}
+
+impl LinkState {
+    /// Lowercase name for logs, `/ready` and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Stopped => "stopped",
+        }
+    }
+}
+
+/// A snapshot of the bridge, for `/ready`, `/metrics` and the dashboard. Counters are
+/// cumulative since start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeStatus {
+    /// The subscriber connection.
+    pub subscriber: LinkState,
+    /// The publisher connection.
+    pub publisher: LinkState,
+    /// Messages waiting in (or in flight from) the publish queue.
+    pub queued: usize,
+    /// Messages PUBLISHed successfully (probes excluded).
+    pub published: u64,
+    /// Messages refused because the queue was full, or abandoned at shutdown.
+    pub publish_dropped: u64,
+    /// Messages received on `ws:*` channels (probes excluded).
+    pub received: u64,
+    /// Envelopes handed to the sink.
+    pub delivered: u64,
+    /// Envelopes skipped because they carried our own `serverId`.
+    pub ignored_own: u64,
+    /// Messages that were not acceptable envelopes.
+    pub malformed: u64,
+    /// Subscriber connections lost (each followed by a reconnect and resubscribe).
+    pub reconnects: u64,
+    /// Publisher connections lost.
+    pub publisher_reconnects: u64,
+    /// Liveness probes that went unanswered (each caused a subscriber reconnect).
+    pub probe_timeouts: u64,
+}

@@ -1,0 +1,25 @@
+//! The engine's view of other instances: something that carries messages to them.
+//!
+//! The Redis bridge is the one implementation (wired by the engine); without Redis the
+//! engine runs as a single node and has no remote.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::protocol::{Frame, Target};
+
+/// A future the control thread awaits at shutdown.
+pub(crate) type ShutdownFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Carries envelopes and inbound client events to other instances.
+pub(crate) trait Remote: Send + Sync + 'static {
+    /// Publishes a message for other instances (non-blocking; may drop and count when
+    /// the remote is down, never grows without bound). Returns whether it was queued.
+    fn publish(&self, target: &Target, message: &Frame, exclude: &[String]) -> bool;
+    /// Forwards a custom client event (`ws:inbound` payload) to the backend.
+    fn publish_inbound(&self, payload: Vec<u8>);
+    /// Whether the remote is connected and subscribed.
+    fn is_ready(&self) -> bool;
+    /// Disconnects (called once, at shutdown).
+    fn shutdown(&self) -> ShutdownFuture;
+}

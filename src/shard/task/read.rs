@@ -1,0 +1,177 @@
+//! Reading: bytes from the socket into the shard's scratch buffer, frames out of the
+//! decoder, and each message's decision carried out (replies, authentication, joins,
+//! leaves, the message handler).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpStream;
+
+use super::ConnTask;
+use crate::conn::machine::Decision;
+use crate::hooks::JoinRequest;
+use crate::protocol::ClientMessage;
+use crate::protocol::inbound::InboundMessage;
+use crate::shard::session::run_local;
+use crate::ws::frame::{Flow, OpCode, WsEvent, control_frame};
+
+/// Reads per wake-up before yielding to the shard's other tasks.
+const READ_BUDGET: usize = 256 * 1024;
+
+/// What one read from the socket gave.
+enum Read {
+    /// This many bytes (0 after an interrupted read).
+    Bytes(usize),
+    /// Nothing more for now.
+    WouldBlock,
+    /// End of input or a socket error.
+    Gone,
+}
+
+impl ConnTask {
+    /// Reads and handles what the socket has, up to a budget; returns true when the
+    /// budget ran out with data still waiting (the caller yields, then reads on).
+    pub(super) fn read_available(&mut self, stream: &TcpStream) -> bool {
+        let mut budget = READ_BUDGET;
+        loop {
+            match self.read_once(stream) {
+                Read::Bytes(n) => budget = budget.saturating_sub(n),
+                Read::WouldBlock => return false,
+                Read::Gone => {
+                    self.peer_gone = true;
+                    return false;
+                }
+            }
+            if self.status().is_none() {
+                return false;
+            }
+            if budget == 0 {
+                return true;
+            }
+        }
+    }
+
+    /// One read into the shard's scratch buffer, handled in place.
+    fn read_once(&mut self, stream: &TcpStream) -> Read {
+        let shard = self.shard.clone();
+        let mut scratch = shard.scratch.borrow_mut();
+        match stream.try_read(&mut scratch) {
+            Ok(0) => Read::Gone,
+            Ok(n) => {
+                self.on_bytes(&mut scratch[..n], Instant::now());
+                Read::Bytes(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read::WouldBlock,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Read::Bytes(0),
+            Err(_) => Read::Gone,
+        }
+    }
+
+    /// Feeds bytes to the decoder and handles every complete frame.
+    pub(super) fn on_bytes(&mut self, bytes: &mut [u8], now: Instant) {
+        self.shard
+            .with_entry(self.slot, |entry, _| entry.conn.heard(now));
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let result = decoder.feed(bytes, |event| self.on_event(event, now));
+        self.decoder = decoder;
+        if let Err(error) = result {
+            tracing::debug!(client = %self.client_id, "closing: {error}");
+            self.shard.metrics.protocol_closes.inc();
+            self.shard.with_entry(self.slot, |entry, dirty| {
+                if entry.conn.on_decode_error(error) {
+                    entry.closed(self.slot, dirty);
+                }
+            });
+        }
+    }
+
+    fn on_event(&mut self, event: WsEvent<'_>, now: Instant) -> Flow {
+        match event {
+            WsEvent::Message(payload) => {
+                self.shard.metrics.frames_in.inc();
+                self.on_message(payload, now);
+            }
+            WsEvent::Ping(payload) => {
+                self.shard
+                    .reply(self.slot, control_frame(OpCode::Pong, payload));
+            }
+            WsEvent::Pong => {}
+            WsEvent::Close(code) => {
+                self.shard.with_entry(self.slot, |entry, dirty| {
+                    if entry.conn.on_close_frame(code) {
+                        entry.closed(self.slot, dirty);
+                    }
+                });
+                return Flow::Stop;
+            }
+        }
+        match self.status() {
+            Some(_) => Flow::Continue,
+            None => Flow::Stop,
+        }
+    }
+
+    /// Decides on one message and carries the decision out.
+    fn on_message(&mut self, payload: &[u8], now: Instant) {
+        let auth_timeout = self.shard.config().auth_timeout;
+        let decided = self.shard.with_entry(self.slot, |entry, _| {
+            let decision = entry.conn.on_message(now, payload, auth_timeout);
+            (decision, entry.conn.membership().user_id().cloned())
+        });
+        let Some((decision, user_id)) = decided else {
+            return;
+        };
+        if let Decision::Decrypted(plaintext) = decision {
+            let again = self.shard.with_entry(self.slot, |entry, _| {
+                entry.conn.on_decrypted(now, &plaintext, auth_timeout)
+            });
+            if let Some(decision) = again {
+                self.carry_out(decision, user_id);
+            }
+            return;
+        }
+        self.carry_out(decision, user_id);
+    }
+
+    fn carry_out(&mut self, decision: Decision<'_>, user_id: Option<Arc<str>>) {
+        match decision {
+            Decision::Nothing | Decision::Decrypted(_) => {}
+            Decision::Error(text) => self.shard.send_error(self.slot, text),
+            Decision::Authenticate(data) => self.start_auth(data),
+            Decision::Join(rooms) => self.join(rooms, user_id),
+            Decision::Leave(rooms) => self.shard.leave_rooms(self.slot, &rooms),
+            Decision::Custom(message) => self.forward(message, user_id),
+        }
+    }
+
+    /// Asks the room validator, then joins the allowed subset of what was asked.
+    fn join(&self, rooms: Vec<String>, user_id: Option<Arc<str>>) {
+        let Some(validator) = self.shard.ctx.hooks.validator.clone() else {
+            return;
+        };
+        let requested = rooms.clone();
+        let (shard, slot, client_id) = (self.shard.clone(), self.slot, self.client_id);
+        let validation = validator.validate(JoinRequest {
+            client_id,
+            user_id,
+            rooms,
+        });
+        run_local(Box::pin(async move {
+            let mut allowed = validation.await;
+            allowed.retain(|room| requested.contains(room));
+            // The connection may have gone (and its slot been reused) meanwhile.
+            if shard.slot_of(&client_id) == Some(slot) {
+                shard.join_rooms(slot, &allowed);
+            }
+        }));
+    }
+
+    /// Hands a custom event to the message handler.
+    fn forward(&self, message: InboundMessage<'_>, user_id: Option<Arc<str>>) {
+        let Some(handler) = self.shard.ctx.hooks.on_message.clone() else {
+            return;
+        };
+        let message = ClientMessage::new(self.client_id, user_id, message);
+        run_local(handler.on_message(&self.shard.ctx.handle, message));
+    }
+}
