@@ -38,11 +38,6 @@ impl LocalIndex {
         self.clients.get(id).copied()
     }
 
-    /// Number of local connections.
-    pub fn client_count(&self) -> usize {
-        self.clients.len()
-    }
-
     /// Adds a session of `user`.
     pub fn add_user_session(&mut self, user: &Arc<str>, slot: Slot) {
         let sessions = self.users.entry(user.clone()).or_default();
