@@ -33,6 +33,14 @@ pub fn mint_token(
     extra_claims: Map<String, Value>,
 ) -> Result<String, JwtError> {
     check_mint_inputs(alg, secret, sub, &extra_claims)?;
+    let claims = mint_claims(sub, ttl, extra_claims);
+    let header = Header::new(alg.to_jsonwebtoken());
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
+        .map_err(|err| JwtError::Mint(err.to_string()))
+}
+
+/// `sub`, `iat` (now) and `exp` (now + `ttl`, when given), then `extra_claims` on top.
+fn mint_claims(sub: &str, ttl: Option<Duration>, extra_claims: Claims) -> Claims {
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = Claims::new();
     claims.insert("sub".to_owned(), Value::from(sub));
@@ -44,11 +52,11 @@ pub fn mint_token(
         );
     }
     claims.extend(extra_claims);
-    let header = Header::new(alg.to_jsonwebtoken());
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
-        .map_err(|err| JwtError::Mint(err.to_string()))
+    claims
 }
 
+/// Refuses what cannot be minted here: a non-HMAC algorithm, an empty secret or
+/// subject, and a `sub` among the extra claims.
 fn check_mint_inputs(
     alg: JwtAlgorithm,
     secret: &[u8],

@@ -5,7 +5,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use super::header::check_header;
+use super::header::{NOT_THREE_PARTS, check_header};
 use super::{Claims, JwtAlgorithm, JwtConfigError, JwtError};
 
 /// The identity carried by a verified token.
@@ -18,21 +18,25 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
+    /// Takes `sub` out of `claims` as the user id; the rest is the metadata.
     fn from_claims(mut claims: Claims) -> Result<Self, JwtError> {
-        let user_id = match claims.remove("sub") {
-            None => None,
-            Some(Value::String(sub)) if !sub.is_empty() => Some(sub),
-            Some(_) => {
-                return Err(JwtError::InvalidClaim {
-                    claim: "sub".to_owned(),
-                    reason: "must be a non-empty string",
-                });
-            }
-        };
+        let user_id = user_id_from(claims.remove("sub"))?;
         Ok(VerifiedToken {
             user_id,
             metadata: claims,
         })
+    }
+}
+
+/// The user id of a `sub` claim: none when absent, else a non-empty string.
+fn user_id_from(sub: Option<Value>) -> Result<Option<String>, JwtError> {
+    match sub {
+        None => Ok(None),
+        Some(Value::String(sub)) if !sub.is_empty() => Ok(Some(sub)),
+        Some(_) => Err(JwtError::InvalidClaim {
+            claim: "sub".to_owned(),
+            reason: "must be a non-empty string",
+        }),
     }
 }
 
@@ -89,18 +93,12 @@ impl JwtVerifier {
         Ok(Self::with_key(alg, key))
     }
 
+    /// A verifier for `alg` and a key already checked against it.
     fn with_key(alg: JwtAlgorithm, key: DecodingKey) -> Self {
-        let mut validation = Validation::new(alg.to_jsonwebtoken());
-        validation.required_spec_claims.clear();
-        validation.leeway = 0;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        // shardcast has no audience setting; `aud` is passed through as metadata.
-        validation.validate_aud = false;
         JwtVerifier {
             alg,
             key,
-            validation,
+            validation: validation_for(alg),
         }
     }
 
@@ -119,6 +117,18 @@ impl JwtVerifier {
     }
 }
 
+/// Exactly `alg`; `exp` and `nbf` enforced when present, with no leeway; no claim required.
+fn validation_for(alg: JwtAlgorithm) -> Validation {
+    let mut validation = Validation::new(alg.to_jsonwebtoken());
+    validation.required_spec_claims.clear();
+    validation.leeway = 0;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    // shardcast has no audience setting; `aud` is passed through as metadata.
+    validation.validate_aud = false;
+    validation
+}
+
 /// Reads a PEM public key for `alg`, checking the key type (and the curve for ES256).
 fn parse_public_key(alg: JwtAlgorithm, pem: &[u8]) -> Result<DecodingKey, JwtConfigError> {
     let invalid = |reason| JwtConfigError::InvalidPublicKey { alg, reason };
@@ -128,15 +138,18 @@ fn parse_public_key(alg: JwtAlgorithm, pem: &[u8]) -> Result<DecodingKey, JwtCon
     match alg {
         JwtAlgorithm::Rs256 => DecodingKey::from_rsa_pem(pem)
             .map_err(|_| invalid("expected an RSA public key PEM; is --jwt-alg right?")),
-        _ => {
-            let key = DecodingKey::from_ec_pem(pem)
-                .map_err(|_| invalid("expected an EC public key PEM; is --jwt-alg right?"))?;
-            // Building a verifier parses the point, which catches keys on another curve.
-            jsonwebtoken::crypto::verify("", b"", &key, alg.to_jsonwebtoken())
-                .map_err(|_| invalid("the EC key is not on curve P-256"))?;
-            Ok(key)
-        }
+        _ => parse_ec_public_key(alg, pem).map_err(invalid),
     }
+}
+
+/// Reads an EC PEM public key and checks it lies on `alg`'s curve; the error is the reason.
+fn parse_ec_public_key(alg: JwtAlgorithm, pem: &[u8]) -> Result<DecodingKey, &'static str> {
+    let key = DecodingKey::from_ec_pem(pem)
+        .map_err(|_| "expected an EC public key PEM; is --jwt-alg right?")?;
+    // Building a verifier parses the point, which catches keys on another curve.
+    jsonwebtoken::crypto::verify("", b"", &key, alg.to_jsonwebtoken())
+        .map_err(|_| "the EC key is not on curve P-256")?;
+    Ok(key)
 }
 
 /// Translates the JWT library's error into ours.
@@ -153,19 +166,26 @@ fn map_decode_error(kind: ErrorKind, expected: JwtAlgorithm) -> JwtError {
             expected,
             found: "another algorithm".to_owned(),
         },
-        ErrorKind::InvalidToken => {
-            JwtError::Malformed("expected three base64url parts separated by '.'")
-        }
-        ErrorKind::Base64(_) => JwtError::Malformed("a part is not valid base64url"),
-        ErrorKind::Utf8(_) => JwtError::Malformed("a part is not valid UTF-8"),
-        ErrorKind::Json(_) => JwtError::Malformed(
-            "the header or the payload is not a valid JSON object, \
-             or a registered claim (exp, nbf, sub, iss, aud) has the wrong type",
-        ),
-        other => JwtError::Rejected(jsonwebtoken::errors::Error::from(other).to_string()),
+        other => map_encoding_error(other),
     }
 }
 
+/// Translates the library's errors about a token's encoding; anything else is `Rejected`.
+fn map_encoding_error(kind: ErrorKind) -> JwtError {
+    let reason = match kind {
+        ErrorKind::InvalidToken => NOT_THREE_PARTS,
+        ErrorKind::Base64(_) => "a part is not valid base64url",
+        ErrorKind::Utf8(_) => "a part is not valid UTF-8",
+        ErrorKind::Json(_) => {
+            "the header or the payload is not a valid JSON object, \
+             or a registered claim (exp, nbf, sub, iss, aud) has the wrong type"
+        }
+        other => return JwtError::Rejected(jsonwebtoken::errors::Error::from(other).to_string()),
+    };
+    JwtError::Malformed(reason)
+}
+
+/// True when `needle` occurs in `haystack`.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
