@@ -13,6 +13,7 @@ const DECODER: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
 );
 
+/// Decodes the peer's base64 `field`, naming it in the error.
 pub(super) fn decode_field(b64: &str, field: &'static str) -> Result<Vec<u8>, CryptoError> {
     DECODER
         .decode(b64)
@@ -24,7 +25,7 @@ pub(super) const fn b64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
-/// Encode into a slot sized with [`b64_len`]; a size mismatch is a bug in this module.
+/// Encode into a slot sized with [`b64_len`]; a size mismatch is a bug here, not bad input.
 pub(super) fn encode_exact(input: &[u8], slot: &mut [u8]) {
     let written = STANDARD
         .encode_slice(input, slot)

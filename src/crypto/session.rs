@@ -7,8 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroize;
 
-use super::encoding::{b64_len, decode_field, encode_exact};
-use super::frame::{FRAME_HEAD, FRAME_MID, FRAME_TAIL, IV_B64_LEN, sealed_frame_len};
+use super::encoding::decode_field;
+use super::frame::{close_frame, open_frame};
 use super::iv::random_iv;
 use super::{CryptoError, IV_LEN, TAG_LEN};
 
@@ -136,23 +136,12 @@ impl SessionCipher {
         plaintext_json: &[u8],
         out: &mut Vec<u8>,
     ) {
-        let ct_len = plaintext_json.len() + TAG_LEN;
-        out.reserve(sealed_frame_len(plaintext_json.len()) + ct_len);
-        out.extend_from_slice(FRAME_HEAD);
-        let mut iv_b64 = [0u8; IV_B64_LEN];
-        encode_exact(&iv, &mut iv_b64);
-        out.extend_from_slice(&iv_b64);
-        out.extend_from_slice(FRAME_MID);
-        let ct_b64_at = out.len();
-        out.resize(ct_b64_at + b64_len(ct_len), 0);
+        let ct_b64_at = open_frame(out, &iv, plaintext_json.len());
         let ct_at = out.len();
         out.extend_from_slice(plaintext_json);
         let tag = self.seal_in_place(&iv, &mut out[ct_at..]);
         out.extend_from_slice(&tag);
-        let (frame, ct) = out.split_at_mut(ct_at);
-        encode_exact(ct, &mut frame[ct_b64_at..]);
-        out.truncate(ct_at);
-        out.extend_from_slice(FRAME_TAIL);
+        close_frame(out, ct_b64_at, ct_at);
     }
 
     /// Encrypt `buf` in place and return the tag.
