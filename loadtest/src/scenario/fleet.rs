@@ -6,7 +6,8 @@
 //! state (e.g. the worker's latency histogram).
 
 use super::Ctx;
-use crate::error::Result;
+use crate::cli::CommonArgs;
+use crate::error::{Error, Result};
 use crate::runtime::{Pacer, Spawned, spawn_workers};
 use crate::session::{self, Established, SessionConfig};
 use crate::stats::{Failures, Latency, Live};
@@ -39,6 +40,18 @@ pub struct FleetPlan {
     pub max_inflight: usize,
     /// Worker threads.
     pub workers: usize,
+}
+
+impl FleetPlan {
+    /// `clients` clients at `--connect-rate`, `--max-inflight` and `--threads`.
+    pub fn new(clients: u64, c: &CommonArgs) -> Self {
+        FleetPlan {
+            clients,
+            rate: c.connect_rate,
+            max_inflight: c.max_inflight,
+            workers: c.threads,
+        }
+    }
 }
 
 /// One worker's results.
@@ -200,4 +213,19 @@ pub fn merge<B: Behavior>(outs: Vec<WorkerOut<B>>) -> Merged<B> {
         m.server_header = m.server_header.or(o.server_header);
     }
     m
+}
+
+impl<B: Behavior> Merged<B> {
+    /// The error of a run in which no client connected, with sample failures.
+    pub fn nothing_connected(&self) -> Error {
+        Error::NothingConnected(self.failures.samples.join("; "))
+    }
+
+    /// Itself, or [`Merged::nothing_connected`] when no client connected.
+    pub fn require_clients(self) -> Result<Self> {
+        if self.clients.is_empty() {
+            return Err(self.nothing_connected());
+        }
+        Ok(self)
+    }
 }

@@ -1,11 +1,13 @@
 //! Scenarios. Each one is an `async fn run(ctx, args) -> Result<Outcome>` executed on the
-//! main thread's runtime; it starts worker threads (through [`fleet`] or its own loop),
-//! moves them through [`Phase`]s, samples the server at phase boundaries and turns what
-//! came back into results and summary lines.
+//! main thread's runtime; it starts worker threads (a [`fleet`] through a
+//! [`driver::Driver`], or its own loop), moves them through [`Phase`]s, samples the server
+//! at phase boundaries and turns what came back into results and summary lines. Stopping
+//! the workers and collecting their results is [`driver`]'s, the same for every scenario.
 
 pub mod chat;
 pub mod churn;
 pub mod connect;
+pub mod driver;
 pub mod fanout;
 pub mod fleet;
 
@@ -17,6 +19,7 @@ use crate::report::Summary;
 use crate::runtime::ThreadRegistry;
 use crate::session::SessionConfig;
 use crate::stats::Live;
+use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +52,19 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// The server's `Server` header, if seen.
     pub server_header: Option<String>,
+}
+
+impl Outcome {
+    /// `results` (as JSON) and their summary, with no warnings and no server header.
+    pub fn new(results: &impl Serialize, summary: Summary, client: ClientUsage) -> Outcome {
+        Outcome {
+            results: serde_json::to_value(results).unwrap_or_default(),
+            summary,
+            client,
+            warnings: Vec::new(),
+            server_header: None,
+        }
+    }
 }
 
 /// Where a run is; clients watch it through a `tokio::sync::watch` channel.
