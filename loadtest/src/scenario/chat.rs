@@ -4,14 +4,15 @@
 //! an observer subscribed to the server's inbound channel (`ws:inbound`) also measures
 //! forwarding latency (client send → Redis subscriber) and loss.
 
-use super::fleet::{self, Behavior, FleetPlan};
+use super::driver::{Driver, take};
+use super::fleet::{Behavior, Merged};
 use super::{
     Ctx, End, Endings, HEARTBEAT, Outcome, Phase, count_endings, fmt_bytes, fmt_endings,
     heartbeat_phase, secs, wait_until,
 };
 use crate::cli::ChatArgs;
 use crate::error::{Error, Result};
-use crate::meter::Meter;
+use crate::meter::{ClientUsage, Meter};
 use crate::payload::PayloadShape;
 use crate::proc::{ServerDelta, ServerProbe, delta};
 use crate::publisher::RedisEndpoint;
@@ -43,6 +44,18 @@ struct ChatClient {
 }
 
 impl Chatter {
+    fn new(phase: watch::Receiver<Phase>, args: &ChatArgs, ctx: &Ctx) -> Self {
+        Chatter {
+            phase,
+            interval: Duration::from_secs_f64(args.clients as f64 / args.rate),
+            clients: args.clients,
+            event: args.event.clone(),
+            shape: PayloadShape::for_frame(&args.event, args.frame_bytes.saturating_sub(4)),
+            heartbeat: secs(args.heartbeat_s),
+            live: ctx.live.clone(),
+        }
+    }
+
     fn message(&self, seq: u64, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(br#"{"event":"#);
@@ -181,101 +194,81 @@ fn validate(a: &ChatArgs) -> Result<()> {
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, args: &ChatArgs) -> Result<Outcome> {
     validate(args)?;
-    let mut observer = match &args.redis {
-        Some(url) => {
-            let ep = RedisEndpoint::from_url(url, args.common.allow_non_loopback)?;
-            let mut o = Inbound::start(
-                ep,
-                args.inbound_channel.clone(),
-                ctx.live.clone(),
-                &ctx.registry,
-            )?;
-            o.ready().await?;
-            Some(o)
-        }
-        None => None,
-    };
-    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
-    let behavior = Arc::new(Chatter {
-        phase: phase_rx,
-        interval: Duration::from_secs_f64(args.clients as f64 / args.rate),
-        clients: args.clients,
-        event: args.event.clone(),
-        shape: PayloadShape::for_frame(&args.event, args.frame_bytes.saturating_sub(4)),
-        heartbeat: secs(args.heartbeat_s),
-        live: ctx.live.clone(),
-    });
-    let c = &ctx.common;
-    let plan = FleetPlan {
-        clients: args.clients,
-        rate: c.connect_rate,
-        max_inflight: c.max_inflight,
-        workers: c.threads,
-    };
-    let workers = fleet::spawn(ctx, plan, behavior)?;
+    let observer = start_observer(ctx, args).await?;
+    let fleet = Driver::spawn(ctx, args.clients, |phase| Chatter::new(phase, args, ctx))?;
     super::wait_connected(ctx, args.clients).await;
-
     let probe = ctx.server.as_ref();
     let s_start = ServerProbe::sample(probe);
     let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
-    let _ = phase_tx.send(Phase::Measure);
-    let live = ctx.live.clone();
-    ctx.progress.phase("send", None);
-    let t0 = Instant::now();
-    let duration = Duration::from_secs_f64(args.duration_s);
-    wait_until(
-        ctx,
-        duration,
-        || false,
-        || {
-            (
-                0,
-                format!(
-                    "{} sent, {} forwarded",
-                    Live::get(&live.sent),
-                    Live::get(&live.frames)
-                ),
-            )
-        },
-    )
-    .await;
-    let _ = phase_tx.send(Phase::Drain);
-    let send_s = t0.elapsed().as_secs_f64();
+    let send_s = send(ctx, &fleet, args.duration_s).await;
     if observer.is_some() {
         drain(ctx, Duration::from_millis(args.drain_ms)).await;
     }
     let s_end = ServerProbe::sample(probe);
     let mut client = meter.finish(&ctx.registry);
-
-    ctx.progress.phase("close", None);
-    let _ = phase_tx.send(Phase::Stop);
-    let outs = super::with_progress(ctx, workers.join(), || {
-        (0, format!("{} open", Live::get(&live.open)))
+    let m = fleet.stop(ctx, &mut client).await?;
+    let observed = finish_observer(observer, &mut client).await?;
+    let m = m.require_clients()?;
+    let results = tally(args, &m, send_s, observed, delta(s_start, s_end));
+    let summary = summarize(&results);
+    Ok(Outcome {
+        server_header: m.server_header,
+        ..Outcome::new(&results, summary, client)
     })
-    .await?;
-    for o in &outs {
-        client.attach_lag(&o.name, o.lag.summary());
-    }
-    let observed = match observer.take() {
-        Some(o) => {
-            let out = o.finish().await?;
-            client.attach_lag(&out.name, out.lag.summary());
-            Some(out.result)
-        }
-        None => None,
+}
+
+/// With `--redis`: the observer, subscribed before any client connects.
+async fn start_observer(ctx: &Ctx, args: &ChatArgs) -> Result<Option<Inbound>> {
+    let Some(url) = &args.redis else {
+        return Ok(None);
     };
-    let m = fleet::merge(outs.into_iter().map(|o| o.result).collect());
-    let established = m.clients.len() as u64;
-    if established == 0 {
-        return Err(Error::NothingConnected(m.failures.samples.join("; ")));
+    let ep = RedisEndpoint::from_url(url, args.common.allow_non_loopback)?;
+    let channel = args.inbound_channel.clone();
+    let mut o = Inbound::start(ep, channel, ctx.live.clone(), &ctx.registry)?;
+    o.ready().await?;
+    Ok(Some(o))
+}
+
+/// Stops the observer, if any, and returns what it saw.
+async fn finish_observer(
+    observer: Option<Inbound>,
+    client: &mut ClientUsage,
+) -> Result<Option<InboundReport>> {
+    match observer {
+        Some(o) => Ok(Some(take(o.finish().await?, client))),
+        None => Ok(None),
     }
+}
+
+/// The measured window: clients send for `duration_s`, then stop sending; returns how
+/// long they sent, seconds.
+async fn send(ctx: &Ctx, fleet: &Driver<Chatter>, duration_s: f64) -> f64 {
+    fleet.enter(Phase::Measure);
+    let live = &ctx.live;
+    ctx.progress.phase("send", None);
+    let t0 = Instant::now();
+    let status = || {
+        let (sent, forwarded) = (Live::get(&live.sent), Live::get(&live.frames));
+        (0, format!("{sent} sent, {forwarded} forwarded"))
+    };
+    wait_until(ctx, Duration::from_secs_f64(duration_s), || false, status).await;
+    fleet.enter(Phase::Drain);
+    t0.elapsed().as_secs_f64()
+}
+
+fn tally(
+    args: &ChatArgs,
+    m: &Merged<Chatter>,
+    send_s: f64,
+    observed: Option<InboundReport>,
+    measured: Option<ServerDelta>,
+) -> ChatResults {
     let sent: u64 = m.clients.iter().map(|(_, c)| c.sent).sum();
-    let measured = delta(s_start, s_end);
-    let results = ChatResults {
+    ChatResults {
         clients: args.clients,
-        established,
+        established: m.clients.len() as u64,
         failed: m.failures.total(),
-        failures: m.failures,
+        failures: m.failures.clone(),
         auth_latency: m.auth.summary(),
         sent,
         target_rate: args.rate,
@@ -294,14 +287,7 @@ pub async fn run(ctx: &Ctx, args: &ChatArgs) -> Result<Outcome> {
             },
             measured: d,
         }),
-    };
-    Ok(Outcome {
-        summary: summarize(&results),
-        results: serde_json::to_value(&results).unwrap_or_default(),
-        client,
-        warnings: Vec::new(),
-        server_header: m.server_header,
-    })
+    }
 }
 
 /// Waits until the observer saw every sent message, saw none for `DRAIN_QUIET`, or `limit`.

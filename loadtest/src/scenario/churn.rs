@@ -6,13 +6,14 @@
 //! Server samples before, right after, and one second after the storm: CPU per
 //! connection, and RSS growth (a leak shows as RSS that does not come back).
 
+use super::driver::take_all;
 use super::{Ctx, Outcome, fmt_bytes};
 use crate::cli::ChurnArgs;
 use crate::error::Result;
 use crate::meter::Meter;
-use crate::proc::{ServerDelta, ServerProbe, delta};
+use crate::proc::{ServerDelta, ServerProbe, Stamped, delta};
 use crate::report::Summary;
-use crate::runtime::{Pacer, spawn_workers};
+use crate::runtime::{Pacer, ThreadOutput, spawn_workers};
 use crate::session::{self, SessionConfig};
 use crate::stats::{Failures, Latency, LatencySummary, Live};
 use serde::Serialize;
@@ -58,6 +59,28 @@ struct Cfg {
     inflight: usize,
     hold: Duration,
     close_timeout: Duration,
+}
+
+impl Cfg {
+    fn new(ctx: &Ctx, args: &ChurnArgs) -> Result<Self> {
+        if args.rate.is_nan()
+            || args.rate <= 0.0
+            || args.duration_s.is_nan()
+            || args.duration_s <= 0.0
+        {
+            return Err(crate::Error::Config(
+                "--rate and --duration-s must be positive".into(),
+            ));
+        }
+        Ok(Cfg {
+            rate: args.rate,
+            attempts: (args.rate * args.duration_s).round() as u64,
+            workers: ctx.common.threads,
+            inflight: ctx.common.max_inflight,
+            hold: Duration::from_millis(args.hold_ms),
+            close_timeout: Duration::from_millis(args.close_timeout_ms),
+        })
+    }
 }
 
 /// Server figures of a `churn` run.
@@ -110,31 +133,35 @@ pub struct ChurnResults {
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, args: &ChurnArgs) -> Result<Outcome> {
-    if args.rate.is_nan() || args.rate <= 0.0 || args.duration_s.is_nan() || args.duration_s <= 0.0
-    {
-        return Err(crate::Error::Config(
-            "--rate and --duration-s must be positive".into(),
-        ));
-    }
-    let cfg = Cfg {
-        rate: args.rate,
-        attempts: (args.rate * args.duration_s).round() as u64,
-        workers: ctx.common.threads,
-        inflight: ctx.common.max_inflight,
-        hold: Duration::from_millis(args.hold_ms),
-        close_timeout: Duration::from_millis(args.close_timeout_ms),
-    };
+    let cfg = Cfg::new(ctx, args)?;
     let probe = ctx.server.as_ref();
     let s0 = ServerProbe::sample(probe);
     let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
-    let (session, live) = (ctx.session.clone(), ctx.live.clone());
     let t0 = Instant::now();
+    let outs = storm(ctx, cfg).await?;
+    let elapsed_s = t0.elapsed().as_secs_f64();
+    let s1 = ServerProbe::sample(probe);
+    let mut client = meter.finish(&ctx.registry);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s2 = ServerProbe::sample(probe);
+    let mut t = Tally::default();
+    for r in take_all(outs, &mut client) {
+        t.merge(&r);
+    }
+    let attempted = Live::get(&ctx.live.attempts);
+    let results = tally(cfg, t, attempted, elapsed_s, [s0, s1, s2]);
+    Ok(Outcome::new(&results, summarize(&results, args), client))
+}
+
+/// Runs the workers until every planned attempt is done.
+async fn storm(ctx: &Ctx, cfg: Cfg) -> Result<Vec<ThreadOutput<Tally>>> {
+    let (session, live) = (ctx.session.clone(), ctx.live.clone());
     let workers = spawn_workers(cfg.workers, &ctx.registry, move |w| {
         worker(w, cfg, session.clone(), live.clone())
     })?;
     ctx.progress.phase("churn", Some(cfg.attempts));
     let live = &ctx.live;
-    let outs = super::with_progress(ctx, workers.join(), || {
+    super::with_progress(ctx, workers.join(), || {
         let (a, ok, f) = (
             Live::get(&live.attempts),
             Live::get(&live.established),
@@ -145,19 +172,18 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs) -> Result<Outcome> {
             format!("{ok} ok, {f} failed, {} open", Live::get(&live.open)),
         )
     })
-    .await?;
-    let elapsed_s = t0.elapsed().as_secs_f64();
-    let s1 = ServerProbe::sample(probe);
-    let mut client = meter.finish(&ctx.registry);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let s2 = ServerProbe::sample(probe);
-    let mut t = Tally::default();
-    for o in &outs {
-        client.attach_lag(&o.name, o.lag.summary());
-        t.merge(&o.result);
-    }
-    let attempted = Live::get(&live.attempts);
-    let results = ChurnResults {
+    .await
+}
+
+fn tally(
+    cfg: Cfg,
+    t: Tally,
+    attempted: u64,
+    elapsed_s: f64,
+    samples: [Option<Stamped>; 3],
+) -> ChurnResults {
+    let [s0, s1, s2] = samples;
+    ChurnResults {
         planned: cfg.attempts,
         attempted,
         succeeded: t.ok,
@@ -183,14 +209,7 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs) -> Result<Outcome> {
             storm,
         }),
         failures: t.failures,
-    };
-    Ok(Outcome {
-        summary: summarize(&results, args),
-        results: serde_json::to_value(&results).unwrap_or_default(),
-        client,
-        warnings: Vec::new(),
-        server_header: None,
-    })
+    }
 }
 
 async fn worker(w: usize, cfg: Cfg, session: Arc<SessionConfig>, live: Arc<Live>) -> Tally {

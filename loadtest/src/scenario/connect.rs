@@ -5,13 +5,14 @@
 //! RSS per connection = (end of hold − before) / established; CPU per connection = CPU of
 //! the ramp / established.
 
-use super::fleet::{self, Behavior, FleetPlan};
+use super::driver::Driver;
+use super::fleet::{Behavior, Merged};
 use super::{
     Ctx, End, Endings, HEARTBEAT, Outcome, Phase, count_endings, fmt_bytes, fmt_endings,
     heartbeat_phase, secs, wait_until,
 };
 use crate::cli::ConnectArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::meter::Meter;
 use crate::proc::{ServerProbe, Stamped, delta};
 use crate::report::Summary;
@@ -35,6 +36,17 @@ struct HoldClient {
     end: End,
     heartbeats: u64,
     close: Option<CloseOutcome>,
+}
+
+impl Hold {
+    fn new(phase: watch::Receiver<Phase>, args: &ConnectArgs, ctx: &Ctx) -> Self {
+        Hold {
+            phase,
+            heartbeat: secs(args.heartbeat_s),
+            close_timeout: Duration::from_millis(args.close_timeout_ms),
+            live: ctx.live.clone(),
+        }
+    }
 }
 
 impl Behavior for Hold {
@@ -138,71 +150,51 @@ pub struct ConnectResults {
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, args: &ConnectArgs) -> Result<Outcome> {
-    let n = args.clients;
-    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
-    let behavior = Arc::new(Hold {
-        phase: phase_rx,
-        heartbeat: secs(args.heartbeat_s),
-        close_timeout: Duration::from_millis(args.close_timeout_ms),
-        live: ctx.live.clone(),
-    });
-    let plan = FleetPlan {
-        clients: n,
-        rate: ctx.common.connect_rate,
-        max_inflight: ctx.common.max_inflight,
-        workers: ctx.common.threads,
-    };
     let probe = ctx.server.as_ref();
     let s0 = ServerProbe::sample(probe);
     let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
-    let workers = fleet::spawn(ctx, plan, behavior)?;
-
+    let fleet = Driver::spawn(ctx, args.clients, |phase| Hold::new(phase, args, ctx))?;
     let t0 = Instant::now();
-    super::wait_connected(ctx, n).await;
+    super::wait_connected(ctx, args.clients).await;
     let ramp_s = t0.elapsed().as_secs_f64();
     let s1 = ServerProbe::sample(probe);
-
-    ctx.progress.phase("hold", None);
-    let live = &ctx.live;
-    let hold = Duration::from_secs_f64(args.hold_s.max(0.0));
-    wait_until(
-        ctx,
-        hold,
-        || false,
-        || {
-            (
-                0,
-                format!(
-                    "{} open, {} closed by server",
-                    Live::get(&live.open),
-                    Live::get(&live.server_closed)
-                ),
-            )
-        },
-    )
-    .await;
+    hold(ctx, args.hold_s).await;
     let s2 = ServerProbe::sample(probe);
     let mut client = meter.finish(&ctx.registry);
-
-    ctx.progress.phase("close", None);
-    let _ = phase_tx.send(Phase::Stop);
-    let outs = super::with_progress(ctx, workers.join(), || {
-        (0, format!("{} open", Live::get(&live.open)))
-    })
-    .await?;
+    let m = fleet.stop(ctx, &mut client).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let s3 = ServerProbe::sample(probe);
-    for o in &outs {
-        client.attach_lag(&o.name, o.lag.summary());
-    }
-    let m = fleet::merge(outs.into_iter().map(|o| o.result).collect());
+    let m = m.require_clients()?;
+    let results = tally(args, &m, ramp_s, [s0, s1, s2, s3]);
+    let summary = summarize(&results);
+    Ok(Outcome {
+        server_header: m.server_header,
+        ..Outcome::new(&results, summary, client)
+    })
+}
+
+/// Holds every connection open for `hold_s` seconds.
+async fn hold(ctx: &Ctx, hold_s: f64) {
+    ctx.progress.phase("hold", None);
+    let live = &ctx.live;
+    let status = || {
+        let (open, closed) = (Live::get(&live.open), Live::get(&live.server_closed));
+        (0, format!("{open} open, {closed} closed by server"))
+    };
+    let limit = Duration::from_secs_f64(hold_s.max(0.0));
+    wait_until(ctx, limit, || false, status).await;
+}
+
+fn tally(
+    args: &ConnectArgs,
+    m: &Merged<Hold>,
+    ramp_s: f64,
+    samples: [Option<Stamped>; 4],
+) -> ConnectResults {
     let established = m.clients.len() as u64;
-    if established == 0 {
-        return Err(Error::NothingConnected(m.failures.samples.join("; ")));
-    }
     let closes = m.clients.iter().filter_map(|(_, c)| c.close);
-    let results = ConnectResults {
-        clients: n,
+    ConnectResults {
+        clients: args.clients,
         established,
         failed: m.failures.total(),
         ramp_s,
@@ -217,17 +209,9 @@ pub async fn run(ctx: &Ctx, args: &ConnectArgs) -> Result<Outcome> {
             .filter(|c| c.server_frame.is_some() && c.eof)
             .count() as u64,
         closes_timed_out: closes.filter(|c| c.timed_out).count() as u64,
-        server: server_figures([s0, s1, s2, s3], established),
-        failures: m.failures,
-    };
-    let summary = summarize(&results);
-    Ok(Outcome {
-        results: serde_json::to_value(&results).unwrap_or_default(),
-        summary,
-        client,
-        warnings: Vec::new(),
-        server_header: m.server_header,
-    })
+        server: server_figures(samples, established),
+        failures: m.failures.clone(),
+    }
 }
 
 fn server_figures(s: [Option<Stamped>; 4], established: u64) -> Option<ConnectServer> {

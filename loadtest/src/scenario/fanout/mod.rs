@@ -15,9 +15,10 @@
 mod results;
 
 pub use results::{FanoutResults, FanoutServer};
-use results::{server_figures, summarize, tally};
+use results::{collect, summarize, warnings};
 
-use super::fleet::{self, Behavior, FleetPlan};
+use super::driver::{Driver, take};
+use super::fleet::Behavior;
 use super::{Ctx, End, HEARTBEAT, Outcome, Phase, heartbeat_phase, secs, wait_until};
 use crate::cli::{FanoutArgs, PublishVia};
 use crate::error::{Error, Result};
@@ -25,7 +26,7 @@ use crate::meter::Meter;
 use crate::payload::{self, BENCH_EVENT, PayloadShape};
 use crate::proc::ServerProbe;
 use crate::publisher::{Endpoint, HttpEndpoint, Plan, PublishReport, Publisher, RedisEndpoint};
-use crate::runtime::Ticker;
+use crate::runtime::{ThreadOutput, Ticker};
 use crate::session::Established;
 use crate::stats::{Latency, Live, SeqSummary, SeqTracker};
 use crate::ws::WsConn;
@@ -138,6 +139,26 @@ impl Behavior for Fanout {
 }
 
 impl Fanout {
+    fn new(phase: watch::Receiver<Phase>, args: &FanoutArgs, rooms: &[String], ctx: &Ctx) -> Self {
+        let joins = rooms
+            .iter()
+            .map(|r| {
+                (!args.default_room).then(|| {
+                    serde_json::json!({"event": "join", "data": {"rooms": [r]}}).to_string()
+                })
+            })
+            .collect();
+        Fanout {
+            phase,
+            rooms: args.rooms,
+            readers: args.clients - args.stalled,
+            joins,
+            heartbeat: secs(args.heartbeat_s),
+            lazy: (args.lazy_read_ms > 0).then(|| Duration::from_millis(args.lazy_read_ms)),
+            live: ctx.live.clone(),
+        }
+    }
+
     /// Readers only, no joins, no heartbeats: for `client-bench`.
     pub fn readers_only(phase: watch::Receiver<Phase>, clients: u64, live: Arc<Live>) -> Self {
         Fanout {
@@ -302,64 +323,69 @@ fn room_names(a: &FanoutArgs) -> Vec<String> {
 pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
     validate(args)?;
     let rooms = room_names(args);
+    let publisher = start_publisher(ctx, args, &rooms).await?;
+    let probe = ctx.server.as_ref();
+    let s_idle = ServerProbe::sample(probe);
+    let fleet = Driver::spawn(ctx, args.clients, |phase| {
+        Fanout::new(phase, args, &rooms, ctx)
+    })?;
+    super::wait_connected(ctx, args.clients).await;
+    if Live::get(&ctx.live.established) == 0 {
+        publisher.abort();
+        return Err(fleet.abandon().await);
+    }
+    let warmed_all = warmup_phase(ctx, args).await;
+    let s_start = ServerProbe::sample(probe);
+    let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
+    let (published, window) = publish_phase(ctx, &fleet, publisher, args).await?;
+    let s_end = ServerProbe::sample(probe);
+    let mut client = meter.finish(&ctx.registry);
+    let published = take(published, &mut client);
+    let m = fleet.stop(ctx, &mut client).await?;
+    let results = collect(args, &m, published, window, [s_idle, s_start, s_end]);
+    let summary = summarize(&results, args);
+    Ok(Outcome {
+        warnings: warnings(&results, warmed_all),
+        server_header: m.server_header,
+        ..Outcome::new(&results, summary, client)
+    })
+}
+
+/// Starts the publisher and waits until it is connected (it warms up meanwhile).
+async fn start_publisher(ctx: &Ctx, args: &FanoutArgs, rooms: &[String]) -> Result<Publisher> {
     let plan = Plan {
-        rooms: rooms.clone(),
+        rooms: rooms.to_vec(),
         rate: args.rate,
         duration: Duration::from_secs_f64(args.duration_s),
         shape: PayloadShape::for_frame(BENCH_EVENT, args.frame_bytes),
     };
     let mut publisher = Publisher::start(endpoint(args)?, plan, ctx.live.clone(), &ctx.registry)?;
     publisher.ready().await?;
+    Ok(publisher)
+}
 
-    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
-    let joins = rooms
-        .iter()
-        .map(|r| {
-            (!args.default_room)
-                .then(|| serde_json::json!({"event": "join", "data": {"rooms": [r]}}).to_string())
-        })
-        .collect();
-    let behavior = Arc::new(Fanout {
-        phase: phase_rx,
-        rooms: args.rooms,
-        readers: args.clients - args.stalled,
-        joins,
-        heartbeat: secs(args.heartbeat_s),
-        lazy: (args.lazy_read_ms > 0).then(|| Duration::from_millis(args.lazy_read_ms)),
-        live: ctx.live.clone(),
-    });
-    let c = &ctx.common;
-    let fleet_plan = FleetPlan {
-        clients: args.clients,
-        rate: c.connect_rate,
-        max_inflight: c.max_inflight,
-        workers: c.threads,
-    };
-    let probe = ctx.server.as_ref();
-    let s_idle = ServerProbe::sample(probe);
-    let workers = fleet::spawn(ctx, fleet_plan, behavior)?;
+/// When the measured window started, and how reads went in it.
+struct Window {
+    /// Publish start, µs since the epoch.
+    go_us: u64,
+    /// Measured messages per `read(2)` from publish start to drain end.
+    frames_per_read: f64,
+}
 
-    super::wait_connected(ctx, args.clients).await;
-    if Live::get(&ctx.live.established) == 0 {
-        publisher.abort();
-        let _ = phase_tx.send(Phase::Stop);
-        let outs = workers.join().await?;
-        let m = fleet::merge(outs.into_iter().map(|o| o.result).collect());
-        return Err(Error::NothingConnected(m.failures.samples.join("; ")));
-    }
-    let warmed_all = warmup_phase(ctx, args).await;
-
-    let s_start = ServerProbe::sample(probe);
-    let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
+/// The measured window: publishing, then the drain.
+async fn publish_phase(
+    ctx: &Ctx,
+    fleet: &Driver<Fanout>,
+    publisher: Publisher,
+    args: &FanoutArgs,
+) -> Result<(ThreadOutput<PublishReport>, Window)> {
+    let live = &ctx.live;
     let go_us = crate::ws::conn::now_us();
-    let reads_at_go = (Live::get(&ctx.live.frames), Live::get(&ctx.live.reads));
+    let reads_at_go = (Live::get(&live.frames), Live::get(&live.reads));
     publisher.go();
-    let _ = phase_tx.send(Phase::Measure);
-    ctx.progress.phase(
-        "publish",
-        Some((args.rate * args.duration_s).round() as u64),
-    );
-    let live = ctx.live.clone();
+    fleet.enter(Phase::Measure);
+    let planned = (args.rate * args.duration_s).round() as u64;
+    ctx.progress.phase("publish", Some(planned));
     let published = super::with_progress(ctx, publisher.finish(), || {
         let (sent, frames) = (Live::get(&live.sent), Live::get(&live.frames));
         (sent, format!("{frames} delivered"))
@@ -367,56 +393,13 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
     .await?;
     let expected_estimate = estimate_expected(&published.result, args);
     drain_phase(ctx, expected_estimate, Duration::from_millis(args.drain_ms)).await;
-    let frames_per_read = (Live::get(&ctx.live.frames) - reads_at_go.0) as f64
-        / (Live::get(&ctx.live.reads) - reads_at_go.1).max(1) as f64;
-    let s_end = ServerProbe::sample(probe);
-    let mut client = meter.finish(&ctx.registry);
-
-    ctx.progress.phase("close", None);
-    let _ = phase_tx.send(Phase::Stop);
-    let outs = super::with_progress(ctx, workers.join(), || {
-        (0, format!("{} open", Live::get(&live.open)))
-    })
-    .await?;
-    client.attach_lag(&published.name, published.lag.summary());
-    for o in &outs {
-        client.attach_lag(&o.name, o.lag.summary());
-    }
-    let m = fleet::merge(outs.into_iter().map(|o| o.result).collect());
-    let mut results = tally(args, m.clients.iter().map(|(_, c)| c), published.result);
-    results.established = m.clients.len() as u64;
-    results.failed = m.failures.total();
-    results.connect_latency = m.connect.summary();
-    results.auth_latency = m.auth.summary();
-    results.failures = m.failures;
-    let mut latency = Latency::new();
-    let mut last_arrival = 0;
-    for (l, last) in &m.workers {
-        latency.merge(l);
-        last_arrival = last_arrival.max(*last);
-    }
-    results.latency = latency.summary();
-    results.frames_per_read = frames_per_read;
-    results.deliveries_per_s =
-        results.received as f64 / (last_arrival.saturating_sub(go_us).max(1) as f64 / 1e6);
-    results.server = server_figures(s_idle, s_start, s_end, &results);
-    let mut warnings = Vec::new();
-    if !warmed_all {
-        warnings.push(format!("{} readers never received a warm-up message: joins may have been refused (room policy?)", results.not_warmed));
-    }
-    if results.publisher.errors > 0 {
-        warnings.push(format!(
-            "publisher errors: {} ({:?})",
-            results.publisher.errors, results.publisher.first_error
-        ));
-    }
-    Ok(Outcome {
-        summary: summarize(&results, args),
-        results: serde_json::to_value(&results).unwrap_or_default(),
-        client,
-        warnings,
-        server_header: m.server_header,
-    })
+    let frames_per_read = (Live::get(&live.frames) - reads_at_go.0) as f64
+        / (Live::get(&live.reads) - reads_at_go.1).max(1) as f64;
+    let window = Window {
+        go_us,
+        frames_per_read,
+    };
+    Ok((published, window))
 }
 
 /// Waits until every reader got a warm-up message; false on timeout.

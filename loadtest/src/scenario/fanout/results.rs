@@ -1,12 +1,14 @@
-//! Turning what the fan-out readers and the publisher saw into results and summary lines.
+//! Turning what the fan-out readers and the publisher saw into results, warnings and
+//! summary lines.
 
-use super::FanoutClient;
+use super::{Fanout, FanoutClient, Window};
 use crate::cli::FanoutArgs;
 use crate::proc::{ServerDelta, Stamped, delta};
 use crate::publisher::PublishReport;
 use crate::report::Summary;
+use crate::scenario::fleet::Merged;
 use crate::scenario::{Endings, count_endings, fmt_bytes, fmt_endings};
-use crate::stats::{Failures, LatencySummary, SeqSummary};
+use crate::stats::{Failures, Latency, LatencySummary, SeqSummary};
 use serde::Serialize;
 
 /// Server-side figures of a `fanout` run (measured window: publish start → drain end).
@@ -73,7 +75,58 @@ pub struct FanoutResults {
     pub server: Option<FanoutServer>,
 }
 
-pub(super) fn tally<'a>(
+/// The results of a run: the clients' and the publisher's tallies, the workers' merged
+/// latency, and the server figures from the idle, publish-start and drain-end samples.
+pub(super) fn collect(
+    args: &FanoutArgs,
+    m: &Merged<Fanout>,
+    published: PublishReport,
+    w: Window,
+    samples: [Option<Stamped>; 3],
+) -> FanoutResults {
+    let mut r = tally(args, m.clients.iter().map(|(_, c)| c), published);
+    r.established = m.clients.len() as u64;
+    r.failed = m.failures.total();
+    r.connect_latency = m.connect.summary();
+    r.auth_latency = m.auth.summary();
+    r.failures = m.failures.clone();
+    let (latency, last_arrival) = merge_latency(&m.workers);
+    r.latency = latency.summary();
+    r.frames_per_read = w.frames_per_read;
+    r.deliveries_per_s =
+        r.received as f64 / (last_arrival.saturating_sub(w.go_us).max(1) as f64 / 1e6);
+    let [idle, start, end] = samples;
+    r.server = server_figures(idle, start, end, &r);
+    r
+}
+
+/// The workers' latency histograms merged, and the latest arrival on any of them.
+fn merge_latency(workers: &[(Latency, u64)]) -> (Latency, u64) {
+    let mut latency = Latency::new();
+    let mut last_arrival = 0;
+    for (l, last) in workers {
+        latency.merge(l);
+        last_arrival = last_arrival.max(*last);
+    }
+    (latency, last_arrival)
+}
+
+/// Warnings: readers never warmed (joins refused?), publisher errors.
+pub(super) fn warnings(r: &FanoutResults, warmed_all: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !warmed_all {
+        warnings.push(format!("{} readers never received a warm-up message: joins may have been refused (room policy?)", r.not_warmed));
+    }
+    if r.publisher.errors > 0 {
+        warnings.push(format!(
+            "publisher errors: {} ({:?})",
+            r.publisher.errors, r.publisher.first_error
+        ));
+    }
+    warnings
+}
+
+fn tally<'a>(
     args: &FanoutArgs,
     clients: impl Iterator<Item = &'a FanoutClient>,
     publisher: PublishReport,
@@ -125,7 +178,7 @@ pub(super) fn tally<'a>(
     }
 }
 
-pub(super) fn server_figures(
+fn server_figures(
     idle: Option<Stamped>,
     start: Option<Stamped>,
     end: Option<Stamped>,
