@@ -259,12 +259,7 @@ async fn read_side(ctx: &Ctx, a: &ClientBenchArgs) -> Result<BenchResult> {
         a.connections,
         ctx.live.clone(),
     ));
-    let plan = FleetPlan {
-        clients: a.connections,
-        rate: 10_000.0,
-        max_inflight: 64,
-        workers: 1,
-    };
+    let plan = FleetPlan::new(a.connections, &ctx.common);
     let workers = fleet::spawn(ctx, plan, behavior)?;
     let live = &ctx.live;
     let ok = crate::scenario::wait_until(
