@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod delivery;
 mod emitter;
 mod encryption;
