@@ -38,7 +38,6 @@ const MAX_MEDIAN_FN_LINES: usize = 8;
 const MAX_P90_FN_LINES: usize = 22;
 
 #[test]
-#[ignore = "enabled by the re-layering (issue 9)"]
 fn top_level_modules_form_no_cycle() {
     let library = source::crate_tree("lib.rs");
     let root = Root::of(&library);
@@ -66,7 +65,6 @@ fn top_level_modules_form_no_cycle() {
 }
 
 #[test]
-#[ignore = "enabled by the re-layering (issue 9)"]
 fn no_source_file_is_over_800_lines() {
     let mut files = Vec::new();
     rust_files(&source::package_dir().join("src"), &mut files);
@@ -100,7 +98,6 @@ fn rust_files(dir: &Path, found: &mut Vec<(usize, String)>) {
 }
 
 #[test]
-#[ignore = "enabled by the re-layering (issue 9)"]
 fn functions_stay_small() {
     let files = compiled_files();
     let lengths = Lengths::new(files.iter().flat_map(functions::functions).collect());

@@ -1,6 +1,7 @@
 //! Delivery through the engine handle: exactly once, across shards, with exclusions,
 //! in order, and never slowed by a slow reader.
 
+use shardcast::protocol::CloseReason;
 use std::time::Duration;
 
 use serde_json::json;
@@ -132,7 +133,7 @@ async fn server_side_join_leave_and_queries() {
     assert!(server.handle.is_local_client(&id).await);
     assert!(server.handle.join("not-an-id", &["x"]).is_err());
     server.handle.disconnect(&id).unwrap();
-    client.expect_close(1000, None).await;
+    client.expect_close(CloseReason::Normal).await;
 }
 
 /// Publishes `count` 4 KB messages to `ws-default`, paced so a reading client keeps up.

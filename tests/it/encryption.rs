@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use shardcast::crypto::{ClientKeyPair, SessionCipher};
+use shardcast::protocol::{CloseReason, ErrorText};
 
 use crate::support::{self, TestServer, WsClient};
 
@@ -92,8 +93,10 @@ async fn missing_or_malformed_keys_close_4004() {
     ] {
         let mut client = server.connect().await;
         client.emit("authenticate", data.clone()).await;
-        client.expect_error("Encryption handshake failed").await;
-        client.expect_close(4004, Some("Encryption required")).await;
+        client
+            .expect_error(ErrorText::EncryptionHandshakeFailed)
+            .await;
+        client.expect_close(CloseReason::EncryptionRequired).await;
     }
 }
 
@@ -140,7 +143,7 @@ async fn inbound_encrypted_messages_are_decrypted_or_refused() {
             json!({ "iv": "AAAAAAAAAAAAAAAA", "ct": "AAAAAAAAAAAAAAAAAAAAAA==" }),
         )
         .await;
-    client.ws.expect_error("Decryption failed").await;
+    client.ws.expect_error(ErrorText::DecryptionFailed).await;
     client.emit_encrypted("still-open", json!(null)).await;
     let msg = tokio::time::timeout(support::WAIT, rx.recv())
         .await
@@ -184,8 +187,10 @@ async fn embedder_handshake_and_transformer() {
     );
     let mut refused = server.connect().await;
     refused.emit("authenticate", json!({ "token": "a" })).await;
-    refused.expect_error("Encryption handshake failed").await;
-    refused.expect_close(4004, None).await;
+    refused
+        .expect_error(ErrorText::EncryptionHandshakeFailed)
+        .await;
+    refused.expect_close(CloseReason::EncryptionRequired).await;
 
     let mut client = server.connect().await;
     client

@@ -1,5 +1,6 @@
 //! JWT authentication end to end: tokens minted here, verified by the engine.
 
+use shardcast::protocol::{CloseReason, ErrorText};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -37,7 +38,11 @@ async fn outcome(server: &TestServer, token: &str) -> Result<serde_json::Value, 
     if first["event"] == "connected" {
         return Ok(first);
     }
-    assert_eq!(first["data"]["message"], "Authentication failed", "{first}");
+    assert_eq!(
+        first["data"]["message"],
+        ErrorText::AuthenticationFailed.text(),
+        "{first}"
+    );
     match client.next_within(support::WAIT).await {
         support::client::Next::Close(code, _) => Err(code),
         other => panic!("expected close, got {other:?}"),
@@ -97,7 +102,11 @@ async fn hs256_sub_becomes_user_id_and_bad_tokens_get_4003() {
         ("alg none", none),
         ("garbage", "garbage".into()),
     ] {
-        assert_eq!(outcome(&server, &token).await.err(), Some(4003), "{name}");
+        assert_eq!(
+            outcome(&server, &token).await.err(),
+            Some(CloseReason::AuthFailed.code()),
+            "{name}"
+        );
     }
 }
 
@@ -134,7 +143,7 @@ async fn rs256_and_es256_with_pem_public_keys() {
         let hs = hs256(json!({ "sub": "x" }));
         assert_eq!(
             outcome(&server, &hs).await.err(),
-            Some(4003),
+            Some(CloseReason::AuthFailed.code()),
             "{jwt_alg} refuses HS256"
         );
     }

@@ -8,10 +8,6 @@ use shardcast::protocol::{CloseReason, ErrorText};
 
 use crate::support::{self, Next, TestServer, WAIT};
 
-fn code(reason: CloseReason) -> u16 {
-    reason.code()
-}
-
 #[tokio::test]
 async fn authenticate_answers_connected_with_id_user_and_iso_time() {
     let server = TestServer::with_shards(2);
@@ -40,12 +36,7 @@ async fn no_authenticate_in_time_closes_4001() {
     );
     let mut client = server.connect().await;
     let started = Instant::now();
-    client
-        .expect_close(
-            code(CloseReason::AuthTimeout),
-            Some("Authentication timeout"),
-        )
-        .await;
+    client.expect_close(CloseReason::AuthTimeout).await;
     assert!(started.elapsed() >= Duration::from_millis(150));
 }
 
@@ -61,7 +52,7 @@ async fn heartbeat_before_auth_does_not_extend_the_deadline() {
         match client.next_within(Duration::from_millis(50)).await {
             Next::Timeout => {}
             Next::Close(c, _) => {
-                assert_eq!(c, 4001);
+                assert_eq!(c, CloseReason::AuthTimeout.code());
                 break;
             }
             other => panic!("heartbeat must stay unanswered, got {other:?}"),
@@ -88,9 +79,7 @@ async fn slow_authenticator_gets_three_times_the_timeout() {
     let mut client = server.connect().await;
     let started = Instant::now();
     client.emit("authenticate", json!({ "token": "t" })).await;
-    client
-        .expect_close(4001, Some("Authentication timeout"))
-        .await;
+    client.expect_close(CloseReason::AuthTimeout).await;
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_millis(400),
@@ -103,12 +92,8 @@ async fn rejected_credentials_get_error_then_4003() {
     let server = TestServer::with_shards(1);
     let mut client = server.connect().await;
     client.emit("authenticate", json!({})).await;
-    client
-        .expect_error(ErrorText::AuthenticationFailed.text())
-        .await;
-    client
-        .expect_close(4003, Some("Authentication failed"))
-        .await;
+    client.expect_error(ErrorText::AuthenticationFailed).await;
+    client.expect_close(CloseReason::AuthFailed).await;
 }
 
 #[tokio::test]
@@ -118,10 +103,8 @@ async fn authenticator_failure_gets_authentication_error_then_4003() {
     );
     let mut client = server.connect().await;
     client.emit("authenticate", json!({ "token": "x" })).await;
-    client.expect_error("Authentication error").await;
-    client
-        .expect_close(4003, Some("Authentication failed"))
-        .await;
+    client.expect_error(ErrorText::AuthenticationError).await;
+    client.expect_close(CloseReason::AuthFailed).await;
 }
 
 #[tokio::test]
@@ -129,7 +112,7 @@ async fn second_authenticate_is_already_authenticated() {
     let server = TestServer::with_shards(1);
     let (mut client, _) = server.login("bob").await;
     client.emit("authenticate", json!({ "token": "bob" })).await;
-    client.expect_error("Already authenticated").await;
+    client.expect_error(ErrorText::AlreadyAuthenticated).await;
     client.expect_silence().await;
 }
 
@@ -139,7 +122,7 @@ async fn events_before_authentication_are_not_authenticated() {
     let mut client = server.connect().await;
     for event in ["chat", "join", "leave", "disconnect"] {
         client.emit(event, json!({ "rooms": ["public-a"] })).await;
-        client.expect_error("Not authenticated").await;
+        client.expect_error(ErrorText::NotAuthenticated).await;
     }
     client.authenticate("late").await;
 }
@@ -149,12 +132,12 @@ async fn invalid_json_or_utf8_is_invalid_message_format_and_stays_open() {
     let server = TestServer::with_shards(1);
     let mut client = server.connect().await;
     client.send_text("not json").await;
-    client.expect_error("Invalid message format").await;
+    client.expect_error(ErrorText::InvalidMessageFormat).await;
     client.send_binary(&[0xff, 0xfe, 0x00]).await;
-    client.expect_error("Invalid message format").await;
+    client.expect_error(ErrorText::InvalidMessageFormat).await;
     client.authenticate("carol").await;
     client.send_text("{broken").await;
-    client.expect_error("Invalid message format").await;
+    client.expect_error(ErrorText::InvalidMessageFormat).await;
 }
 
 #[tokio::test]
@@ -214,7 +197,7 @@ async fn silent_authenticated_clients_are_closed_4002_and_heartbeats_keep_them()
         lively.emit("heartbeat", json!(null)).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    silent.expect_close(4002, Some("Heartbeat timeout")).await;
+    silent.expect_close(CloseReason::HeartbeatTimeout).await;
     lively.emit("heartbeat", json!(null)).await;
     lively.expect_silence().await;
 }
@@ -370,7 +353,7 @@ async fn frames_over_max_payload_close_1009() {
     let (mut client, _) = server.login("kim").await;
     let big = json!({ "event": "chat", "data": "x".repeat(2000) }).to_string();
     client.send_text(&big).await;
-    client.expect_close(1009, None).await;
+    client.expect_close(CloseReason::MessageTooBig).await;
 }
 
 #[tokio::test]
@@ -382,8 +365,8 @@ async fn shutdown_closes_clients_with_1001() {
         let engine = server.engine.take();
         move || drop(engine)
     });
-    a.expect_close(1001, Some("Server shutting down")).await;
-    b.expect_close(1001, Some("Server shutting down")).await;
+    a.expect_close(CloseReason::ShuttingDown).await;
+    b.expect_close(CloseReason::ShuttingDown).await;
     stopper.await.unwrap();
     server.stop();
 }

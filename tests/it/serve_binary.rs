@@ -1,6 +1,7 @@
 //! The `shardcast` binary: configuration precedence, refusals, `token`, and a graceful
 //! shutdown on a real SIGTERM.
 
+use shardcast::protocol::CloseReason;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -157,12 +158,8 @@ async fn sigterm_closes_clients_with_1001_and_exits_zero() {
     client.authenticate("bye").await;
     let mut pending = WsClient::connect(&format!("ws://{}/ws", served.addr)).await;
     served.sigterm();
-    client
-        .expect_close(1001, Some("Server shutting down"))
-        .await;
-    pending
-        .expect_close(1001, Some("Server shutting down"))
-        .await;
+    client.expect_close(CloseReason::ShuttingDown).await;
+    pending.expect_close(CloseReason::ShuttingDown).await;
     let status = tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

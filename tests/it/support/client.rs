@@ -9,6 +9,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use shardcast::protocol::{CloseReason, ErrorText};
+
 use super::{QUIET, WAIT};
 
 /// What the server did next.
@@ -115,30 +117,25 @@ impl WsClient {
         v
     }
 
-    /// The next message must be `{"event":"error","data":{"message":text}}`.
-    pub async fn expect_error(&mut self, text: &str) {
+    /// The next message must be the `error` event carrying `text` (from the protocol's
+    /// one table).
+    pub async fn expect_error(&mut self, text: ErrorText) {
         let v = self.expect_event("error").await;
         assert_eq!(
-            v["data"]["message"], text,
+            v["data"]["message"],
+            text.text(),
             "expected error {text:?}, got {v}"
         );
     }
 
-    /// The next thing must be a close with `code` (and `reason` when given).
-    pub async fn expect_close(&mut self, code: u16, reason: Option<&str>) {
-        self.expect_close_within(code, reason, WAIT).await;
-    }
-
-    /// Like [`Self::expect_close`] with a custom wait.
-    pub async fn expect_close_within(&mut self, code: u16, reason: Option<&str>, wait: Duration) {
-        match self.next_within(wait).await {
+    /// The next thing must be a close with `reason`'s code and reason text (the table's).
+    pub async fn expect_close(&mut self, reason: CloseReason) {
+        let (code, text) = (reason.code(), reason.reason());
+        match self.next_within(WAIT).await {
             Next::Close(c, r) => {
-                assert_eq!(c, code, "expected close {code}, got {c} {r:?}");
-                if let Some(reason) = reason {
-                    assert_eq!(r, reason, "close reason");
-                }
+                assert_eq!((c, r.as_str()), (code, text), "expected close {reason:?}");
             }
-            other => panic!("expected close {code}, got {other:?}"),
+            other => panic!("expected close {reason:?} ({code}), got {other:?}"),
         }
     }
 
