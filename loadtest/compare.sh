@@ -6,9 +6,13 @@
 #   loadtest/compare.sh            # full comparison (3 runs per figure, ~25 min)
 #   RUNS=1 loadtest/compare.sh     # one run per figure (~9 min)
 #   SCENARIOS="fanout1k many" loadtest/compare.sh
+#   BASELINE_SC=/path/to/older/shardcast loadtest/compare.sh   # + before/after rows
 #
 # Pinning: every server on core 0 (SERVER_CPU), load generator and Redis on core 1
-# (LOAD_CPU). Traffic stays on 127.0.0.0/8; every run is bounded in time.
+# (LOAD_CPU). Traffic stays on 127.0.0.0/8; every run is bounded in time. The servers
+# of a figure are interleaved run by run (ref, [base,] sc, ref, …), so drift hits each
+# alike. BASELINE_SC adds an older shardcast binary ("base") to every shardcast figure,
+# for before/after comparisons of a change.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -26,6 +30,7 @@ RUNS_STALLED="${RUNS_STALLED:-5}"
 STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
 OUT="$HERE/runs/$STAMP-$(hostname)"
 mkdir -p "$OUT/raw" "$OUT/logs"
+BASE="${BASELINE_SC:-}"
 SECRET=compare-secret
 APIKEY=compare-key
 
@@ -59,7 +64,9 @@ start_server() {
     ADDR="127.0.0.1:$(sed -n 's/READY //p' "$log.out")"
     # run.sh execs bun, so $SPID is the server itself.
   else
-    taskset -c "$SERVER_CPU" "$SC" serve --jwt-secret "$SECRET" --api-key "$APIKEY" --listen 127.0.0.1:0 \
+    local bin="$SC"
+    [[ $name == base ]] && bin="$BASE"
+    taskset -c "$SERVER_CPU" "$bin" serve --jwt-secret "$SECRET" --api-key "$APIKEY" --listen 127.0.0.1:0 \
       --allow-rooms 'public-*' --redis "$REDIS" "$@" >"$log.out" 2>"$log.err" &
     SPID=$!
     for _ in $(seq 100); do grep -q listening "$log.out" 2>/dev/null && break; sleep 0.1; done
@@ -69,54 +76,59 @@ start_server() {
 }
 stop_server() { kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; sleep 0.5; }
 
-# measure LABEL SERVER "server flags" load-args...   (RUNS_OVERRIDE changes the run count)
+# measure LABEL "SERVERS" "server flags" load-args...   (RUNS_OVERRIDE changes the run count)
+# Runs every server of SERVERS once per round, RUNS rounds (interleaved). "sc" also
+# brings "base" when BASELINE_SC is set.
 measure() {
-  local label=$1 server=$2 flags=$3; shift 3
+  local label=$1 servers=$2 flags=$3; shift 3
+  [[ -n $BASE && " $servers " == *" sc "* ]] && servers="${servers/sc/base sc}"
   for run in $(seq "${RUNS_OVERRIDE:-$RUNS}"); do
-    # shellcheck disable=SC2086
-    start_server "$server" "$OUT/logs/$label-$server-$run" $flags
-    local json="$OUT/raw/$label-$server-$run.json"
-    local cmd=(taskset -c "$LOAD_CPU" "$LOAD" "$@" --url "ws://$ADDR/ws" --jwt-secret "$SECRET" --server-pid "$SPID" --no-progress --json "$json")
-    echo "${cmd[*]}" >>"$OUT/commands.txt"
-    log "$label $server run $run"
-    "${cmd[@]}" >"$OUT/raw/$label-$server-$run.txt" 2>&1 || log "  run failed (see raw/$label-$server-$run.txt)"
-    stop_server
+    for server in $servers; do
+      measure_one "$label" "$server" "$run" "$flags" "$@"
+    done
   done
+}
+
+# measure_one LABEL SERVER RUN "server flags" load-args...
+measure_one() {
+  local label=$1 server=$2 run=$3 flags=$4; shift 4
+  # shellcheck disable=SC2086
+  start_server "$server" "$OUT/logs/$label-$server-$run" $flags
+  local json="$OUT/raw/$label-$server-$run.json"
+  local cmd=(taskset -c "$LOAD_CPU" "$LOAD" "$@" --url "ws://$ADDR/ws" --jwt-secret "$SECRET" --server-pid "$SPID" --no-progress --json "$json")
+  echo "${cmd[*]}" >>"$OUT/commands.txt"
+  log "$label $server run $run"
+  "${cmd[@]}" >"$OUT/raw/$label-$server-$run.txt" 2>&1 || log "  run failed (see raw/$label-$server-$run.txt)"
+  stop_server
 }
 
 fanout() { echo fanout --redis "$REDIS" --duration-s "$DURATION" "$@"; }
 
 for s in $SCENARIOS; do
   case $s in
-    fanout1k)
-      for srv in ref sc; do measure fanout1k "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000); done ;;
-    fanout2k)
-      for srv in ref sc; do measure fanout2k "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 2000); done ;;
-    ceiling)
-      for srv in ref sc; do measure ceiling "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 5000); done ;;
-    many)
-      for srv in ref sc; do measure many "$srv" "--shards 1" $(fanout --clients 5000 --rooms 100 --rate 2000 --source-ips 2); done ;;
+    fanout1k) measure fanout1k "ref sc" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000) ;;
+    fanout2k) measure fanout2k "ref sc" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 2000) ;;
+    ceiling) measure ceiling "ref sc" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 5000) ;;
+    many) measure many "ref sc" "--shards 1" $(fanout --clients 5000 --rooms 100 --rate 2000 --source-ips 2) ;;
     stalled)
-      for srv in ref sc; do
-        RUNS_OVERRIDE=$RUNS_STALLED measure stalled0 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000)
-        RUNS_OVERRIDE=$RUNS_STALLED measure stalled1 "$srv" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000 --stalled 1)
-      done ;;
-    connect)
-      for srv in ref sc; do measure connect "$srv" "--shards 1" connect --clients "$CONNECT_CLIENTS" --connect-rate 4000 --hold-s 5 --heartbeat-s 2 --source-ips 4; done ;;
+      RUNS_OVERRIDE=$RUNS_STALLED measure stalled0 "ref sc" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000)
+      RUNS_OVERRIDE=$RUNS_STALLED measure stalled1 "ref sc" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 1000 --stalled 1) ;;
+    connect) measure connect "ref sc" "--shards 1" connect --clients "$CONNECT_CLIENTS" --connect-rate 4000 --hold-s 5 --heartbeat-s 2 --source-ips 4 ;;
     shards)
-      measure shards1 sc "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 2000)
-      measure shards2 sc "--shards 2" $(fanout --clients 1000 --rooms 1 --rate 2000) ;;
+      measure shards1 "sc" "--shards 1" $(fanout --clients 1000 --rooms 1 --rate 2000)
+      measure shards2 "sc" "--shards 2" $(fanout --clients 1000 --rooms 1 --rate 2000) ;;
   esac
 done
 
 {
   echo "date: $STAMP"
   echo "host: $(hostname)  kernel: $(uname -r)  cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-  echo "shardcast: $("$SC" --version)  rustc: $(rustc --version)"
+  echo "shardcast: $("$SC" --version) ($(git -C "$ROOT" rev-parse --short HEAD))  rustc: $(rustc --version)"
+  [[ -n $BASE ]] && echo "baseline (base): $BASE ($("$BASE" --version))${BASELINE_REV:+ at $BASELINE_REV}"
   BUN="$(bash "$SHARED/refpeer/setup.sh" 2>/dev/null || true)"
   echo "refpeer: bun $("$BUN" --version 2>/dev/null || echo '?'), @venizia/ignis-helpers 0.0.7"
   echo "redis: $(redis-server --version | cut -d' ' -f3)"
-  echo "pinning: servers on CPU $SERVER_CPU, load generator and Redis on CPU $LOAD_CPU; runs per figure: $RUNS (stalled: $RUNS_STALLED); connect: $CONNECT_CLIENTS clients"
+  echo "pinning: servers on CPU $SERVER_CPU, load generator and Redis on CPU $LOAD_CPU; runs per figure: $RUNS (stalled: $RUNS_STALLED), servers interleaved run by run; connect: $CONNECT_CLIENTS clients"
 } >"$OUT/machine.txt"
 
 python3 "$HERE/scripts/summarize.py" "$OUT" | tee "$OUT/summary.md"

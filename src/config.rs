@@ -35,6 +35,19 @@ pub mod defaults {
 }
 
 /// Everything the engine needs to run; every field documents its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use shardcast::EngineConfig;
+///
+/// let config = EngineConfig {
+///     listen: "0.0.0.0:9000".parse().unwrap(),
+///     heartbeat_timeout: Duration::from_secs(45),
+///     ..EngineConfig::default()
+/// };
+/// assert!(config.validate().is_ok());
+/// assert_eq!(config.path, "/ws");
+/// ```
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Address to listen on. Default `127.0.0.1:8081`; use `0.0.0.0:8081` to serve others.

@@ -7,6 +7,14 @@ use uuid::Uuid;
 
 /// A connection's id: a UUID v4 given at upgrade, printed lowercase and hyphenated like
 /// Ignis' `crypto.randomUUID()`.
+///
+/// ```
+/// use shardcast::ClientId;
+///
+/// let id: ClientId = "5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab".parse().unwrap();
+/// assert_eq!(id.to_string(), "5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab");
+/// assert!("5B0C1F3E-8A2D-4C6B-9E7F-0123456789AB".parse::<ClientId>().is_err());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(Uuid);
 

@@ -185,125 +185,143 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render_prometheus(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [GaugeRow; 3] = [
-            (
-                "shardcast_connections",
-                "Open WebSocket connections.",
-                |s| s.connections.get(),
-            ),
-            (
-                "shardcast_authenticated_connections",
-                "Authenticated connections.",
-                |s| s.authenticated.get(),
-            ),
-            ("shardcast_rooms", "Non-empty rooms per shard.", |s| {
-                s.rooms.get()
-            }),
-        ];
-        for (name, help, get) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (i, shard) in self.shards().iter().enumerate() {
-                let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(shard));
-            }
+        for (name, help, get) in SHARD_GAUGES {
+            self.render_per_shard(&mut out, name, help, "gauge", |s| get(s).to_string());
         }
-        let shard_counters: [CounterRow; 10] = [
-            ("shardcast_accepted_total", "Connections accepted.", |s| {
-                s.accepted.get()
-            }),
-            ("shardcast_frames_in_total", "Inbound data frames.", |s| {
-                s.frames_in.get()
-            }),
-            (
-                "shardcast_deliveries_total",
-                "Frames queued to clients.",
-                |s| s.deliveries.get(),
-            ),
-            (
-                "shardcast_socket_writes_total",
-                "Writes to client sockets by shard flushes.",
-                |s| s.socket_writes.get(),
-            ),
-            (
-                "shardcast_backpressure_dropped_total",
-                "Frames dropped by backpressure.",
-                |s| s.backpressure_dropped.get(),
-            ),
-            (
-                "shardcast_slow_consumers_closed_total",
-                "Clients closed by backpressure.",
-                |s| s.slow_consumers_closed.get(),
-            ),
-            (
-                "shardcast_auth_failures_total",
-                "Authentications rejected or failed.",
-                |s| s.auth_failures.get(),
-            ),
-            (
-                "shardcast_timeouts_total",
-                "Auth and heartbeat timeouts.",
-                |s| s.timeouts.get(),
-            ),
-            (
-                "shardcast_protocol_closes_total",
-                "Protocol violations and oversize.",
-                |s| s.protocol_closes.get(),
-            ),
-            (
-                "shardcast_encrypted_deliveries_total",
-                "Encrypted deliveries.",
-                |s| s.encrypted_deliveries.get(),
-            ),
-        ];
-        for (name, help, get) in shard_counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (i, shard) in self.shards().iter().enumerate() {
-                let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(shard));
-            }
+        for (name, help, get) in SHARD_COUNTERS {
+            self.render_per_shard(&mut out, name, help, "counter", |s| get(s).to_string());
         }
-        let engine_counters = [
-            (
-                "shardcast_published_total",
-                "Messages handed to the broker.",
-                &self.published,
-            ),
-            (
-                "shardcast_inbox_dropped_total",
-                "Deliveries dropped by full shard inboxes.",
-                &self.inbox_dropped,
-            ),
-            (
-                "shardcast_http_requests_total",
-                "HTTP requests served.",
-                &self.http_requests,
-            ),
-            (
-                "shardcast_upgrades_refused_total",
-                "Upgrade requests refused.",
-                &self.upgrades_refused,
-            ),
-            (
-                "shardcast_redis_received_total",
-                "Envelopes received from Redis.",
-                &self.redis_received,
-            ),
-            (
-                "shardcast_redis_published_total",
-                "Envelopes published to Redis.",
-                &self.redis_published,
-            ),
-            (
-                "shardcast_redis_publish_dropped_total",
-                "Redis publishes dropped.",
-                &self.redis_publish_dropped,
-            ),
-        ];
-        for (name, help, counter) in engine_counters {
+        for (name, help, get) in ENGINE_COUNTERS {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                counter.get()
+                get(self).get()
             );
         }
         out
     }
+
+    /// One metric with a `shard` label per shard.
+    fn render_per_shard(
+        &self,
+        out: &mut String,
+        name: &str,
+        help: &str,
+        kind: &str,
+        value: impl Fn(&ShardMetrics) -> String,
+    ) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (i, shard) in self.shards().iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", value(shard));
+        }
+    }
 }
+
+/// Per-shard gauges: name, help, reader.
+const SHARD_GAUGES: [GaugeRow; 3] = [
+    (
+        "shardcast_connections",
+        "Open WebSocket connections.",
+        |s| s.connections.get(),
+    ),
+    (
+        "shardcast_authenticated_connections",
+        "Authenticated connections.",
+        |s| s.authenticated.get(),
+    ),
+    ("shardcast_rooms", "Non-empty rooms per shard.", |s| {
+        s.rooms.get()
+    }),
+];
+
+/// Per-shard counters: name, help, reader.
+const SHARD_COUNTERS: [CounterRow; 10] = [
+    ("shardcast_accepted_total", "Connections accepted.", |s| {
+        s.accepted.get()
+    }),
+    ("shardcast_frames_in_total", "Inbound data frames.", |s| {
+        s.frames_in.get()
+    }),
+    (
+        "shardcast_deliveries_total",
+        "Frames queued to clients.",
+        |s| s.deliveries.get(),
+    ),
+    (
+        "shardcast_socket_writes_total",
+        "Writes to client sockets by shard flushes.",
+        |s| s.socket_writes.get(),
+    ),
+    (
+        "shardcast_backpressure_dropped_total",
+        "Frames dropped by backpressure.",
+        |s| s.backpressure_dropped.get(),
+    ),
+    (
+        "shardcast_slow_consumers_closed_total",
+        "Clients closed by backpressure.",
+        |s| s.slow_consumers_closed.get(),
+    ),
+    (
+        "shardcast_auth_failures_total",
+        "Authentications rejected or failed.",
+        |s| s.auth_failures.get(),
+    ),
+    (
+        "shardcast_timeouts_total",
+        "Auth and heartbeat timeouts.",
+        |s| s.timeouts.get(),
+    ),
+    (
+        "shardcast_protocol_closes_total",
+        "Protocol violations and oversize.",
+        |s| s.protocol_closes.get(),
+    ),
+    (
+        "shardcast_encrypted_deliveries_total",
+        "Encrypted deliveries.",
+        |s| s.encrypted_deliveries.get(),
+    ),
+];
+
+/// Name, help text and counter of an engine-wide counter.
+type EngineRow = (&'static str, &'static str, fn(&Metrics) -> &Counter);
+
+/// Engine-wide counters: name, help, counter.
+const ENGINE_COUNTERS: [EngineRow; 7] = [
+    (
+        "shardcast_published_total",
+        "Messages handed to the broker.",
+        |m| &m.published,
+    ),
+    (
+        "shardcast_inbox_dropped_total",
+        "Deliveries dropped by full shard inboxes.",
+        |m| &m.inbox_dropped,
+    ),
+    (
+        "shardcast_http_requests_total",
+        "HTTP requests served.",
+        |m| &m.http_requests,
+    ),
+    (
+        "shardcast_upgrades_refused_total",
+        "Upgrade requests refused.",
+        |m| &m.upgrades_refused,
+    ),
+    (
+        "shardcast_redis_received_total",
+        "Envelopes received from Redis.",
+        |m| &m.redis_received,
+    ),
+    (
+        "shardcast_redis_published_total",
+        "Envelopes published to Redis.",
+        |m| &m.redis_published,
+    ),
+    (
+        "shardcast_redis_publish_dropped_total",
+        "Redis publishes dropped.",
+        |m| &m.redis_publish_dropped,
+    ),
+];

@@ -60,11 +60,12 @@ fan = [("fanout1k", "1 room × 1,000, 1,000 pub/s"), ("fanout2k", "1 room × 1,0
 out.append("## Fan-out\n")
 out.append("| load | server | deliveries/s | server cores | deliveries per CPU-s | p50 ms | p99 ms | lost | dup |")
 out.append("|---|---|---|---|---|---|---|---|---|")
+NAMES = {"ref": "Ignis (Bun)", "base": "shardcast (baseline)", "sc": "shardcast"}
 for label, what in fan:
-    for server in ("ref", "sc"):
+    for server in ("ref", "base", "sc"):
         if (label, server) not in raw:
             continue
-        out.append(f"| {what} | {'Ignis (Bun)' if server == 'ref' else 'shardcast'} | {fmt(med(label, server, rate))} | "
+        out.append(f"| {what} | {NAMES[server]} | {fmt(med(label, server, rate))} | "
                    f"{fmt(med(label, server, cores), 3)} | {fmt(med(label, server, per_cpu))} | {fmt(med(label, server, p50))} | "
                    f"{fmt(med(label, server, p99))} | {fmt(med(label, server, lost), 0)} | {fmt(med(label, server, dups), 0)} |")
 out.append("")
@@ -96,6 +97,19 @@ for server in ("ref", "sc"):
     if a and b:
         out.append(f"| stalled reader: others' p99 change ({'reference' if server == 'ref' else 'shardcast'}) | {fmt(a)} ms | {fmt(b)} ms | {fmt((b - a) / a * 100, 1)} % | < 10 % |")
 out.append("")
+
+if any(server == "base" for _, server in raw):
+    out.append("## Before / after (shardcast vs the baseline binary, same run)\n")
+    out.append("| load | cores base → now | deliveries per CPU-s base → now | ratio | p99 ms base → now | ratio |")
+    out.append("|---|---|---|---|---|---|")
+    for label, what in fan + [("shards1", "1 shard, 2,000 pub/s"), ("shards2", "2 shards, 2,000 pub/s")]:
+        if (label, "base") not in raw:
+            continue
+        b, n = med(label, "base", per_cpu), med(label, "sc", per_cpu)
+        b99, n99 = med(label, "base", p99), med(label, "sc", p99)
+        out.append(f"| {what} | {fmt(med(label, 'base', cores), 3)} → {fmt(med(label, 'sc', cores), 3)} | "
+                   f"{fmt(b)} → {fmt(n)} | {ratio(n, b)} | {fmt(b99)} → {fmt(n99)} | {ratio(n99, b99)} |")
+    out.append("")
 print("\n".join(out))
 
 # Latency versus load plot.

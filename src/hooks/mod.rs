@@ -17,6 +17,28 @@
 //! A hook that finishes at once costs no task: the shard polls its future once in place
 //! and spawns it only if it is still pending. A hook must not block its thread: every
 //! other connection of that shard waits meanwhile.
+//!
+//! # Example
+//!
+//! A hook as a type (closures work too: [`crate::EngineBuilder::authenticate`]):
+//!
+//! ```
+//! use shardcast::hooks::{AuthError, AuthRequest, Authenticator, Identity, LocalFuture};
+//!
+//! /// Tokens `key-<user>` are valid for `<user>`.
+//! struct ApiKeys;
+//!
+//! impl Authenticator for ApiKeys {
+//!     fn authenticate(&self, request: AuthRequest) -> LocalFuture<Result<Option<Identity>, AuthError>> {
+//!         let user = request.token().and_then(|t| t.strip_prefix("key-").map(str::to_owned));
+//!         let identity = user.map(|user| Identity { user_id: Some(user), ..Default::default() });
+//!         Box::pin(async move { Ok(identity) })
+//!     }
+//! }
+//!
+//! let builder = shardcast::Engine::builder().authenticator(ApiKeys);
+//! # drop(builder);
+//! ```
 
 pub mod auth;
 pub mod encryption;

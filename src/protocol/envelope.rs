@@ -128,16 +128,11 @@ impl Envelope {
         data: Option<&RawValue>,
         exclude: Vec<String>,
     ) -> Self {
-        Envelope {
-            server_id: server_id.into(),
-            target,
-            message: Frame::from_raw(event, data),
-            exclude,
-        }
+        Self::with_json_data(server_id, target, event, data.map(RawValue::get), exclude)
     }
 
-    /// An envelope whose `data` is JSON text known to be valid (compacted by
-    /// [`compact_json`]); not checked again.
+    /// An envelope whose `data` is JSON text known to be valid (a [`RawValue`], or
+    /// compacted by [`compact_json`]); not checked again.
     pub(crate) fn with_json_data(
         server_id: impl Into<String>,
         target: Target,

@@ -116,19 +116,15 @@ fn walk_target(
     excluded: &impl Fn(&ClientId) -> bool,
     walk: &mut Walk<'_>,
 ) -> u64 {
-    let mut visit = |slot: Slot, conns: &mut Slab<Entry>| {
+    let mut visit = |slot: Slot| {
         conns
             .get_mut(slot)
             .map_or(0, |entry| walk.queue(slot, entry))
     };
     match target {
-        Target::Client(id) => index.client(id).map_or(0, |slot| visit(slot, conns)),
-        Target::User(user) => index
-            .user_sessions(user)
-            .iter()
-            .map(|&s| visit(s, conns))
-            .sum(),
-        Target::Room(room) => walk_room(index, conns, room, excluded, &mut visit),
+        Target::Client(id) => index.client(id).map_or(0, visit),
+        Target::User(user) => index.user_sessions(user).iter().map(|&s| visit(s)).sum(),
+        Target::Room(room) => walk_room(index, conns, room, excluded, walk),
         Target::Broadcast => conns
             .iter_mut()
             .filter(|(_, entry)| !excluded(&entry.conn.id()))
@@ -144,16 +140,18 @@ fn walk_room(
     conns: &mut Slab<Entry>,
     room: &str,
     excluded: &impl Fn(&ClientId) -> bool,
-    visit: &mut impl FnMut(Slot, &mut Slab<Entry>) -> u64,
+    walk: &mut Walk<'_>,
 ) -> u64 {
     let mut count = 0;
     for slot in index.room_members(room) {
-        if conns.get(slot).is_some_and(|e| !excluded(&e.conn.id())) {
-            count += visit(slot, conns);
+        if let Some(entry) = conns.get_mut(slot)
+            && !excluded(&entry.conn.id())
+        {
+            count += walk.queue(slot, entry);
         }
     }
     if let Some(slot) = own_room_member(index, conns, room, excluded) {
-        count += visit(slot, conns);
+        count += walk.queue(slot, &mut conns[slot]);
     }
     count
 }
