@@ -90,7 +90,10 @@ pub use routing::{Handle, Publication, SendError};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::conn::outbox::Outbox;
-    pub use crate::protocol::inbound;
+    /// Parsing a client frame (`benches/hot_paths.rs`).
+    pub mod inbound {
+        pub use crate::protocol::inbound::{Inbound, parse};
+    }
     pub use crate::routing::placement::shard_for;
     pub use crate::shard::index::LocalIndex;
 

@@ -85,7 +85,7 @@ pub use emitter::{Emitter, EmitterError};
 pub(crate) use link::LinkState;
 
 /// Channel prefix of the liveness probe; the full channel is `shardcast:probe:{serverId}`.
-pub const PROBE_CHANNEL_PREFIX: &str = "shardcast:probe:";
+pub(crate) const PROBE_CHANNEL_PREFIX: &str = "shardcast:probe:";
 
 /// How the bridge reaches Redis and how it copes with faults.
 ///

@@ -19,7 +19,7 @@ pub fn is_valid_room_name(name: &str) -> bool {
 
 /// Extracts the joinable names from a `join`/`leave` `data`: `None` when `data.rooms` is
 /// not an array (the request is ignored); otherwise the valid string names, in order.
-pub fn requested_rooms(data: Option<&serde_json::value::RawValue>) -> Option<Vec<String>> {
+pub(crate) fn requested_rooms(data: Option<&serde_json::value::RawValue>) -> Option<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Request {
         rooms: Option<serde_json::Value>,

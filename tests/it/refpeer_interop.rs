@@ -158,7 +158,7 @@ async fn byte_compatible_with_ignis_both_ways() {
     let data =
         json!({"n": 1, "s": "é\n\"q\"", "list": [true, null, 2.5], "nested": {"z": 0, "a": -1}});
     let bodies = [
-        json!({"type": "client", "target": "c-x", "event": "to-client", "data": data}),
+        json!({"type": "client", "target": "00000000-0000-4000-8000-0000000000c2", "event": "to-client", "data": data}),
         json!({"type": "user", "target": "u-x", "event": "to-user", "data": "text"}),
         json!({"type": "room", "target": "public-r", "event": "to-room", "data": data, "exclude": ["c-1"]}),
         json!({"type": "broadcast", "event": "to-all", "exclude": ["c-2", "c-3"]}),
