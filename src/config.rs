@@ -98,6 +98,40 @@ pub struct EngineConfig {
     /// Caps the pacing interval at `t + max_write_delay` (bounds the latency pacing adds).
     /// Default 5 ms.
     pub max_write_delay: Duration,
+    /// Most frames one client message may arrive in; more closes with 1009. Default 1,024.
+    pub max_fragments: u32,
+    /// Memory all connections together may hold in unfinished frames and fragmented
+    /// messages (each up to `max_payload_length`); a connection that would take more is
+    /// closed with 1013 "Try again later". Split evenly between shards. Default 256 MiB.
+    pub max_buffered_bytes: usize,
+    /// Connections the process holds at most (any state); past it an upgrade is answered
+    /// 503 with `Retry-After`. 0 = no limit but the descriptor limit. Default 0.
+    pub max_connections: usize,
+    /// Connections one IP address may hold; past it its upgrades are answered 503 with
+    /// `Retry-After`. 0 = no limit (clients behind one NAT share an address). Default 0.
+    pub max_connections_per_ip: usize,
+    /// Rooms one client may be in (default rooms and server-side joins included); joins
+    /// past it are dropped, as a rejected join is, and counted. Default 1,000.
+    pub max_rooms_per_client: usize,
+    /// Messages per second one connection may send (token bucket, refilled continuously);
+    /// a client over it is closed with 1008 "Rate limit exceeded". 0 = off. Default 0.
+    pub client_message_rate: u32,
+    /// The bucket's size: messages a client may send at once above the rate. 0 = the
+    /// rate (one second's worth). Default 0.
+    pub client_message_burst: u32,
+    /// Custom events of one client that may wait to be forwarded to `ws:inbound` at once;
+    /// more are dropped (that client's own, never another's) and counted. Default 64.
+    pub max_forwarded_per_client: usize,
+    /// Failed authentications one IP address may cause per `auth_failure_window`; past
+    /// it, its upgrades are answered 429 with `Retry-After` until the window ends. 0 = no
+    /// throttling. Default 20.
+    pub max_auth_failures_per_ip: u32,
+    /// The window of `max_auth_failures_per_ip`. Default 60 s.
+    pub auth_failure_window: Duration,
+    /// Negotiate the built-in ECDH encryption when a client offers a `publicKey` while
+    /// `require_encryption` is off. Ignis ignores the key then; so does shardcast unless
+    /// this is set. Default false.
+    pub optional_encryption: bool,
 }
 
 impl Default for EngineConfig {
@@ -125,6 +159,17 @@ impl Default for EngineConfig {
             shard_inbox_capacity: 65_536,
             write_coalesce_factor: 3,
             max_write_delay: Duration::from_millis(5),
+            max_fragments: 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            max_rooms_per_client: 1000,
+            client_message_rate: 0,
+            client_message_burst: 0,
+            max_forwarded_per_client: 64,
+            max_auth_failures_per_ip: 20,
+            auth_failure_window: Duration::from_secs(60),
+            optional_encryption: false,
         }
     }
 }
@@ -157,6 +202,14 @@ impl EngineConfig {
             ("backpressure_limit", self.backpressure_limit == 0),
             ("encrypted_batch_limit", self.encrypted_batch_limit == 0),
             ("shard_inbox_capacity", self.shard_inbox_capacity == 0),
+            ("max_fragments", self.max_fragments == 0),
+            ("max_buffered_bytes", self.max_buffered_bytes == 0),
+            ("max_rooms_per_client", self.max_rooms_per_client == 0),
+            (
+                "max_forwarded_per_client",
+                self.max_forwarded_per_client == 0,
+            ),
+            ("auth_failure_window", self.auth_failure_window.is_zero()),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));

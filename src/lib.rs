@@ -97,6 +97,36 @@ pub mod internals {
     pub use crate::routing::placement::shard_for;
     pub use crate::shard::index::LocalIndex;
 
+    /// The Autobahn TestSuite's echo server (`examples/autobahn_echo.rs`).
+    pub mod conformance {
+        use std::net::SocketAddr;
+        use std::time::Duration;
+
+        use crate::{Engine, EngineBuilder, EngineError};
+
+        /// An engine on `listen` (WebSocket path `/`) that runs the real acceptor,
+        /// connection task, frame decoder and close handshake, and echoes every message
+        /// back with its opcode instead of running the Ignis protocol; limits raised for
+        /// the suite (16 MiB messages, 65,536 fragments).
+        pub fn echo_engine(listen: SocketAddr, shards: usize) -> Result<Engine, EngineError> {
+            let mut builder = EngineBuilder::new()
+                .configure(|c| {
+                    c.listen = listen;
+                    c.path = "/".into();
+                    c.shards = shards;
+                    c.max_payload_length = 16 << 20;
+                    c.max_fragments = 65_536;
+                    c.backpressure_limit = 64 << 20;
+                    c.max_buffered_bytes = 1 << 30;
+                    c.auth_timeout = Duration::from_secs(3600);
+                    c.idle_timeout = Duration::ZERO;
+                })
+                .authenticator(crate::hooks::DevAuthenticator);
+            builder.echo = true;
+            builder.start()
+        }
+    }
+
     /// The Redis bridge, driven directly by `tests/it/redis_*.rs`.
     pub mod redis {
         pub use crate::redis::bridge::{EnvelopeSink, PublishError, RedisBridge};

@@ -93,6 +93,9 @@ pub struct ShardMetrics {
     pub timeouts: OwnedCounter,
     /// Connections closed for protocol violations or oversized frames.
     pub protocol_closes: OwnedCounter,
+    /// Connections closed with 1013 because unfinished frames took all the memory the
+    /// shard allows (`max_buffered_bytes`).
+    pub overloaded_closes: OwnedCounter,
     /// Encrypted deliveries (one per encrypted recipient).
     pub encrypted_deliveries: OwnedCounter,
     /// Writes to client sockets by the shard's flushes (deliveries / writes = frames per
@@ -235,7 +238,7 @@ const SHARD_GAUGES: [GaugeRow; 3] = [
 ];
 
 /// Per-shard counters: name, help, reader.
-const SHARD_COUNTERS: [CounterRow; 10] = [
+const SHARD_COUNTERS: [CounterRow; 11] = [
     ("shardcast_accepted_total", "Connections accepted.", |s| {
         s.accepted.get()
     }),
@@ -276,6 +279,11 @@ const SHARD_COUNTERS: [CounterRow; 10] = [
         "shardcast_protocol_closes_total",
         "Protocol violations and oversize.",
         |s| s.protocol_closes.get(),
+    ),
+    (
+        "shardcast_overloaded_closes_total",
+        "Connections closed 1013: unfinished frames reached max_buffered_bytes.",
+        |s| s.overloaded_closes.get(),
     ),
     (
         "shardcast_encrypted_deliveries_total",

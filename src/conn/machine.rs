@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use crate::protocol::close::{CloseReason, ErrorText};
 use crate::protocol::inbound::{self, Inbound, InboundMessage};
 use crate::rooms;
+use crate::ws::decode::Data;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,18 +103,22 @@ impl Machine {
         !matches!(self.phase, Phase::Closing | Phase::Aborted)
     }
 
-    /// Handles one inbound data frame (text or binary alike).
+    /// Handles one inbound message (text and binary alike: JSON either way).
     pub fn on_message<'a>(
         &mut self,
         now: Instant,
-        payload: &'a [u8],
+        message: Data<'a>,
         auth_timeout: Duration,
     ) -> Decision<'a> {
         if !self.is_open() {
             return Decision::Nothing;
         }
         self.last_activity = now;
-        let message = match inbound::parse(payload) {
+        let parsed = match message {
+            Data::Text(text) => inbound::parse_str(text),
+            Data::Binary(bytes) => inbound::parse(bytes),
+        };
+        let message = match parsed {
             Inbound::Invalid => return Decision::Error(ErrorText::InvalidMessageFormat),
             Inbound::Ignored => return Decision::Nothing,
             Inbound::Message(message) => message,
@@ -226,16 +231,23 @@ mod tests {
     #[test]
     fn events_before_authentication_are_refused_but_heartbeat_is_silent() {
         let (mut m, now) = machine();
-        let d = m.on_message(now, br#"{"event":"chat"}"#, T);
+        let d = m.on_message(now, Data::Binary(br#"{"event":"chat"}"#), T);
         assert_eq!(error_of(d), Some(ErrorText::NotAuthenticated));
-        let d = m.on_message(now, br#"{"event":"join","data":{"rooms":["a"]}}"#, T);
+        let d = m.on_message(
+            now,
+            Data::Binary(br#"{"event":"join","data":{"rooms":["a"]}}"#),
+            T,
+        );
         assert_eq!(error_of(d), Some(ErrorText::NotAuthenticated));
         assert!(matches!(
-            m.on_message(now, br#"{"event":"heartbeat"}"#, T),
+            m.on_message(now, Data::Binary(br#"{"event":"heartbeat"}"#), T),
             Decision::Nothing
         ));
-        assert!(matches!(m.on_message(now, b"{}", T), Decision::Nothing));
-        let d = m.on_message(now, b"nope", T);
+        assert!(matches!(
+            m.on_message(now, Data::Binary(b"{}"), T),
+            Decision::Nothing
+        ));
+        let d = m.on_message(now, Data::Binary(b"nope"), T);
         assert_eq!(error_of(d), Some(ErrorText::InvalidMessageFormat));
     }
 
@@ -243,7 +255,7 @@ mod tests {
     fn heartbeat_does_not_extend_the_auth_deadline() {
         let (mut m, now) = machine();
         let later = now + Duration::from_millis(4000);
-        m.on_message(later, br#"{"event":"heartbeat"}"#, T);
+        m.on_message(later, Data::Binary(br#"{"event":"heartbeat"}"#), T);
         assert!(!m.auth_expired(now + Duration::from_millis(4999)));
         assert!(m.auth_expired(now + T));
     }
@@ -253,14 +265,18 @@ mod tests {
         let (mut m, now) = machine();
         let at = now + Duration::from_millis(1000);
         assert!(matches!(
-            m.on_message(at, br#"{"event":"authenticate","data":{"token":"t"}}"#, T),
+            m.on_message(
+                at,
+                Data::Binary(br#"{"event":"authenticate","data":{"token":"t"}}"#),
+                T
+            ),
             Decision::Authenticate(Some(_))
         ));
         assert_eq!(m.phase(), Phase::Authenticating);
         assert_eq!(m.auth_deadline(), Some(at + T * 3));
-        let d = m.on_message(at, br#"{"event":"authenticate"}"#, T);
+        let d = m.on_message(at, Data::Binary(br#"{"event":"authenticate"}"#), T);
         assert_eq!(error_of(d), Some(ErrorText::AlreadyAuthenticated));
-        let d = m.on_message(at, br#"{"event":"chat"}"#, T);
+        let d = m.on_message(at, Data::Binary(br#"{"event":"chat"}"#), T);
         assert_eq!(error_of(d), Some(ErrorText::NotAuthenticated));
     }
 
@@ -286,7 +302,7 @@ mod tests {
         ];
         for (verdict, expected) in cases {
             let (mut m, now) = machine();
-            m.on_message(now, br#"{"event":"authenticate"}"#, T);
+            m.on_message(now, Data::Binary(br#"{"event":"authenticate"}"#), T);
             assert_eq!(m.on_auth_verdict(verdict), expected);
         }
     }
@@ -294,44 +310,48 @@ mod tests {
     #[test]
     fn authenticated_routes_join_leave_and_custom_events() {
         let (mut m, now) = machine();
-        m.on_message(now, br#"{"event":"authenticate"}"#, T);
+        m.on_message(now, Data::Binary(br#"{"event":"authenticate"}"#), T);
         m.on_auth_verdict(AuthVerdict::Accepted);
         assert_eq!(m.auth_deadline(), None);
         let d = m.on_message(
             now,
-            br#"{"event":"join","data":{"rooms":["a","ws:b",7]}}"#,
+            Data::Binary(br#"{"event":"join","data":{"rooms":["a","ws:b",7]}}"#),
             T,
         );
         assert!(matches!(d, Decision::Join(r) if r == ["a"]));
         assert!(matches!(
-            m.on_message(now, br#"{"event":"join","data":{"rooms":"a"}}"#, T),
+            m.on_message(
+                now,
+                Data::Binary(br#"{"event":"join","data":{"rooms":"a"}}"#),
+                T
+            ),
             Decision::Nothing
         ));
         assert!(matches!(
-            m.on_message(now, br#"{"event":"leave","data":{"rooms":["a"]}}"#, T),
+            m.on_message(now, Data::Binary(br#"{"event":"leave","data":{"rooms":["a"]}}"#), T),
             Decision::Leave(r) if r == ["a"]
         ));
         for name in ["disconnect", "error", "connected", "encrypted", "chat"] {
             let frame = format!(r#"{{"event":"{name}","id":"x"}}"#);
-            let d = m.on_message(now, frame.as_bytes(), T);
+            let d = m.on_message(now, Data::Binary(frame.as_bytes()), T);
             assert!(
                 matches!(d, Decision::Custom(ref msg) if msg.event == name),
                 "{name}"
             );
         }
-        let d = m.on_message(now, br#"{"event":"authenticate"}"#, T);
+        let d = m.on_message(now, Data::Binary(br#"{"event":"authenticate"}"#), T);
         assert_eq!(error_of(d), Some(ErrorText::AlreadyAuthenticated));
     }
 
     #[test]
     fn heartbeat_timeout_counts_every_data_frame() {
         let (mut m, now) = machine();
-        m.on_message(now, br#"{"event":"authenticate"}"#, T);
+        m.on_message(now, Data::Binary(br#"{"event":"authenticate"}"#), T);
         m.on_auth_verdict(AuthVerdict::Accepted);
         let timeout = Duration::from_secs(90);
         assert!(!m.heartbeat_expired(now + timeout, timeout));
         assert!(m.heartbeat_expired(now + timeout + Duration::from_millis(1), timeout));
-        m.on_message(now + timeout, b"not json", T);
+        m.on_message(now + timeout, Data::Binary(b"not json"), T);
         assert!(!m.heartbeat_expired(now + timeout + Duration::from_millis(1), timeout));
     }
 
@@ -361,7 +381,10 @@ mod tests {
         assert!(!m.is_open());
         assert!(!m.begin_close());
         assert_eq!(m.phase(), Phase::Aborted);
-        assert!(matches!(m.on_message(now, b"{}", T), Decision::Nothing));
+        assert!(matches!(
+            m.on_message(now, Data::Binary(b"{}"), T),
+            Decision::Nothing
+        ));
     }
 
     #[test]
@@ -370,7 +393,7 @@ mod tests {
         assert!(m.begin_close());
         assert!(!m.begin_close());
         assert!(matches!(
-            m.on_message(now, b"garbage", T),
+            m.on_message(now, Data::Binary(b"garbage"), T),
             Decision::Nothing
         ));
         assert!(!m.auth_expired(now + T * 10));

@@ -34,7 +34,8 @@ use bytes::Bytes;
 use crate::id::ClientId;
 use crate::protocol::outbound::error_frame;
 use crate::protocol::{CloseReason, ErrorText};
-use crate::ws::frame::{DecodeError, OpCode, close_frame, control_frame};
+use crate::ws::decode::{Data, DecodeError};
+use crate::ws::frame::{OpCode, close_frame, control_frame};
 use encryption::Encryption;
 use liveness::{Idle, Liveness};
 use machine::{AuthVerdict, Decision, Machine, Phase};
@@ -195,10 +196,10 @@ impl Conn {
     pub fn on_message<'a>(
         &mut self,
         now: Instant,
-        payload: &'a [u8],
+        message: Data<'a>,
         auth_timeout: Duration,
     ) -> Decision<'a> {
-        let decision = self.machine.on_message(now, payload, auth_timeout);
+        let decision = self.machine.on_message(now, message, auth_timeout);
         let (Decision::Custom(message), Some(Encryption::Session(cipher))) =
             (&decision, &self.encryption)
         else {
@@ -220,7 +221,8 @@ impl Conn {
         plaintext: &'a [u8],
         auth_timeout: Duration,
     ) -> Decision<'a> {
-        self.machine.on_message(now, plaintext, auth_timeout)
+        self.machine
+            .on_message(now, Data::Binary(plaintext), auth_timeout)
     }
 
     /// The client sent a close frame: echo it; returns whether a close was queued.
@@ -228,11 +230,13 @@ impl Conn {
         self.close(machine::echo_close(code))
     }
 
-    /// The client broke the framing rules: close 1002, or 1009 for an oversize message.
+    /// The client broke the framing rules: close 1002, 1009 for an oversize message,
+    /// 1007 for text that is not UTF-8.
     pub fn on_decode_error(&mut self, error: DecodeError) -> bool {
         self.close(match error {
             DecodeError::TooBig => CloseReason::MessageTooBig,
             DecodeError::Protocol(_) => CloseReason::ProtocolError,
+            DecodeError::InvalidUtf8 => CloseReason::InvalidPayload,
         })
     }
 

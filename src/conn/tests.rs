@@ -14,7 +14,7 @@ fn conn() -> (Conn, Instant) {
 
 fn authenticated() -> (Conn, Instant) {
     let (mut c, now) = conn();
-    c.on_message(now, br#"{"event":"authenticate"}"#, T);
+    c.on_message(now, Data::Binary(br#"{"event":"authenticate"}"#), T);
     assert!(c.accept(Some(Arc::from("u")), None));
     (c, now)
 }
@@ -169,7 +169,7 @@ fn idle_connections_are_pinged_then_dropped() {
 #[test]
 fn refusals_send_the_ignis_error_then_close() {
     let (mut c, now) = conn();
-    c.on_message(now, br#"{"event":"authenticate"}"#, T);
+    c.on_message(now, Data::Binary(br#"{"event":"authenticate"}"#), T);
     assert!(c.refuse(AuthVerdict::HandshakeFailed));
     let wire = written(&mut c);
     let text = String::from_utf8_lossy(&wire);
@@ -213,20 +213,20 @@ fn encrypted_messages_are_decrypted_or_refused() {
         .complete(&reply.server_public_key, &reply.salt)
         .expect("handshake");
     let (mut c, now) = conn();
-    c.on_message(now, br#"{"event":"authenticate"}"#, T);
+    c.on_message(now, Data::Binary(br#"{"event":"authenticate"}"#), T);
     assert!(c.accept(None, Some(Encryption::Session(Box::new(cipher)))));
     let sealed = session.encrypt(br#"{"event":"chat","data":1}"#);
     let message = format!(
         r#"{{"event":"encrypted","data":{{"iv":"{}","ct":"{}"}}}}"#,
         sealed.iv, sealed.ct
     );
-    let Decision::Decrypted(plain) = c.on_message(now, message.as_bytes(), T) else {
+    let Decision::Decrypted(plain) = c.on_message(now, Data::Binary(message.as_bytes()), T) else {
         panic!("expected a decrypted message");
     };
     assert!(matches!(c.on_decrypted(now, &plain, T), Decision::Custom(m) if m.event == "chat"));
-    let bad = br#"{"event":"encrypted","data":{"iv":"AAAA","ct":"AAAA"}}"#;
+    let bad: &[u8] = br#"{"event":"encrypted","data":{"iv":"AAAA","ct":"AAAA"}}"#;
     assert!(matches!(
-        c.on_message(now, bad, T),
+        c.on_message(now, Data::Binary(bad), T),
         Decision::Error(ErrorText::DecryptionFailed)
     ));
 }

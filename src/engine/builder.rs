@@ -41,6 +41,8 @@ pub struct EngineBuilder {
     pub(super) hooks: Hooks,
     pub(super) listener: Option<StdListener>,
     pub(super) redis: Option<RedisSettings>,
+    /// The conformance server's echo mode (see `internals::conformance`).
+    pub(crate) echo: bool,
 }
 
 impl Default for EngineBuilder {
@@ -58,6 +60,7 @@ impl EngineBuilder {
             hooks: Hooks::default(),
             listener: None,
             redis: None,
+            echo: false,
         }
     }
 

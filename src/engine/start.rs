@@ -42,12 +42,9 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     // The remote exists before any connection is accepted.
     let control_thread = super::control::spawn(router.clone(), builder.redis)?;
     let handle = Handle::new(router);
-    let ctx = Arc::new(context(
-        builder.config,
-        builder.hooks,
-        builder.api_key,
-        &handle,
-    ));
+    let mut ctx = context(builder.config, builder.hooks, builder.api_key, &handle);
+    ctx.echo = builder.echo;
+    let ctx = Arc::new(ctx);
     let shards = start_shards(&listener, inboxes, shard_metrics, &ctx);
     let shard_threads = shards.inspect_err(|_| handle.shutdown())?;
     log_started(&handle, &ctx, local_addr);
@@ -97,6 +94,7 @@ fn context(
         hooks,
         http: Arc::new(http),
         handle: handle.clone(),
+        echo: false,
     }
 }
 

@@ -12,11 +12,18 @@ pub enum CloseReason {
     ShuttingDown,
     /// 1002: the client broke the WebSocket framing rules (unmasked frame, bad opcode…).
     ProtocolError,
+    /// 1007: a text message or close reason that is not UTF-8 (RFC 6455 §8.1).
+    InvalidPayload,
     /// 1009: a frame or message larger than `max_payload_length`.
     MessageTooBig,
     /// 1008: the client's outbound queue exceeded `backpressure_limit` and the server is
     /// configured to close slow consumers.
     SlowConsumer,
+    /// 1008 "Rate limit exceeded": the client sent faster than `client_message_rate`.
+    RateLimited,
+    /// 1013 "Try again later": the server holds as many unfinished frames as it allows
+    /// (`max_buffered_bytes`); the client may reconnect later.
+    Overloaded,
     /// 4001 "Authentication timeout": no `authenticate` in time, or the authenticator
     /// did not finish within three times the timeout.
     AuthTimeout,
@@ -35,8 +42,10 @@ impl CloseReason {
             Self::Normal => 1000,
             Self::ShuttingDown => 1001,
             Self::ProtocolError => 1002,
-            Self::SlowConsumer => 1008,
+            Self::InvalidPayload => 1007,
+            Self::SlowConsumer | Self::RateLimited => 1008,
             Self::MessageTooBig => 1009,
+            Self::Overloaded => 1013,
             Self::AuthTimeout => 4001,
             Self::HeartbeatTimeout => 4002,
             Self::AuthFailed => 4003,
@@ -50,6 +59,9 @@ impl CloseReason {
             Self::Normal => "",
             Self::ShuttingDown => "Server shutting down",
             Self::ProtocolError => "Protocol error",
+            Self::InvalidPayload => "Invalid payload data",
+            Self::RateLimited => "Rate limit exceeded",
+            Self::Overloaded => "Try again later",
             Self::SlowConsumer => "Backpressure limit exceeded",
             Self::MessageTooBig => "Message too big",
             Self::AuthTimeout => "Authentication timeout",

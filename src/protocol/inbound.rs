@@ -32,11 +32,25 @@ pub struct InboundMessage<'a> {
     pub id: Option<&'a RawValue>,
 }
 
-/// Parses one client frame (text and binary frames alike).
+/// Deepest nesting of arrays and objects accepted in a client message (serde_json's
+/// own recursion limit); deeper is "Invalid message format", so nothing a backend's JSON
+/// parser would choke on is ever forwarded.
+pub const MAX_DEPTH: usize = 128;
+
+/// Parses one client frame whose bytes may not be UTF-8 (a binary frame, a decrypted
+/// payload): not UTF-8 is "Invalid message format".
 pub fn parse(payload: &[u8]) -> Inbound<'_> {
-    let Ok(text) = std::str::from_utf8(payload) else {
+    match std::str::from_utf8(payload) {
+        Ok(text) => parse_str(text),
+        Err(_) => Inbound::Invalid,
+    }
+}
+
+/// Parses one client frame already known to be UTF-8 (a text frame).
+pub fn parse_str(text: &str) -> Inbound<'_> {
+    if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
         return Inbound::Invalid;
-    };
+    }
     let Ok(top) = serde_json::from_str::<TopLevel<'_>>(text) else {
         return Inbound::Invalid;
     };
@@ -47,6 +61,28 @@ pub fn parse(payload: &[u8]) -> Inbound<'_> {
         return Inbound::Ignored;
     };
     Inbound::Message(InboundMessage { event, data, id })
+}
+
+/// Whether JSON text nests arrays and objects deeper than `max` (strings skipped; the
+/// text need not be valid JSON).
+fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        match (in_string, byte) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Decodes a raw JSON value as a string, borrowing when it has no escapes.
@@ -196,6 +232,35 @@ mod tests {
         assert_eq!(m.event, "chat");
         assert_eq!(m.data.map(RawValue::get), Some(r#"{"a": [1, 2]}"#));
         assert_eq!(m.id.map(RawValue::get), Some(r#""m1""#));
+    }
+
+    #[test]
+    fn deep_nesting_is_invalid_and_strings_do_not_count() {
+        let deep = |n: usize| {
+            format!(
+                r#"{{"event":"e","data":{}1{}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert!(matches!(
+            parse(deep(MAX_DEPTH - 1).as_bytes()),
+            Inbound::Message(_)
+        ));
+        assert!(matches!(
+            parse(deep(MAX_DEPTH).as_bytes()),
+            Inbound::Invalid
+        ));
+        assert!(matches!(parse(deep(50_000).as_bytes()), Inbound::Invalid));
+        let brackets_in_strings = format!(
+            r#"{{"event":"e","data":"{}\"{}"}}"#,
+            "[".repeat(500),
+            "{".repeat(500)
+        );
+        assert!(matches!(
+            parse(brackets_in_strings.as_bytes()),
+            Inbound::Message(_)
+        ));
     }
 
     #[test]

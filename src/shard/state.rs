@@ -6,7 +6,7 @@
 //! this state live in the sibling modules, one job each (`deliver`, `flush`, `session`,
 //! `sweep`, `encrypt`, `commands`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::id::ClientId;
 use crate::metrics::ShardMetrics;
 use crate::routing::Handle;
 use crate::routing::placement::{ShardId, shard_for};
+use crate::ws::decode::Limits;
 
 /// The size of the shard-wide read buffer every connection reads into.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -37,6 +38,9 @@ pub(crate) struct ShardContext {
     pub hooks: Hooks,
     /// HTTP on the engine's port (everything but the connection after the upgrade).
     pub http: Arc<HttpService>,
+    /// The conformance server: echo every message instead of running the protocol
+    /// (`examples/autobahn_echo.rs`; never set by the standalone server).
+    pub echo: bool,
     /// The engine's handle (hooks receive it; `send` resolution publishes through it).
     pub handle: Handle,
 }
@@ -59,6 +63,10 @@ pub(crate) struct Shard {
     pub pacer: RefCell<Pacer>,
     /// Wakes the flusher task when connections wait for their next write time.
     pub flush_wake: tokio::sync::Notify,
+    /// Bytes all this shard's decoders hold in unfinished frames and fragmented messages.
+    buffered: Cell<usize>,
+    /// This shard's share of `max_buffered_bytes`.
+    buffered_cap: usize,
 }
 
 /// The mutable part of a shard.
@@ -82,6 +90,7 @@ impl Shard {
             config.backpressure_limit,
             config.close_on_backpressure_limit,
         );
+        let buffered_cap = config.max_buffered_bytes / ctx.handle.router.shard_count().max(1);
         Rc::new(Shard {
             id,
             ctx,
@@ -93,12 +102,31 @@ impl Shard {
             clock: Clock::new(),
             pacer: RefCell::new(pacer),
             flush_wake: tokio::sync::Notify::new(),
+            buffered: Cell::new(0),
+            buffered_cap,
         })
     }
 
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.ctx.config
+    }
+
+    /// What a connection's decoder accepts.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_payload: self.ctx.config.max_payload_length,
+            max_fragments: self.ctx.config.max_fragments,
+        }
+    }
+
+    /// A decoder that held `before` bytes now holds `after`: counts the difference and
+    /// says whether the shard is still within its share of `max_buffered_bytes` (a
+    /// decoder that did not grow is always within).
+    pub fn hold_buffered(&self, before: usize, after: usize) -> bool {
+        let total = (self.buffered.get() + after).saturating_sub(before);
+        self.buffered.set(total);
+        after <= before || total <= self.buffered_cap
     }
 
     /// A new random client id that hashes to this shard (`hash(id) % shards == self`),

@@ -1,12 +1,18 @@
 //! The server side of RFC 6455, as small sans-I/O pieces.
 //!
-//! - [`frame`]: writing server frames and decoding masked client frames in place.
+//! - [`decode`]: client frames in — unmasking, reassembly, control frames, limits, UTF-8.
+//! - [`frame`]: server frames out — headers, control and close frames, masking.
+//! - [`utf8`]: streaming UTF-8 validation (fail fast, across frames and reads).
 //! - [`handshake`]: validating an upgrade request and answering `101 Switching Protocols`.
 //!
 //! shardcast uses tungstenite's header parser and accept-key derivation but not its
 //! `WebSocket` object: a fan-out writes one shared, pre-built frame to many sockets, and
 //! tungstenite would copy each frame into a per-connection write buffer. The benches in
-//! `benches/hot_paths.rs` (`fanout_walk`) measure that choice.
+//! `benches/hot_paths.rs` (`fanout_walk`) measure that choice. Conformance: the Autobahn
+//! TestSuite runs against the real connection path (`examples/autobahn_echo.rs`,
+//! `scripts/autobahn`); its results are pinned in `tests/autobahn/`.
 
+pub mod decode;
 pub mod frame;
 pub mod handshake;
+pub mod utf8;

@@ -140,6 +140,48 @@ async fn invalid_json_or_utf8_is_invalid_message_format_and_stays_open() {
     client.expect_error(ErrorText::InvalidMessageFormat).await;
 }
 
+/// RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection with 1007 (only a
+/// binary frame that is not UTF-8 gets "Invalid message format", above).
+#[tokio::test]
+async fn invalid_utf8_in_a_text_frame_closes_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = TestServer::with_shards(1);
+    let (mut whole, _) = server.login("text").await;
+    let bad = Frame::message(vec![b'{', 0xff, b'}'], OpCode::Data(Data::Text), true);
+    whole.send_frame(bad).await;
+    whole.expect_close(CloseReason::InvalidPayload).await;
+    // Across fragments: the second fragment brings the invalid byte.
+    let mut fragmented = server.connect().await;
+    let first = Frame::message(
+        "{\"event\":\"".as_bytes().to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    );
+    let second = Frame::message(vec![0xc3, 0x28], OpCode::Data(Data::Continue), false);
+    fragmented.send_frame(first).await;
+    fragmented.send_frame(second).await;
+    fragmented.expect_close(CloseReason::InvalidPayload).await;
+}
+
+/// A close frame whose reason is not UTF-8 is answered 1007, not echoed 1000.
+#[tokio::test]
+async fn close_reason_that_is_not_utf8_closes_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+    let server = TestServer::with_shards(1);
+    let mut client = server.connect().await;
+    let mut payload = 1000u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(&[0xce, 0xba, 0xe1, 0xbd]);
+    let header = FrameHeader {
+        opcode: OpCode::Control(Control::Close),
+        ..FrameHeader::default()
+    };
+    let close = Frame::from_payload(header, payload.into());
+    client.send_frame(close).await;
+    client.expect_close(CloseReason::InvalidPayload).await;
+}
+
 #[tokio::test]
 async fn json_without_event_is_dropped_silently_in_any_state() {
     let server = TestServer::with_shards(1);
@@ -354,6 +396,31 @@ async fn frames_over_max_payload_close_1009() {
     let big = json!({ "event": "chat", "data": "x".repeat(2000) }).to_string();
     client.send_text(&big).await;
     client.expect_close(CloseReason::MessageTooBig).await;
+}
+
+/// Unfinished frames of all clients are held to `max_buffered_bytes` (split between
+/// shards): the client that would pass it is closed 1013, the others keep their frames.
+#[tokio::test]
+async fn unfinished_frames_past_the_global_cap_close_1013() {
+    use crate::support::raw::RawWs;
+    let server = TestServer::start(support::builder(1).configure(|c| {
+        c.max_payload_length = 100_000;
+        c.max_buffered_bytes = 150_000;
+    }));
+    let announce = RawWs::header(0x81, 90_000);
+    let mut first = RawWs::connect(server.addr).await;
+    first.write(&announce).await;
+    first.write(&RawWs::masked(&[b' '; 40_000], 0)).await;
+    let mut second = RawWs::connect(server.addr).await;
+    second.write(&announce).await;
+    second.write(&RawWs::masked(&[b' '; 40_000], 0)).await;
+    let code = CloseReason::Overloaded.code();
+    assert_eq!(second.close_code(WAIT).await, Some(code));
+    assert_eq!(
+        first.close_code(support::QUIET).await,
+        None,
+        "the first keeps its frame"
+    );
 }
 
 #[tokio::test]

@@ -34,6 +34,7 @@ impl ConnTask {
             let _ =
                 tokio::time::timeout(CLOSE_LINGER, discard_until_eof(&self.shard, stream)).await;
         }
+        self.shard.hold_buffered(self.decoder.buffered(), 0);
         self.shard.remove(self.slot);
     }
 

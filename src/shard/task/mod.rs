@@ -29,7 +29,7 @@ use super::index::Slot;
 use super::state::Shard;
 use crate::http::Upgraded;
 use crate::id::ClientId;
-use crate::ws::frame::FrameDecoder;
+use crate::ws::decode::FrameDecoder;
 use auth::{AuthFuture, AuthOutcome};
 
 /// Takes an upgraded socket (already on this shard's reactor) and starts its task.
@@ -41,7 +41,7 @@ pub(crate) fn adopt(shard: &Rc<Shard>, upgraded: Upgraded, client_id: ClientId) 
         slot: admitted.slot,
         client_id,
         peer: upgraded.peer,
-        decoder: FrameDecoder::new(shard.config().max_payload_length),
+        decoder: FrameDecoder::new(shard.limits()),
         auth: None,
         peer_gone: false,
     };

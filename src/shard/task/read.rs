@@ -10,10 +10,12 @@ use tokio::net::TcpStream;
 use super::ConnTask;
 use crate::conn::machine::Decision;
 use crate::hooks::JoinRequest;
-use crate::protocol::ClientMessage;
 use crate::protocol::inbound::InboundMessage;
+use crate::protocol::{ClientMessage, CloseReason};
 use crate::shard::session::run_local;
-use crate::ws::frame::{Flow, OpCode, WsEvent, control_frame};
+use crate::ws::decode::FrameDecoder;
+use crate::ws::decode::{Data, Flow, WsEvent};
+use crate::ws::frame::{OpCode, control_frame, data_frame};
 
 /// Reads per wake-up before yielding to the shard's other tasks.
 const READ_BUDGET: usize = 256 * 1024;
@@ -67,29 +69,44 @@ impl ConnTask {
         }
     }
 
-    /// Feeds bytes to the decoder and handles every complete frame.
+    /// Feeds bytes to the decoder and handles every complete frame; holds the memory
+    /// the decoder keeps between reads to the shard's share of `max_buffered_bytes`.
     pub(super) fn on_bytes(&mut self, bytes: &mut [u8], now: Instant) {
         self.shard
             .with_entry(self.slot, |entry, _| entry.conn.heard(now));
-        let mut decoder = std::mem::take(&mut self.decoder);
+        let held = self.decoder.buffered();
+        let idle = FrameDecoder::new(self.shard.limits());
+        let mut decoder = std::mem::replace(&mut self.decoder, idle);
         let result = decoder.feed(bytes, |event| self.on_event(event, now));
         self.decoder = decoder;
         if let Err(error) = result {
             tracing::debug!(client = %self.client_id, "closing: {error}");
             self.shard.metrics.protocol_closes.inc();
-            self.shard.with_entry(self.slot, |entry, dirty| {
-                if entry.conn.on_decode_error(error) {
-                    entry.closed(self.slot, dirty);
-                }
-            });
+            self.close_with(|conn| conn.on_decode_error(error));
         }
+        if !self.shard.hold_buffered(held, self.decoder.buffered()) {
+            self.shard.metrics.overloaded_closes.inc();
+            self.close_with(|conn| conn.close(CloseReason::Overloaded));
+        }
+    }
+
+    /// Applies a closing decision; wakes the connection when it queued a close frame.
+    pub(super) fn close_with(&self, close: impl FnOnce(&mut crate::conn::Conn) -> bool) {
+        self.shard.with_entry(self.slot, |entry, dirty| {
+            if close(&mut entry.conn) {
+                entry.closed(self.slot, dirty);
+            }
+        });
     }
 
     fn on_event(&mut self, event: WsEvent<'_>, now: Instant) -> Flow {
         match event {
-            WsEvent::Message(payload) => {
+            WsEvent::Message(message) => {
                 self.shard.metrics.frames_in.inc();
-                self.on_message(payload, now);
+                match self.shard.ctx.echo {
+                    true => self.echo(message),
+                    false => self.on_message(message, now),
+                }
             }
             WsEvent::Ping(payload) => {
                 self.shard
@@ -97,11 +114,7 @@ impl ConnTask {
             }
             WsEvent::Pong => {}
             WsEvent::Close(code) => {
-                self.shard.with_entry(self.slot, |entry, dirty| {
-                    if entry.conn.on_close_frame(code) {
-                        entry.closed(self.slot, dirty);
-                    }
-                });
+                self.close_with(|conn| conn.on_close_frame(code));
                 return Flow::Stop;
             }
         }
@@ -111,11 +124,21 @@ impl ConnTask {
         }
     }
 
+    /// The conformance server: every message goes back as it came (same opcode).
+    fn echo(&self, message: Data<'_>) {
+        let opcode = match message {
+            Data::Text(_) => OpCode::Text,
+            Data::Binary(_) => OpCode::Binary,
+        };
+        self.shard
+            .reply(self.slot, data_frame(opcode, message.bytes()));
+    }
+
     /// Decides on one message and carries the decision out.
-    fn on_message(&mut self, payload: &[u8], now: Instant) {
+    fn on_message(&mut self, message: Data<'_>, now: Instant) {
         let auth_timeout = self.shard.config().auth_timeout;
         let decided = self.shard.with_entry(self.slot, |entry, _| {
-            let decision = entry.conn.on_message(now, payload, auth_timeout);
+            let decision = entry.conn.on_message(now, message, auth_timeout);
             (decision, entry.conn.membership().user_id().cloned())
         });
         let Some((decision, user_id)) = decided else {

@@ -58,6 +58,14 @@ impl WsClient {
             .expect("send");
     }
 
+    /// Sends one raw frame as it is (invalid UTF-8 in a text frame, a bad close frame…).
+    pub async fn send_frame(
+        &mut self,
+        frame: tokio_tungstenite::tungstenite::protocol::frame::Frame,
+    ) {
+        self.ws.send(Message::Frame(frame)).await.expect("send");
+    }
+
     /// Sends an event.
     pub async fn emit(&mut self, event: &str, data: Value) {
         self.send_json(serde_json::json!({ "event": event, "data": data }))
