@@ -51,6 +51,8 @@ fn plain_rate_with_encrypted_members(c: &mut Criterion) {
             .configure(|cfg| {
                 cfg.listen = "127.0.0.1:0".parse().expect("addr");
                 cfg.shards = 1;
+                // Plain and encrypted members in one room: encryption is offered, not required.
+                cfg.optional_encryption = true;
             })
             .authenticator(DevAuthenticator)
             .start()

@@ -64,6 +64,7 @@
 //! engine.shutdown();
 //! ```
 
+mod admission;
 pub mod auth;
 pub mod config;
 mod conn;

@@ -96,6 +96,12 @@ pub struct ShardMetrics {
     /// Connections closed with 1013 because unfinished frames took all the memory the
     /// shard allows (`max_buffered_bytes`).
     pub overloaded_closes: OwnedCounter,
+    /// Accepts that failed (out of file descriptors, most often).
+    pub accept_errors: OwnedCounter,
+    /// Joins dropped because the client was in `max_rooms_per_client` rooms already.
+    pub rooms_refused: OwnedCounter,
+    /// Clients closed with 1008 for sending faster than `client_message_rate`.
+    pub rate_limited: OwnedCounter,
     /// Encrypted deliveries (one per encrypted recipient).
     pub encrypted_deliveries: OwnedCounter,
     /// Writes to client sockets by the shard's flushes (deliveries / writes = frames per
@@ -120,6 +126,13 @@ pub struct Metrics {
     pub redis_published: Counter,
     /// Publishes to Redis dropped (queue full while Redis was down).
     pub redis_publish_dropped: Counter,
+    /// Client events not forwarded to `ws:inbound` because their client had
+    /// `max_forwarded_per_client` waiting already.
+    pub inbound_dropped: Counter,
+    /// Upgrades refused (503) at `max_connections` or `max_connections_per_ip`.
+    pub connections_refused: Counter,
+    /// Upgrades refused (429) from addresses past `max_auth_failures_per_ip`.
+    pub auth_throttled: Counter,
     shards: OnceLock<Vec<Arc<ShardMetrics>>>,
 }
 
@@ -238,7 +251,7 @@ const SHARD_GAUGES: [GaugeRow; 3] = [
 ];
 
 /// Per-shard counters: name, help, reader.
-const SHARD_COUNTERS: [CounterRow; 11] = [
+const SHARD_COUNTERS: [CounterRow; 14] = [
     ("shardcast_accepted_total", "Connections accepted.", |s| {
         s.accepted.get()
     }),
@@ -286,6 +299,21 @@ const SHARD_COUNTERS: [CounterRow; 11] = [
         |s| s.overloaded_closes.get(),
     ),
     (
+        "shardcast_accept_errors_total",
+        "Accepts that failed (out of descriptors, most often).",
+        |s| s.accept_errors.get(),
+    ),
+    (
+        "shardcast_rooms_refused_total",
+        "Joins dropped past max_rooms_per_client.",
+        |s| s.rooms_refused.get(),
+    ),
+    (
+        "shardcast_rate_limited_total",
+        "Clients closed 1008 for sending faster than client_message_rate.",
+        |s| s.rate_limited.get(),
+    ),
+    (
         "shardcast_encrypted_deliveries_total",
         "Encrypted deliveries.",
         |s| s.encrypted_deliveries.get(),
@@ -296,7 +324,7 @@ const SHARD_COUNTERS: [CounterRow; 11] = [
 type EngineRow = (&'static str, &'static str, fn(&Metrics) -> &Counter);
 
 /// Engine-wide counters: name, help, counter.
-const ENGINE_COUNTERS: [EngineRow; 7] = [
+const ENGINE_COUNTERS: [EngineRow; 10] = [
     (
         "shardcast_published_total",
         "Messages handed to the broker.",
@@ -326,6 +354,21 @@ const ENGINE_COUNTERS: [EngineRow; 7] = [
         "shardcast_redis_published_total",
         "Envelopes published to Redis.",
         |m| &m.redis_published,
+    ),
+    (
+        "shardcast_connections_refused_total",
+        "Upgrades refused 503 at max_connections or max_connections_per_ip.",
+        |m| &m.connections_refused,
+    ),
+    (
+        "shardcast_auth_throttled_total",
+        "Upgrades refused 429 from addresses past max_auth_failures_per_ip.",
+        |m| &m.auth_throttled,
+    ),
+    (
+        "shardcast_inbound_dropped_total",
+        "Client events not forwarded: their client had max_forwarded_per_client waiting.",
+        |m| &m.inbound_dropped,
     ),
     (
         "shardcast_redis_publish_dropped_total",

@@ -24,14 +24,17 @@ pub mod liveness;
 pub mod machine;
 pub mod membership;
 pub mod outbox;
+pub mod rate;
 
 use std::io::{self, IoSlice};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::id::ClientId;
+use crate::protocol::forward::ForwardQuota;
 use crate::protocol::outbound::error_frame;
 use crate::protocol::{CloseReason, ErrorText};
 use crate::ws::decode::{Data, DecodeError};
@@ -41,6 +44,7 @@ use liveness::{Idle, Liveness};
 use machine::{AuthVerdict, Decision, Machine, Phase};
 use membership::Membership;
 use outbox::{Flush, Outbox, Push};
+use rate::TokenBucket;
 
 /// Queued bytes past which a connection is written mid-batch instead of at its end.
 const EARLY_FLUSH: usize = 64 * 1024;
@@ -108,6 +112,10 @@ pub struct Conn {
     pending_encrypt: usize,
     /// `on_connect` was called, so `on_disconnect` will be.
     connected_reported: bool,
+    /// The inbound rate limit's bucket (only when a limit is set).
+    bucket: Option<Box<TokenBucket>>,
+    /// How many of its custom events wait to be forwarded (once it has sent one).
+    forwarding: Option<Arc<AtomicUsize>>,
 }
 
 impl Conn {
@@ -122,6 +130,8 @@ impl Conn {
             encryption: None,
             pending_encrypt: 0,
             connected_reported: false,
+            bucket: None,
+            forwarding: None,
         }
     }
 
@@ -181,6 +191,12 @@ impl Conn {
     pub fn queued_frames(&self) -> usize {
         self.outbox.frames()
     }
+
+    /// Its share of the way to `ws:inbound`: `max` of its events waiting at most.
+    pub fn forward_quota(&mut self, max: usize) -> ForwardQuota {
+        let waiting = self.forwarding.get_or_insert_with(Arc::default);
+        ForwardQuota::new(waiting.clone(), max)
+    }
 }
 
 /// Inbound: bytes, messages, close frames, protocol errors and the deadlines.
@@ -188,6 +204,24 @@ impl Conn {
     /// Bytes arrived at `now` (transport liveness).
     pub fn heard(&mut self, now: Instant) {
         self.liveness.heard(now);
+    }
+
+    /// Counts one inbound message against `rate` per second (burst `burst`; 0 = the
+    /// rate); over it, the connection closes itself with 1008 "Rate limit exceeded" and
+    /// this returns false. A `rate` of 0 means no limit.
+    pub fn within_rate(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let burst = if burst == 0 { rate } else { burst };
+        let bucket = self
+            .bucket
+            .get_or_insert_with(|| Box::new(TokenBucket::full(now, burst)));
+        if bucket.take(now, rate, burst) {
+            return true;
+        }
+        self.close(CloseReason::RateLimited);
+        false
     }
 
     /// Decides what one inbound data frame means. An `encrypted` message from a client
@@ -318,7 +352,8 @@ impl Conn {
     /// Reserves room for `len` plaintext bytes to be sealed for this client; false (a
     /// drop) when that would pass `limit`.
     pub fn reserve_sealed(&mut self, len: usize, limit: usize) -> bool {
-        if self.outbox.queued_bytes() + self.pending_encrypt + len > limit {
+        let waiting = self.outbox.queued_bytes() + self.pending_encrypt;
+        if waiting > 0 && waiting + len > limit {
             return false;
         }
         self.pending_encrypt += len;

@@ -41,9 +41,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Queues `frame` unless the queue would pass `limit` bytes.
+    /// Queues `frame` unless the queue would pass `limit` bytes. An empty queue takes
+    /// any one frame, however large: the limit bounds what waits, it does not forbid a
+    /// large message to a client that keeps up.
     pub fn push(&mut self, frame: Bytes, limit: usize) -> Push {
-        if self.queued + frame.len() > limit {
+        if !self.frames.is_empty() && self.queued + frame.len() > limit {
             return Push::OverLimit;
         }
         self.push_unbounded(frame);
@@ -133,6 +135,13 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_queue_takes_one_frame_larger_than_the_limit() {
+        let mut o = Outbox::default();
+        assert_eq!(o.push(Bytes::from_static(&[0; 30]), 10), Push::Queued);
+        assert_eq!(o.push(Bytes::from_static(&[0; 1]), 10), Push::OverLimit);
+    }
 
     #[test]
     fn limit_counts_unwritten_bytes() {

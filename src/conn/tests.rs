@@ -230,3 +230,20 @@ fn encrypted_messages_are_decrypted_or_refused() {
         Decision::Error(ErrorText::DecryptionFailed)
     ));
 }
+
+#[test]
+fn a_client_over_its_rate_is_closed_1008() {
+    let (mut c, now) = authenticated();
+    assert!((0..3).all(|_| c.within_rate(now, 2, 3)), "the burst");
+    assert!(!c.within_rate(now, 2, 3));
+    assert!(!c.is_open());
+    assert_eq!(
+        close_code(&written(&mut c)),
+        Some(CloseReason::RateLimited.code())
+    );
+    let (mut c, now) = authenticated();
+    assert!(
+        (0..10_000).all(|_| c.within_rate(now, 0, 0)),
+        "0 = no limit"
+    );
+}

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use crate::metrics::Metrics;
 use crate::protocol::channel::INBOUND;
 use crate::protocol::envelope::Envelope;
+use crate::protocol::forward::ForwardSlot;
 use crate::protocol::{Frame, Target};
-use crate::redis::bridge::EnvelopeSink;
+use crate::redis::bridge::{EnvelopeSink, Release};
 use crate::redis::{RedisBridge, RedisConfigError, RedisSettings};
 use crate::routing::Handle;
 use crate::routing::remote::{Remote, ShutdownFuture};
@@ -53,8 +54,9 @@ struct EngineRemote {
 }
 
 impl EngineRemote {
-    fn queue(&self, channel: String, payload: Vec<u8>) -> bool {
-        let queued = self.bridge.publish(channel, Bytes::from(payload)).is_ok();
+    fn queue(&self, channel: String, payload: Vec<u8>, release: Option<Release>) -> bool {
+        let payload = Bytes::from(payload);
+        let queued = self.bridge.publish_with(channel, payload, release).is_ok();
         if !queued {
             self.metrics.redis_publish_dropped.inc();
         }
@@ -65,11 +67,12 @@ impl EngineRemote {
 impl Remote for EngineRemote {
     fn publish(&self, target: &Target, message: &Frame, exclude: &[String]) -> bool {
         let payload = Envelope::write(&self.server_id, target, message, exclude);
-        self.queue(target.channel(), payload)
+        self.queue(target.channel(), payload, None)
     }
 
-    fn publish_inbound(&self, payload: Vec<u8>) {
-        self.queue(INBOUND.to_owned(), payload);
+    fn publish_inbound(&self, payload: Vec<u8>, slot: Option<ForwardSlot>) -> bool {
+        let release = slot.map(|slot| Box::new(slot) as Release);
+        self.queue(INBOUND.to_owned(), payload, release)
     }
 
     fn is_ready(&self) -> bool {

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use super::builder::EngineBuilder;
 use super::{Engine, EngineError};
+use crate::admission::Admission;
 use crate::http::HttpService;
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::routing::broker::Broker;
@@ -88,6 +89,7 @@ fn context(
         path: config.path.clone(),
         api_key,
         request_timeout: config.request_timeout,
+        admission: Arc::new(Admission::new(&config)),
     };
     ShardContext {
         config,

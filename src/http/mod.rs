@@ -25,8 +25,10 @@ pub(crate) mod request;
 mod response;
 pub(crate) mod server;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::Admission;
 use crate::routing::Handle;
 
 pub(crate) use server::{Upgraded, serve};
@@ -41,4 +43,6 @@ pub(crate) struct HttpService {
     pub api_key: Option<String>,
     /// Time allowed for a request head (and body).
     pub request_timeout: Duration,
+    /// Who may open one more connection.
+    pub admission: Arc<Admission>,
 }

@@ -4,11 +4,14 @@
 
 use std::net::SocketAddr;
 
+use std::time::Instant;
+
 use tokio::net::TcpStream;
 
 use super::HttpService;
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
+use crate::admission::{CAPACITY_RETRY, Permit, Refusal};
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 /// A socket that completed the WebSocket handshake (`101` written).
@@ -19,6 +22,8 @@ pub(crate) struct Upgraded {
     pub peer: SocketAddr,
     /// Bytes that arrived after the request head (the client's first frames, if any).
     pub leftover: Vec<u8>,
+    /// The connection's place under the connection caps, held for its whole life.
+    pub permit: Permit,
 }
 
 /// Serves `stream` until it upgrades (returned) or ends.
@@ -95,16 +100,21 @@ async fn upgrade(
 ) -> Option<Upgraded> {
     let accepted = match service.handle.is_shutting_down() {
         true => Err(Response::error(503, "Shutting down")),
-        false => handshake::accept(&upgrade_request(head)).map_err(refusal),
+        false => admit(service, peer).and_then(|permit| {
+            let switching = handshake::accept(&upgrade_request(head)).map_err(refusal)?;
+            Ok((switching, permit))
+        }),
     };
     match accepted {
-        Ok(switching) => {
+        Ok((switching, permit)) => {
             let written = tokio::io::AsyncWriteExt::write_all(&mut stream, &switching).await;
-            written.ok().map(|()| Upgraded {
+            let upgraded = Upgraded {
                 stream,
                 peer,
                 leftover,
-            })
+                permit,
+            };
+            written.ok().map(|()| upgraded)
         }
         Err(response) => {
             service.handle.metrics().upgrades_refused.inc();
@@ -112,6 +122,28 @@ async fn upgrade(
             None
         }
     }
+}
+
+/// A place under the connection caps, or the answer that refuses it (503 at a cap, 429
+/// for an address that failed authentication too often), counted.
+fn admit(service: &HttpService, peer: SocketAddr) -> Result<Permit, Response> {
+    let refusal = match service.admission.admit(peer.ip(), Instant::now()) {
+        Ok(permit) => return Ok(permit),
+        Err(refusal) => refusal,
+    };
+    let metrics = service.handle.metrics();
+    let (status, message, retry) = match refusal {
+        Refusal::Full | Refusal::AddressFull => {
+            metrics.connections_refused.inc();
+            (503, "Too many connections", CAPACITY_RETRY)
+        }
+        Refusal::Throttled(left) => {
+            metrics.auth_throttled.inc();
+            (429, "Too many failed authentications", left)
+        }
+    };
+    let retry_after = retry.as_secs().max(1).to_string();
+    Err(Response::error(status, message).with_header("Retry-After", retry_after))
 }
 
 /// The header values the handshake checks.

@@ -4,6 +4,7 @@
 //! keys omitted).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::value::RawValue;
 
@@ -25,6 +26,43 @@ pub struct ClientMessage {
     pub data: Option<Box<RawValue>>,
     /// The raw `id` member, if present.
     pub id: Option<Box<RawValue>>,
+    /// The sender's share of the way to `ws:inbound` (set by the shard).
+    pub(crate) quota: Option<ForwardQuota>,
+}
+
+/// A client's share of the queue to `ws:inbound`: how many of its events wait there at
+/// most, so a client that floods loses its own events and never another client's.
+#[derive(Debug, Clone)]
+pub(crate) struct ForwardQuota {
+    waiting: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One waiting event of a client; dropped when the event leaves the queue.
+#[derive(Debug)]
+pub(crate) struct ForwardSlot(Arc<AtomicUsize>);
+
+impl ForwardQuota {
+    /// A quota of `max` waiting events, counted in `waiting`.
+    pub fn new(waiting: Arc<AtomicUsize>, max: usize) -> Self {
+        ForwardQuota { waiting, max }
+    }
+
+    /// A slot for one more event, unless the client has `max` waiting already.
+    pub fn acquire(&self) -> Option<ForwardSlot> {
+        let taken = self.waiting.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.max {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ForwardSlot(self.waiting.clone()))
+    }
+}
+
+impl Drop for ForwardSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ClientMessage {
@@ -40,6 +78,7 @@ impl ClientMessage {
             event: message.event.into_owned(),
             data: message.data.map(ToOwned::to_owned),
             id: message.id.map(ToOwned::to_owned),
+            quota: None,
         }
     }
 
@@ -107,6 +146,16 @@ fn push_raw(out: &mut Vec<u8>, key: &[u8], raw: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quota_holds_at_most_max_slots_and_frees_them_on_drop() {
+        let quota = ForwardQuota::new(Arc::default(), 2);
+        let (a, b) = (quota.acquire(), quota.acquire());
+        assert!(a.is_some() && b.is_some());
+        assert!(quota.acquire().is_none());
+        drop(a);
+        assert!(quota.acquire().is_some());
+    }
 
     #[test]
     fn escapes_and_orders_keys() {

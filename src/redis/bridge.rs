@@ -64,10 +64,16 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Dropped when its message leaves the publish queue (published, refused or abandoned):
+/// lets a publisher count what it has waiting.
+pub type Release = Box<dyn Send + Sync>;
+
 /// One queued PUBLISH.
 pub(crate) struct Outgoing {
     pub(crate) channel: String,
     pub(crate) payload: Bytes,
+    /// Dropped with the message.
+    _release: Option<Release>,
 }
 
 impl Outgoing {
@@ -224,9 +230,24 @@ impl RedisBridge {
     ///
     /// Fails (and counts `publish_dropped`) when the queue is at its message or byte bound.
     pub fn publish(&self, channel: String, payload: Bytes) -> Result<(), PublishError> {
+        self.publish_with(channel, payload, None)
+    }
+
+    /// Like [`RedisBridge::publish`]; `release` is dropped when the message leaves the
+    /// queue (published, refused, or abandoned at shutdown).
+    pub fn publish_with(
+        &self,
+        channel: String,
+        payload: Bytes,
+        release: Option<Release>,
+    ) -> Result<(), PublishError> {
         let inner = &*self.inner;
         let shared = &*inner.shared;
-        let message = Outgoing { channel, payload };
+        let message = Outgoing {
+            channel,
+            payload,
+            _release: release,
+        };
         let size = message.size();
         let before = shared.queued_bytes.fetch_add(size, Ordering::AcqRel);
         if before.saturating_add(size) > inner.max_bytes {

@@ -189,12 +189,26 @@ impl Handle {
     /// Forwards a client's custom event to the backend over Redis channel `ws:inbound`
     /// as `{"serverId","clientId","userId","event","data","id"}` (what the standalone
     /// server does with every custom event). Returns false without Redis.
+    ///
+    /// Each client has at most `max_forwarded_per_client` events waiting to be published;
+    /// past that its events are dropped (and counted), so a client that floods loses its
+    /// own events and never another client's.
     pub fn forward_inbound(&self, message: &ClientMessage) -> bool {
         let Some(remote) = self.router.remote.get() else {
             return false;
         };
-        remote.publish_inbound(message.inbound_payload(self.router.server_id.as_str()));
-        true
+        let slot = match &message.quota {
+            Some(quota) => match quota.acquire() {
+                Some(slot) => Some(slot),
+                None => {
+                    self.router.metrics.inbound_dropped.inc();
+                    return false;
+                }
+            },
+            None => None,
+        };
+        let payload = message.inbound_payload(self.router.server_id.as_str());
+        remote.publish_inbound(payload, slot)
     }
 }
 

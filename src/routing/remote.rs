@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::protocol::forward::ForwardSlot;
 use crate::protocol::{Frame, Target};
 
 /// A future the control thread awaits at shutdown.
@@ -16,8 +17,9 @@ pub(crate) trait Remote: Send + Sync + 'static {
     /// Publishes a message for other instances (non-blocking; may drop and count when
     /// the remote is down, never grows without bound). Returns whether it was queued.
     fn publish(&self, target: &Target, message: &Frame, exclude: &[String]) -> bool;
-    /// Forwards a custom client event (`ws:inbound` payload) to the backend.
-    fn publish_inbound(&self, payload: Vec<u8>);
+    /// Forwards a custom client event (`ws:inbound` payload) to the backend; `slot` is
+    /// held until the event leaves the queue. Returns whether it was queued.
+    fn publish_inbound(&self, payload: Vec<u8>, slot: Option<ForwardSlot>) -> bool;
     /// Whether the remote is connected and subscribed.
     fn is_ready(&self) -> bool;
     /// Disconnects (called once, at shutdown).

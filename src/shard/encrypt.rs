@@ -59,7 +59,7 @@ impl Shard {
 
 /// The frame `conn` receives for `payload`: sealed with its session, transformed by the
 /// embedder, or (neither) the plaintext.
-fn seal(
+pub(super) fn seal(
     conn: &Conn,
     payload: &[u8],
     transformer: Option<&dyn OutboundTransformer>,

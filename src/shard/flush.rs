@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::encrypt::seal;
 use super::index::Slot;
 use super::pacing::Micros;
 use super::state::{Shard, ShardState};
@@ -145,9 +146,21 @@ impl Shard {
         }
     }
 
-    /// Sends an `error` event.
+    /// Sends an `error` event; sealed like any other message when the client is
+    /// encrypted (as Ignis does).
     pub fn send_error(&self, slot: Slot, text: ErrorText) {
-        self.reply(slot, error_frame(text.text()).bytes().clone());
+        let frame = error_frame(text.text());
+        let transformer = self.ctx.hooks.transformer.as_deref();
+        let sealed = self.with_entry(slot, |entry, _| {
+            let conn = &entry.conn;
+            let payload = frame.payload();
+            conn.encryption()
+                .map(|_| seal(conn, &payload, transformer, &mut Vec::new()))
+        });
+        self.reply(
+            slot,
+            sealed.flatten().unwrap_or_else(|| frame.bytes().clone()),
+        );
     }
 }
 

@@ -87,6 +87,13 @@ impl LocalIndex {
         removed
     }
 
+    /// Whether `slot` is a member of `room` (indexed joins only).
+    pub fn is_member(&self, room: &str, slot: Slot) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|members| members.contains(&slot))
+    }
+
     /// The local members of `room` (indexed joins only).
     pub fn room_members(&self, room: &str) -> impl Iterator<Item = Slot> + '_ {
         self.rooms.get(room).into_iter().flatten().copied()

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use super::index::Slot;
 use super::state::{Shard, ShardState};
 use super::table::Entry;
+use crate::admission::Permit;
 use crate::conn::Conn;
 use crate::conn::encryption::Encryption;
 use crate::conn::machine::AuthVerdict;
@@ -37,9 +38,15 @@ pub(crate) struct Admitted {
 
 impl Shard {
     /// Puts a new connection in the table and the client index.
-    pub fn admit(&self, id: ClientId, stream: Rc<TcpStream>, now: Instant) -> Admitted {
+    pub fn admit(
+        &self,
+        id: ClientId,
+        stream: Rc<TcpStream>,
+        permit: Permit,
+        now: Instant,
+    ) -> Admitted {
         let conn = Conn::new(id, now, self.config().auth_timeout);
-        let entry = Entry::new(conn, stream);
+        let entry = Entry::new(conn, stream, permit);
         let wake = entry.waker();
         let mut state = self.state.borrow_mut();
         let slot = state.conns.insert(entry);
@@ -135,15 +142,20 @@ impl Shard {
         if !conn.is_authenticated() {
             return;
         }
-        let own = conn.id();
+        let (own, cap) = (conn.id(), self.config().max_rooms_per_client);
+        let mut refused = 0;
         for room in rooms {
             if room.parse::<ClientId>() == Ok(own) {
                 conn.membership_mut().set_own_room(true);
+            } else if conn.membership().room_count() >= cap {
+                // Past the cap a join is dropped, as a rejected join is.
+                refused += u64::from(!index.is_member(room, slot));
             } else if let Some(name) = index.join(room, slot) {
                 conn.membership_mut().joined(name);
             }
         }
         self.metrics.rooms.set(index.room_count() as i64);
+        self.metrics.rooms_refused.add(refused);
     }
 
     /// Leaves rooms the connection is in (default and own-id rooms included).

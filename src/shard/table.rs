@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use super::index::Slot;
 use super::pacing::{DirtyList, Micros};
+use crate::admission::Permit;
 use crate::conn::{Conn, Flushed};
 
 /// One connection of the table.
@@ -24,12 +25,15 @@ pub(crate) struct Entry {
     write_after: Micros,
     /// The socket refused bytes; the task waits for writability and flushes.
     write_blocked: bool,
+    /// The connection's place under the connection caps (given back with the entry).
+    _permit: Permit,
 }
 
 impl Entry {
-    /// The entry of `conn`, read and written through `stream`.
-    pub fn new(conn: Conn, stream: Rc<TcpStream>) -> Self {
+    /// The entry of `conn`, read and written through `stream`, holding `permit`.
+    pub fn new(conn: Conn, stream: Rc<TcpStream>, permit: Permit) -> Self {
         Entry {
+            _permit: permit,
             conn,
             stream,
             wake: Rc::new(Notify::new()),

@@ -100,14 +100,20 @@ struct Fragmented {
 }
 
 /// Reassembles client frames into messages; see the module docs.
+///
+/// It lives in every connection's task for the connection's whole life, so it is kept
+/// small (the limits and counters in 32 bits).
 #[derive(Debug)]
 pub struct FrameDecoder {
-    limits: Limits,
+    /// [`Limits::max_payload`], saturated to 32 bits.
+    max_payload: u32,
+    /// [`Limits::max_fragments`].
+    max_fragments: u32,
     /// An incomplete frame: its header and the payload received so far.
     partial: Vec<u8>,
     /// Payload bytes of the frame at the end of the input already unmasked (and, for
     /// text, validated): a frame that arrives over several reads is worked on once.
-    unmasked: usize,
+    unmasked: u32,
     /// The fragmented message in progress (boxed: rare, and kept out of every idle task).
     message: Option<Box<Fragmented>>,
     /// UTF-8 state of the text message in progress.
@@ -125,7 +131,8 @@ impl FrameDecoder {
     /// A decoder applying `limits`.
     pub fn new(limits: Limits) -> Self {
         FrameDecoder {
-            limits,
+            max_payload: u32::try_from(limits.max_payload).unwrap_or(u32::MAX),
+            max_fragments: limits.max_fragments,
             partial: Vec::new(),
             unmasked: 0,
             message: None,
@@ -259,8 +266,8 @@ impl FrameDecoder {
             (WireData::Reserved(_), _) => return Err(DecodeError::Protocol("reserved opcode")),
             _ => {}
         }
-        let too_many = !is_final && frames + 1 >= self.limits.max_fragments;
-        if too_many || (already as u64).saturating_add(len) > self.limits.max_payload as u64 {
+        let too_many = !is_final && frames + 1 >= self.max_fragments;
+        if too_many || (already as u64).saturating_add(len) > u64::from(self.max_payload) {
             return Err(DecodeError::TooBig);
         }
         Ok(())
@@ -282,21 +289,22 @@ impl FrameDecoder {
         header: &FrameHeader,
         received: &mut [u8],
     ) -> Result<(), DecodeError> {
-        let done = self.unmasked;
+        let done = self.unmasked as usize;
         unmask(header, &mut received[done..], done);
         if self.is_text(header) {
             self.utf8
                 .feed(&received[done..])
                 .map_err(|_| DecodeError::InvalidUtf8)?;
         }
-        self.unmasked = received.len();
+        // A frame's payload is within max_payload, so within 32 bits.
+        self.unmasked = u32::try_from(received.len()).unwrap_or(u32::MAX);
         Ok(())
     }
 
     /// Unmasks (and validates) the rest of a complete frame's payload. A whole
     /// unfragmented text frame is left to [`Self::emit`], which checks it in one go.
     fn unmask_rest(&mut self, header: &FrameHeader, payload: &mut [u8]) -> Result<(), DecodeError> {
-        let done = std::mem::take(&mut self.unmasked);
+        let done = std::mem::take(&mut self.unmasked) as usize;
         unmask(header, &mut payload[done..], done);
         let whole = done == 0 && header.is_final && self.message.is_none();
         if self.is_text(header) && !whole {

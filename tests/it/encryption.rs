@@ -102,7 +102,7 @@ async fn missing_or_malformed_keys_close_4004() {
 
 #[tokio::test]
 async fn plain_and_encrypted_members_of_one_room_each_get_their_form() {
-    let server = TestServer::with_shards(2);
+    let server = TestServer::start(support::builder(2).configure(|c| c.optional_encryption = true));
     let mut secure = SecureClient::login(&server.ws_url(), "s").await;
     let (mut plain, _) = server.login("p").await;
     for n in 0..50 {
@@ -120,12 +120,16 @@ async fn plain_and_encrypted_members_of_one_room_each_get_their_form() {
 #[tokio::test]
 async fn inbound_encrypted_messages_are_decrypted_or_refused() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let server = TestServer::start(support::builder(1).on_message(move |_h, msg| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(msg);
-        }
-    }));
+    let server = TestServer::start(
+        support::builder(1)
+            .configure(|c| c.optional_encryption = true)
+            .on_message(move |_h, msg| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(msg);
+                }
+            }),
+    );
     let mut client = SecureClient::login(&server.ws_url(), "in").await;
     client
         .emit_encrypted("secret-chat", json!({ "x": 1 }))
@@ -143,7 +147,10 @@ async fn inbound_encrypted_messages_are_decrypted_or_refused() {
             json!({ "iv": "AAAAAAAAAAAAAAAA", "ct": "AAAAAAAAAAAAAAAAAAAAAA==" }),
         )
         .await;
-    client.ws.expect_error(ErrorText::DecryptionFailed).await;
+    // The error is sealed like every other message to an encrypted client (Ignis).
+    let error = client.next_plain().await;
+    assert_eq!(error["event"], "error");
+    assert_eq!(error["data"]["message"], ErrorText::DecryptionFailed.text());
     client.emit_encrypted("still-open", json!(null)).await;
     let msg = tokio::time::timeout(support::WAIT, rx.recv())
         .await
@@ -242,4 +249,27 @@ async fn encrypted_clients_receive_from_another_node_over_redis() {
             json!({ "event": event, "data": n })
         );
     }
+}
+
+/// Ignis ignores a `publicKey` when encryption is not required: the client is plain
+/// (no `serverPublicKey` in `connected`, messages in clear) unless the server opts in to
+/// optional encryption.
+#[tokio::test]
+async fn a_public_key_is_ignored_unless_encryption_is_required_or_optional() {
+    let server = TestServer::with_shards(1);
+    let mut client = server.connect().await;
+    let key = ClientKeyPair::generate();
+    client
+        .emit(
+            "authenticate",
+            json!({ "token": "k", "publicKey": key.public_key_b64() }),
+        )
+        .await;
+    let connected = client.expect_event("connected").await;
+    assert!(
+        connected["data"].get("serverPublicKey").is_none(),
+        "{connected}"
+    );
+    server.handle.send_to_user("k", "clear", &1).expect("send");
+    assert_eq!(client.expect_event("clear").await["data"], 1);
 }

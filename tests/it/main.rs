@@ -10,6 +10,7 @@ mod encryption;
 mod fleet;
 mod http_api;
 mod jwt_auth;
+mod limits;
 mod protocol;
 mod redis_bridge;
 mod redis_engine;

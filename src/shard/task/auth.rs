@@ -61,9 +61,19 @@ impl ConnTask {
             client_id: self.client_id,
             require: self.shard.config().require_encryption,
             handshake: self.shard.ctx.hooks.handshake.clone(),
-            public_key: request.string_field("publicKey"),
+            public_key: self.offered_key(request),
             data: data.map(|d| Arc::from(d.to_owned())),
         }
+    }
+
+    /// The client's `publicKey`, when encryption is negotiated: always when required,
+    /// and when offered only if `optional_encryption` is set (Ignis ignores it).
+    fn offered_key(&self, request: &AuthRequest) -> Option<String> {
+        let config = self.shard.config();
+        let negotiate = config.require_encryption || config.optional_encryption;
+        negotiate
+            .then(|| request.string_field("publicKey"))
+            .flatten()
     }
 
     /// Applies the verdict on the shard.
@@ -74,7 +84,13 @@ impl ConnTask {
                 extra,
                 encryption,
             } => self.shard.accept(self.slot, identity, &extra, encryption),
-            AuthOutcome::Refused(verdict) => self.shard.reject(self.slot, verdict),
+            AuthOutcome::Refused(verdict) => {
+                if verdict != AuthVerdict::HandshakeFailed {
+                    let admission = &self.shard.ctx.http.admission;
+                    admission.auth_failed(self.peer.ip(), Instant::now());
+                }
+                self.shard.reject(self.slot, verdict);
+            }
         }
     }
 

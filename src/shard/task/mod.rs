@@ -35,7 +35,8 @@ use auth::{AuthFuture, AuthOutcome};
 /// Takes an upgraded socket (already on this shard's reactor) and starts its task.
 pub(crate) fn adopt(shard: &Rc<Shard>, upgraded: Upgraded, client_id: ClientId) {
     let stream = Rc::new(upgraded.stream);
-    let admitted = shard.admit(client_id, stream.clone(), Instant::now());
+    let permit = upgraded.permit;
+    let admitted = shard.admit(client_id, stream.clone(), permit, Instant::now());
     let task = ConnTask {
         shard: shard.clone(),
         slot: admitted.slot,

@@ -100,6 +100,10 @@ impl ConnTask {
     }
 
     fn on_event(&mut self, event: WsEvent<'_>, now: Instant) -> Flow {
+        if matches!(event, WsEvent::Message(_) | WsEvent::Ping(_)) && !self.within_rate(now) {
+            self.shard.metrics.rate_limited.inc();
+            return Flow::Stop;
+        }
         match event {
             WsEvent::Message(message) => {
                 self.shard.metrics.frames_in.inc();
@@ -122,6 +126,21 @@ impl ConnTask {
             Some(_) => Flow::Continue,
             None => Flow::Stop,
         }
+    }
+
+    /// Counts a message against `client_message_rate`; false once the client is over it
+    /// (it was closed with 1008).
+    fn within_rate(&self, now: Instant) -> bool {
+        let (rate, burst) = (
+            self.shard.config().client_message_rate,
+            self.shard.config().client_message_burst,
+        );
+        let mut over = false;
+        self.close_with(|conn| {
+            over = !conn.within_rate(now, rate, burst);
+            over
+        });
+        !over
     }
 
     /// The conformance server: every message goes back as it came (same opcode).
@@ -172,7 +191,7 @@ impl ConnTask {
         let Some(validator) = self.shard.ctx.hooks.validator.clone() else {
             return;
         };
-        let requested = rooms.clone();
+        let requested: ahash::AHashSet<String> = rooms.iter().cloned().collect();
         let (shard, slot, client_id) = (self.shard.clone(), self.slot, self.client_id);
         let validation = validator.validate(JoinRequest {
             client_id,
@@ -194,7 +213,11 @@ impl ConnTask {
         let Some(handler) = self.shard.ctx.hooks.on_message.clone() else {
             return;
         };
-        let message = ClientMessage::new(self.client_id, user_id, message);
+        let mut message = ClientMessage::new(self.client_id, user_id, message);
+        let max = self.shard.config().max_forwarded_per_client;
+        message.quota = self
+            .shard
+            .with_entry(self.slot, |e, _| e.conn.forward_quota(max));
         run_local(handler.on_message(&self.shard.ctx.handle, message));
     }
 }
