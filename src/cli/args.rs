@@ -97,6 +97,43 @@ pub struct ServeArgs {
     /// Cap on the latency write pacing adds, in milliseconds [default: 5].
     #[arg(long, env = "SHARDCAST_MAX_WRITE_DELAY_MS")]
     pub max_write_delay_ms: Option<u64>,
+    /// Most frames one client message may arrive in; more closes 1009 [default: 1024].
+    #[arg(long, env = "SHARDCAST_MAX_FRAGMENTS")]
+    pub max_fragments: Option<u32>,
+    /// Bytes all clients together may hold in unfinished frames; past it the growing
+    /// connection is closed 1013 [default: 268435456].
+    #[arg(long, env = "SHARDCAST_MAX_BUFFERED_BYTES")]
+    pub max_buffered_bytes: Option<usize>,
+    /// Connections the process holds at most; more get 503, 0 = no limit [default: 0].
+    #[arg(long, env = "SHARDCAST_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections one IP address may hold; more get 503, 0 = no limit [default: 0].
+    #[arg(long, env = "SHARDCAST_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Rooms one client may be in; joins past it are dropped [default: 1000].
+    #[arg(long, env = "SHARDCAST_MAX_ROOMS_PER_CLIENT")]
+    pub max_rooms_per_client: Option<usize>,
+    /// Messages per second one client may send; over it, close 1008, 0 = off [default: 0].
+    #[arg(long, env = "SHARDCAST_CLIENT_MESSAGE_RATE")]
+    pub client_message_rate: Option<u32>,
+    /// Messages a client may send at once above the rate, 0 = the rate [default: 0].
+    #[arg(long, env = "SHARDCAST_CLIENT_MESSAGE_BURST")]
+    pub client_message_burst: Option<u32>,
+    /// Custom events of one client that may wait for ws:inbound; more are dropped
+    /// [default: 64].
+    #[arg(long, env = "SHARDCAST_MAX_FORWARDED_PER_CLIENT")]
+    pub max_forwarded_per_client: Option<usize>,
+    /// Failed authentications per IP address and window before its upgrades get 429,
+    /// 0 = off [default: 20].
+    #[arg(long, env = "SHARDCAST_MAX_AUTH_FAILURES_PER_IP")]
+    pub max_auth_failures_per_ip: Option<u32>,
+    /// The window of --max-auth-failures-per-ip, in seconds [default: 60].
+    #[arg(long, env = "SHARDCAST_AUTH_FAILURE_WINDOW_S")]
+    pub auth_failure_window_s: Option<u64>,
+    /// Negotiate encryption with clients that offer a publicKey when it is not required
+    /// (Ignis ignores the key).
+    #[arg(long, env = "SHARDCAST_OPTIONAL_ENCRYPTION")]
+    pub optional_encryption: bool,
 }
 
 /// `shardcast emit` arguments.

@@ -39,6 +39,17 @@ struct FileConfig {
     require_encryption: Option<bool>,
     write_coalesce_factor: Option<u32>,
     max_write_delay_ms: Option<u64>,
+    max_fragments: Option<u32>,
+    max_buffered_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_rooms_per_client: Option<usize>,
+    client_message_rate: Option<u32>,
+    client_message_burst: Option<u32>,
+    max_forwarded_per_client: Option<usize>,
+    max_auth_failures_per_ip: Option<u32>,
+    auth_failure_window_s: Option<u64>,
+    optional_encryption: Option<bool>,
 }
 
 /// A TOML value given either as `"a,b"` or `["a", "b"]`.
@@ -166,10 +177,11 @@ impl ServeArgs {
         let d = EngineConfig::default();
         let default_rooms =
             (self.default_rooms.clone()).or(file.default_rooms.clone().map(StringOrList::into_vec));
+        let limits = self.limits(file, &d);
         EngineConfig {
-            listen: self.listen.or(file.listen).unwrap_or(d.listen),
-            path: self.path.clone().or(file.path.clone()).unwrap_or(d.path),
-            shards: self.shards.or(file.shards).unwrap_or(d.shards),
+            listen: pick(self.listen, file.listen, d.listen),
+            path: pick(self.path.clone(), file.path.clone(), d.path),
+            shards: pick(self.shards, file.shards, d.shards),
             default_rooms: default_rooms.unwrap_or(d.default_rooms),
             auth_timeout: ms(self.auth_timeout_ms, file.auth_timeout_ms, d.auth_timeout),
             heartbeat_interval: ms(
@@ -182,25 +194,92 @@ impl ServeArgs {
                 file.heartbeat_timeout_ms,
                 d.heartbeat_timeout,
             ),
-            max_payload_length: (self.max_payload_length.or(file.max_payload_length))
-                .unwrap_or(d.max_payload_length),
             idle_timeout: (self.idle_timeout_s.or(file.idle_timeout_s))
                 .map_or(d.idle_timeout, Duration::from_secs),
-            backpressure_limit: (self.backpressure_limit.or(file.backpressure_limit))
-                .unwrap_or(d.backpressure_limit),
             close_on_backpressure_limit: self.close_on_backpressure_limit
                 || file.close_on_backpressure_limit.unwrap_or(false),
             require_encryption: self.require_encryption || file.require_encryption.unwrap_or(false),
-            write_coalesce_factor: (self.write_coalesce_factor.or(file.write_coalesce_factor))
-                .unwrap_or(d.write_coalesce_factor),
+            optional_encryption: self.optional_encryption
+                || file.optional_encryption.unwrap_or(false),
+            write_coalesce_factor: pick(
+                self.write_coalesce_factor,
+                file.write_coalesce_factor,
+                d.write_coalesce_factor,
+            ),
             max_write_delay: ms(
                 self.max_write_delay_ms,
                 file.max_write_delay_ms,
                 d.max_write_delay,
             ),
-            ..d
+            ..limits
         }
     }
+
+    /// The size, rate and count limits: each flag (or env) over the file over `d`'s.
+    fn limits(&self, file: &FileConfig, d: &EngineConfig) -> EngineConfig {
+        let window = (self.auth_failure_window_s.or(file.auth_failure_window_s))
+            .map_or(d.auth_failure_window, Duration::from_secs);
+        EngineConfig {
+            max_payload_length: pick(
+                self.max_payload_length,
+                file.max_payload_length,
+                d.max_payload_length,
+            ),
+            backpressure_limit: pick(
+                self.backpressure_limit,
+                file.backpressure_limit,
+                d.backpressure_limit,
+            ),
+            max_fragments: pick(self.max_fragments, file.max_fragments, d.max_fragments),
+            max_buffered_bytes: pick(
+                self.max_buffered_bytes,
+                file.max_buffered_bytes,
+                d.max_buffered_bytes,
+            ),
+            max_connections: pick(
+                self.max_connections,
+                file.max_connections,
+                d.max_connections,
+            ),
+            max_connections_per_ip: pick(
+                self.max_connections_per_ip,
+                file.max_connections_per_ip,
+                d.max_connections_per_ip,
+            ),
+            max_rooms_per_client: pick(
+                self.max_rooms_per_client,
+                file.max_rooms_per_client,
+                d.max_rooms_per_client,
+            ),
+            client_message_rate: pick(
+                self.client_message_rate,
+                file.client_message_rate,
+                d.client_message_rate,
+            ),
+            client_message_burst: pick(
+                self.client_message_burst,
+                file.client_message_burst,
+                d.client_message_burst,
+            ),
+            max_forwarded_per_client: pick(
+                self.max_forwarded_per_client,
+                file.max_forwarded_per_client,
+                d.max_forwarded_per_client,
+            ),
+            max_auth_failures_per_ip: pick(
+                self.max_auth_failures_per_ip,
+                file.max_auth_failures_per_ip,
+                d.max_auth_failures_per_ip,
+            ),
+            auth_failure_window: window,
+            ..d.clone()
+        }
+    }
+}
+
+/// The flag (or env) when given, else the file's, else `default`.
+fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
 }
 
 /// Milliseconds from the flag, else the file, else `default`.

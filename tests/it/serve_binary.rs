@@ -151,6 +151,45 @@ async fn flags_beat_env_beat_file() {
     client.authenticate("file-user").await;
 }
 
+/// The limits reach the engine from the flags, the environment and the file alike.
+#[tokio::test]
+async fn limits_are_set_by_flag_env_and_file() {
+    let dir = tempdir();
+    let file = dir.join("limits.toml");
+    std::fs::write(
+        &file,
+        "client_message_rate = 2\nclient_message_burst = 50\n",
+    )
+    .unwrap();
+    // The environment's burst beats the file's: the fourth quick message is over it.
+    let served = Served::start(
+        &["--dev", "--listen", "127.0.0.1:0", "--max-connections", "2"],
+        &[
+            ("SHARDCAST_CONFIG", file.to_str().unwrap()),
+            ("SHARDCAST_CLIENT_MESSAGE_BURST", "3"),
+        ],
+    );
+    let url = format!("ws://{}/ws", served.addr);
+    let mut client = WsClient::connect(&url).await;
+    client.authenticate("limited").await;
+    let _second = WsClient::connect(&url).await;
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    assert_eq!(
+        http(served.addr, "GET", "/ws", &upgrade, "").await.0,
+        503,
+        "flag"
+    );
+    for _ in 0..3 {
+        client.emit("heartbeat", json!(null)).await;
+    }
+    client.expect_close(CloseReason::RateLimited).await;
+}
+
 #[tokio::test]
 async fn sigterm_closes_clients_with_1001_and_exits_zero() {
     let mut served = Served::start(&["--dev", "--listen", "127.0.0.1:0"], &[]);
