@@ -18,6 +18,7 @@ static T_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"t\":"
 static S_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"s\":"));
 static WARMUP_KEY: LazyLock<Finder<'static>> =
     LazyLock::new(|| Finder::new(WARMUP_EVENT.as_bytes()));
+static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""event":"error""#));
 
 /// Timestamp and sequence number found in a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,11 @@ pub fn scan(msg: &[u8]) -> Option<Stamp> {
 /// Whether a message is a warm-up message.
 pub fn is_warmup(msg: &[u8]) -> bool {
     WARMUP_KEY.find(msg).is_some()
+}
+
+/// Whether a message is the server's `error` event (`{"event":"error",…}`).
+pub fn is_error_event(msg: &[u8]) -> bool {
+    ERROR_KEY.find(msg).is_some()
 }
 
 /// Parses leading ASCII digits (after optional spaces); returns the value and bytes used.
@@ -166,6 +172,16 @@ mod tests {
     fn warmup_is_recognised() {
         assert!(is_warmup(br#"{"event":"bench-warmup","data":{}}"#));
         assert!(!is_warmup(br#"{"event":"bench","data":{"t":1,"s":2}}"#));
+    }
+
+    #[test]
+    fn error_events_are_recognised() {
+        assert!(is_error_event(
+            br#"{"event":"error","data":{"message":"Not authenticated"}}"#
+        ));
+        assert!(!is_error_event(
+            br#"{"event":"bench","data":{"p":"error"}}"#
+        ));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Publish endpoints parsed from URLs, with the loopback policy applied.
 
+use crate::cli::{CommonArgs, PublishArgs, PublishVia};
 use crate::error::{Error, Result};
+use crate::publisher::Endpoint;
 use crate::publisher::resp::{self, Reply};
-use crate::target::{parse_url, resolve};
+use crate::target::{Target, parse_url, resolve};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -135,6 +137,51 @@ impl HttpEndpoint {
             conns: conns.max(1),
         })
     }
+}
+
+impl Endpoint {
+    /// The endpoint the publisher options name: `--publish`, else Redis with `--redis`,
+    /// else HTTP with `--api-key` (at `--api-url`, default `/api/publish` on the host of
+    /// `--url`). `scenario` names the caller in the error when neither is given.
+    pub fn from_args(p: &PublishArgs, common: &CommonArgs, scenario: &str) -> Result<Endpoint> {
+        let allow = common.allow_non_loopback;
+        match chosen_path(p) {
+            Some(PublishVia::Redis) => {
+                let url = p
+                    .redis
+                    .as_deref()
+                    .ok_or_else(|| Error::Config("--publish redis needs --redis URL".into()))?;
+                Ok(Endpoint::Redis(RedisEndpoint::from_url(url, allow)?))
+            }
+            Some(PublishVia::Http) => http_endpoint(p, common).map(Endpoint::Http),
+            None => Err(Error::Config(format!(
+                "{scenario} needs a publisher: --redis URL or --api-key KEY"
+            ))),
+        }
+    }
+}
+
+/// `--publish`, else what the given options imply.
+fn chosen_path(p: &PublishArgs) -> Option<PublishVia> {
+    p.publish
+        .or(p.redis.as_ref().map(|_| PublishVia::Redis))
+        .or(p.api_key.as_ref().map(|_| PublishVia::Http))
+}
+
+fn http_endpoint(p: &PublishArgs, common: &CommonArgs) -> Result<HttpEndpoint> {
+    let allow = common.allow_non_loopback;
+    let key = p
+        .api_key
+        .clone()
+        .ok_or_else(|| Error::Config("--publish http needs --api-key".into()))?;
+    let url = match &p.api_url {
+        Some(u) => u.clone(),
+        None => format!(
+            "http://{}/api/publish",
+            Target::from_url(&common.url, allow)?.host
+        ),
+    };
+    HttpEndpoint::from_url(&url, key, p.http_conns, allow)
 }
 
 #[cfg(test)]

@@ -20,12 +20,12 @@ use results::{collect, summarize, warnings};
 use super::driver::{Driver, take};
 use super::fleet::Behavior;
 use super::{Ctx, End, HEARTBEAT, Outcome, Phase, heartbeat_phase, secs, wait_until};
-use crate::cli::{FanoutArgs, PublishVia};
+use crate::cli::FanoutArgs;
 use crate::error::{Error, Result};
 use crate::meter::Meter;
 use crate::payload::{self, BENCH_EVENT, PayloadShape};
 use crate::proc::ServerProbe;
-use crate::publisher::{Endpoint, HttpEndpoint, Plan, PublishReport, Publisher, RedisEndpoint};
+use crate::publisher::{Endpoint, Plan, PublishReport, Publisher};
 use crate::runtime::{ThreadOutput, Ticker};
 use crate::session::Established;
 use crate::stats::{Latency, Live, SeqSummary, SeqTracker};
@@ -58,12 +58,20 @@ pub struct Fanout {
 
 /// One fan-out client's outcome.
 pub struct FanoutClient {
-    room: usize,
-    stalled: bool,
-    seq: SeqSummary,
-    warmed: bool,
-    other: u64,
-    end: End,
+    /// Index of its room.
+    pub room: usize,
+    /// Whether it was a stalled client (never read).
+    pub stalled: bool,
+    /// Measured messages it received.
+    pub seq: SeqSummary,
+    /// Whether a warm-up message reached it (its join took effect).
+    pub warmed: bool,
+    /// Messages that were neither measured nor warm-up.
+    pub other: u64,
+    /// Of those, the server's `error` events.
+    pub error_events: u64,
+    /// How its connection ended.
+    pub end: End,
 }
 
 /// What one reader saw; [`Reader::on_message`] is the per-frame hot path.
@@ -73,6 +81,7 @@ pub struct Reader {
     warmed: bool,
     frames: u64,
     other: u64,
+    errors: u64,
     last: u64,
 }
 
@@ -83,7 +92,7 @@ impl Reader {
     }
 
     /// Handles one message: stamp → latency + sequence; warm-up → first-time flag; else
-    /// counted as other.
+    /// counted as other (and as an error event when it is one).
     #[inline]
     pub fn on_message(&mut self, m: &[u8], now: u64, lat: &mut Latency, live: &Live) {
         if let Some(stamp) = payload::scan(m) {
@@ -98,6 +107,7 @@ impl Reader {
             }
         } else {
             self.other += 1;
+            self.errors += u64::from(payload::is_error_event(m));
         }
     }
 }
@@ -116,6 +126,7 @@ impl Behavior for Fanout {
             seq: SeqSummary::default(),
             warmed: false,
             other: 0,
+            error_events: 0,
             end: End::Stopped,
         };
         if let Some(join) = &self.joins[room]
@@ -140,22 +151,33 @@ impl Behavior for Fanout {
 
 impl Fanout {
     fn new(phase: watch::Receiver<Phase>, args: &FanoutArgs, rooms: &[String], ctx: &Ctx) -> Self {
-        let joins = rooms
-            .iter()
-            .map(|r| {
-                (!args.default_room).then(|| {
-                    serde_json::json!({"event": "join", "data": {"rooms": [r]}}).to_string()
-                })
-            })
-            .collect();
         Fanout {
             phase,
             rooms: args.rooms,
             readers: args.clients - args.stalled,
-            joins,
+            joins: join_messages(rooms, args.default_room),
             heartbeat: secs(args.heartbeat_s),
             lazy: (args.lazy_read_ms > 0).then(|| Duration::from_millis(args.lazy_read_ms)),
             live: ctx.live.clone(),
+        }
+    }
+
+    /// Readers only, each joining room `i % rooms.len()` and sending heartbeats: the
+    /// steady members of `soak`.
+    pub fn members(
+        phase: watch::Receiver<Phase>,
+        rooms: &[String],
+        heartbeat: Option<Duration>,
+        live: Arc<Live>,
+    ) -> Self {
+        Fanout {
+            phase,
+            rooms: rooms.len() as u64,
+            readers: u64::MAX,
+            joins: join_messages(rooms, false),
+            heartbeat,
+            lazy: None,
+            live,
         }
     }
 
@@ -218,7 +240,9 @@ impl Fanout {
         if end == End::Stopped {
             conn.close(1000, Duration::from_secs(2)).await;
         }
-        (out.seq, out.warmed, out.other, out.end) = (r.tracker.summary(), r.warmed, r.other, end);
+        (out.seq, out.warmed, out.other, out.error_events) =
+            (r.tracker.summary(), r.warmed, r.other, r.errors);
+        out.end = end;
     }
 
     /// Never reads until the end (heartbeats keep it from being closed as idle), then
@@ -248,48 +272,17 @@ impl Fanout {
     }
 }
 
-fn endpoint(args: &FanoutArgs) -> Result<Endpoint> {
-    let p = &args.publisher;
-    let allow = args.common.allow_non_loopback;
-    let via = p
-        .publish
-        .or(if p.redis.is_some() {
-            Some(PublishVia::Redis)
-        } else {
-            None
-        })
-        .or(p.api_key.as_ref().map(|_| PublishVia::Http));
-    match via {
-        Some(PublishVia::Redis) => {
-            let url = p
-                .redis
-                .as_deref()
-                .ok_or_else(|| Error::Config("--publish redis needs --redis URL".into()))?;
-            Ok(Endpoint::Redis(RedisEndpoint::from_url(url, allow)?))
-        }
-        Some(PublishVia::Http) => {
-            let key = p
-                .api_key
-                .clone()
-                .ok_or_else(|| Error::Config("--publish http needs --api-key".into()))?;
-            let url = match &p.api_url {
-                Some(u) => u.clone(),
-                None => format!(
-                    "http://{}/api/publish",
-                    crate::target::Target::from_url(&args.common.url, allow)?.host
-                ),
-            };
-            Ok(Endpoint::Http(HttpEndpoint::from_url(
-                &url,
-                key,
-                p.http_conns,
-                allow,
-            )?))
-        }
-        None => Err(Error::Config(
-            "fanout needs a publisher: --redis URL or --api-key KEY".into(),
-        )),
-    }
+/// The `{"event":"join",…}` message of each room (`None` everywhere for the default room).
+pub(crate) fn join_messages(rooms: &[String], default_room: bool) -> Vec<Option<String>> {
+    rooms
+        .iter()
+        .map(|r| (!default_room).then(|| room_message("join", r)))
+        .collect()
+}
+
+/// `{"event":"<event>","data":{"rooms":["<room>"]}}`.
+pub(crate) fn room_message(event: &str, room: &str) -> String {
+    serde_json::json!({"event": event, "data": {"rooms": [room]}}).to_string()
 }
 
 fn validate(a: &FanoutArgs) -> Result<()> {
@@ -323,7 +316,14 @@ fn room_names(a: &FanoutArgs) -> Vec<String> {
 pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
     validate(args)?;
     let rooms = room_names(args);
-    let publisher = start_publisher(ctx, args, &rooms).await?;
+    let plan = Plan {
+        rooms: rooms.clone(),
+        rate: args.rate,
+        duration: Duration::from_secs_f64(args.duration_s),
+        shape: PayloadShape::for_frame(BENCH_EVENT, args.frame_bytes),
+    };
+    let endpoint = Endpoint::from_args(&args.publisher, &args.common, "fanout")?;
+    let publisher = start_publisher(ctx, endpoint, plan).await?;
     let probe = ctx.server.as_ref();
     let s_idle = ServerProbe::sample(probe);
     let fleet = Driver::spawn(ctx, args.clients, |phase| {
@@ -334,7 +334,7 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
         publisher.abort();
         return Err(fleet.abandon().await);
     }
-    let warmed_all = warmup_phase(ctx, args).await;
+    let warmed_all = warmup_phase(ctx, args.warmup_timeout_s).await;
     let s_start = ServerProbe::sample(probe);
     let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
     let (published, window) = publish_phase(ctx, &fleet, publisher, args).await?;
@@ -352,14 +352,12 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
 }
 
 /// Starts the publisher and waits until it is connected (it warms up meanwhile).
-async fn start_publisher(ctx: &Ctx, args: &FanoutArgs, rooms: &[String]) -> Result<Publisher> {
-    let plan = Plan {
-        rooms: rooms.to_vec(),
-        rate: args.rate,
-        duration: Duration::from_secs_f64(args.duration_s),
-        shape: PayloadShape::for_frame(BENCH_EVENT, args.frame_bytes),
-    };
-    let mut publisher = Publisher::start(endpoint(args)?, plan, ctx.live.clone(), &ctx.registry)?;
+pub(crate) async fn start_publisher(
+    ctx: &Ctx,
+    endpoint: Endpoint,
+    plan: Plan,
+) -> Result<Publisher> {
+    let mut publisher = Publisher::start(endpoint, plan, ctx.live.clone(), &ctx.registry)?;
     publisher.ready().await?;
     Ok(publisher)
 }
@@ -391,7 +389,7 @@ async fn publish_phase(
         (sent, format!("{frames} delivered"))
     })
     .await?;
-    let expected_estimate = estimate_expected(&published.result, args);
+    let expected_estimate = estimate_expected(&published.result, args.clients - args.stalled);
     drain_phase(ctx, expected_estimate, Duration::from_millis(args.drain_ms)).await;
     let frames_per_read = (Live::get(&live.frames) - reads_at_go.0) as f64
         / (Live::get(&live.reads) - reads_at_go.1).max(1) as f64;
@@ -402,12 +400,12 @@ async fn publish_phase(
     Ok((published, window))
 }
 
-/// Waits until every reader got a warm-up message; false on timeout.
-async fn warmup_phase(ctx: &Ctx, args: &FanoutArgs) -> bool {
+/// Waits until every reader got a warm-up message, at most `timeout_s`; false on timeout.
+pub(crate) async fn warmup_phase(ctx: &Ctx, timeout_s: f64) -> bool {
     let live = &ctx.live;
     let readers = Live::get(&live.ready);
     ctx.progress.phase("warm-up", Some(readers));
-    let limit = Duration::from_secs_f64(args.warmup_timeout_s.max(0.0));
+    let limit = Duration::from_secs_f64(timeout_s.max(0.0));
     wait_until(
         ctx,
         limit,
@@ -427,21 +425,17 @@ async fn warmup_phase(ctx: &Ctx, args: &FanoutArgs) -> bool {
 
 /// Deliveries to expect if every reader is in its room (failed clients make it an
 /// overestimate; the drain then ends when deliveries stop).
-fn estimate_expected(p: &PublishReport, args: &FanoutArgs) -> u64 {
-    let readers = args.clients - args.stalled;
+/// Readers are clients `0..readers`, reader `i` in room `i % rooms`.
+pub(crate) fn estimate_expected(p: &PublishReport, readers: u64) -> u64 {
+    let rooms = p.per_room.len().max(1) as u64;
     (0..readers)
-        .map(|i| {
-            p.per_room
-                .get((i % args.rooms) as usize)
-                .copied()
-                .unwrap_or(0)
-        })
+        .map(|i| p.per_room.get((i % rooms) as usize).copied().unwrap_or(0))
         .sum()
 }
 
 /// Waits for in-flight deliveries: until `expected` arrived, none arrived for `DRAIN_QUIET`,
 /// or `limit` passed.
-async fn drain_phase(ctx: &Ctx, expected: u64, limit: Duration) {
+pub(crate) async fn drain_phase(ctx: &Ctx, expected: u64, limit: Duration) {
     ctx.progress.phase("drain", Some(expected));
     let live = &ctx.live;
     let quiet = super::DRAIN_QUIET.min(limit);
