@@ -1,7 +1,7 @@
 //! Process and host accounting from `/proc` and libc (through `nix`, no `unsafe`):
-//! the server's CPU time and RSS (`--server-pid`), this process's and each of its threads'
-//! CPU time, how busy the cores we run on were, host facts for the report, and the
-//! `RLIMIT_NOFILE` raise.
+//! the server's CPU time, RSS and open descriptors (`--server-pid`), this process's and
+//! each of its threads' CPU time, how busy the cores we run on were, host facts for the
+//! report, and the `RLIMIT_NOFILE` raise.
 
 use serde::Serialize;
 use std::fs;
@@ -69,6 +69,46 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
         cpu_s,
         rss_bytes: pages * page_size(),
         threads,
+    })
+}
+
+/// `VmRSS` of a `/proc/<pid>/status` text, in bytes.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kb: u64 = kb.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Open file descriptors of `pid` (entries of `/proc/<pid>/fd`; `"self"` for this
+/// process). Reading another process's needs the same user.
+pub fn fd_count(pid: &str) -> io::Result<u64> {
+    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
+}
+
+/// A server reading for the soak series: RSS, descriptors, CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Gauge {
+    /// `VmRSS` from `/proc/<pid>/status`, bytes.
+    pub rss_bytes: u64,
+    /// Entries of `/proc/<pid>/fd`.
+    pub fds: u64,
+    /// User + system CPU seconds since the process started.
+    pub cpu_s: f64,
+}
+
+/// Reads [`Gauge`] of `pid`.
+pub fn gauge(pid: u32) -> io::Result<Gauge> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_bytes = parse_vm_rss(&status).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no VmRSS in /proc/{pid}/status"),
+        )
+    })?;
+    Ok(Gauge {
+        rss_bytes,
+        fds: fd_count(&pid.to_string())?,
+        cpu_s: sample(pid)?.cpu_s,
     })
 }
 
@@ -321,6 +361,16 @@ mod tests {
         let s = sample(std::process::id()).unwrap();
         assert!(s.rss_bytes > 0 && s.threads >= 1);
         assert!(thread_cpu_s(current_tid()).is_some());
+    }
+
+    #[test]
+    fn parses_vm_rss_and_counts_descriptors() {
+        let status = "Name:\tshardcast\nVmPeak:\t  9000 kB\nVmRSS:\t   61234 kB\nThreads:\t3\n";
+        assert_eq!(parse_vm_rss(status), Some(61234 * 1024));
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+        let me = gauge(std::process::id()).unwrap();
+        assert!(me.rss_bytes > 0 && me.fds >= 3, "{me:?}");
+        assert!(fd_count("self").unwrap() >= 3);
     }
 
     #[test]
