@@ -33,6 +33,7 @@ fn common_of(cmd: &Command) -> Option<&CommonArgs> {
         Command::Fanout(a) => Some(&a.common),
         Command::Chat(a) => Some(&a.common),
         Command::Churn(a) => Some(&a.common),
+        Command::Soak(a) => Some(&a.common),
         Command::ClientBench(_) => None,
     }
 }
@@ -44,6 +45,10 @@ fn sockets_needed(cmd: &Command) -> u64 {
         Command::Fanout(a) => a.clients + a.publisher.http_conns as u64,
         Command::Chat(a) => a.clients + 1,
         Command::Churn(a) => a.common.max_inflight as u64,
+        // Members, churn cycles in flight, the publisher's connections.
+        Command::Soak(a) => {
+            a.clients + a.common.max_inflight as u64 + a.publisher.http_conns as u64 + 1
+        }
         Command::ClientBench(a) => a.connections * 2,
     }
 }
@@ -54,6 +59,7 @@ fn parameters(cmd: &Command) -> serde_json::Value {
         Command::Fanout(a) => serde_json::to_value(a),
         Command::Chat(a) => serde_json::to_value(a),
         Command::Churn(a) => serde_json::to_value(a),
+        Command::Soak(a) => serde_json::to_value(a),
         Command::ClientBench(a) => serde_json::to_value(a),
     };
     v.unwrap_or_default()
@@ -86,6 +92,7 @@ async fn dispatch(ctx: &Ctx, cmd: &Command) -> Result<Outcome> {
         Command::Fanout(a) => scenario::fanout::run(ctx, a).await,
         Command::Chat(a) => scenario::chat::run(ctx, a).await,
         Command::Churn(a) => scenario::churn::run(ctx, a).await,
+        Command::Soak(a) => scenario::soak::run(ctx, a).await,
         Command::ClientBench(_) => Err(Error::Config("not a scenario".into())),
     }
 }

@@ -31,6 +31,11 @@ pub enum Command {
     /// Connect/authenticate/disconnect storm; successes, failures, latencies, server
     /// CPU per connection and RSS growth.
     Churn(ChurnArgs),
+    /// Bounded soak: steady members read fan-out in K rooms while a churn population
+    /// connects, joins, leaves and closes; the server's RSS and descriptors are sampled
+    /// into a series, with a verdict (RSS flat, no descriptor leak, no error, every
+    /// message accounted for).
+    Soak(SoakArgs),
     /// Measure the client alone: read frames from an in-process blaster (or from memory)
     /// as fast as possible, to check the reader is not the bottleneck.
     #[command(hide = true)]
@@ -251,6 +256,68 @@ pub struct ChurnArgs {
     pub close_timeout_ms: u64,
 }
 
+/// `soak` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct SoakArgs {
+    /// Shared options.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Publisher options.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub publisher: PublishArgs,
+    /// Steady members: client i joins room i % K and stays for the whole run.
+    #[arg(long, default_value_t = 1000)]
+    pub clients: u64,
+    /// Rooms (K).
+    #[arg(long, default_value_t = 100)]
+    pub rooms: u64,
+    /// Room name prefix (the server's room policy must allow it).
+    #[arg(long, default_value = "public-")]
+    pub room_prefix: String,
+    /// Fan-out messages published per second (spread round-robin over the rooms).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Churn cycles (connect, authenticate, join, leave, close) started per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub churn_rate: f64,
+    /// How long a churn client stays in its room before leaving, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub churn_hold_ms: u64,
+    /// Seconds of soak (publishing and churn).
+    #[arg(long, default_value_t = 600.0)]
+    pub duration_s: f64,
+    /// Period of the server samples (RSS, descriptors), seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub sample_s: f64,
+    /// Start of the soak left out of the RSS fit, seconds; default a third of
+    /// --duration-s (the fit covers the last two thirds).
+    #[arg(long)]
+    pub rss_warmup_s: Option<f64>,
+    /// Largest RSS slope (either sign) still called flat, MiB per minute.
+    #[arg(long, default_value_t = 1.0)]
+    pub rss_tolerance_mib_per_min: f64,
+    /// Server descriptors beyond the held connections still called no leak.
+    #[arg(long, default_value_t = 2)]
+    pub fd_tolerance: u64,
+    /// Approximate size of each frame a member receives, bytes.
+    #[arg(long, default_value_t = 165)]
+    pub frame_bytes: usize,
+    /// Heartbeat period of the steady members, seconds (0 = none).
+    #[arg(long, default_value_t = 20.0)]
+    pub heartbeat_s: f64,
+    /// Longest wait for every member to receive a warm-up message, seconds.
+    #[arg(long, default_value_t = 15.0)]
+    pub warmup_timeout_s: f64,
+    /// Longest wait for in-flight messages after the last publish, ms.
+    #[arg(long, default_value_t = 10_000)]
+    pub drain_ms: u64,
+    /// How long a graceful close may take, ms.
+    #[arg(long, default_value_t = 3000)]
+    pub close_timeout_ms: u64,
+}
+
 /// Where `client-bench` gets its frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -295,6 +362,7 @@ impl Command {
             Command::Fanout(_) => "fanout",
             Command::Chat(_) => "chat",
             Command::Churn(_) => "churn",
+            Command::Soak(_) => "soak",
             Command::ClientBench(_) => "client-bench",
         }
     }

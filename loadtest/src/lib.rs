@@ -1,6 +1,6 @@
 //! `shardcast-load`: the load tester bundled with shardcast. It benchmarks any server
-//! speaking the Ignis WebSocket protocol — shardcast or the Ignis reference — through four
-//! scenarios (`connect`, `fanout`, `chat`, `churn`; see `loadtest/README.md`).
+//! speaking the Ignis WebSocket protocol — shardcast or the Ignis reference — through five
+//! scenarios (`connect`, `fanout`, `chat`, `churn`, `soak`; see `loadtest/README.md`).
 //!
 //! Architecture, and why it stays out of the way of what it measures:
 //!
@@ -14,7 +14,7 @@
 //!   the end.
 //! - [`meter`] and [`proc`]: the server's CPU/RSS from `/proc/<pid>`, and the load
 //!   generator's own CPU, with a loud verdict when it saturated.
-//! - [`scenario`]: the four scenarios; [`report`]: the human summary and the JSON file.
+//! - [`scenario`]: the five scenarios; [`report`]: the human summary and the JSON file.
 
 pub mod app;
 pub mod cli;

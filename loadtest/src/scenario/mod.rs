@@ -1,4 +1,4 @@
-//! Scenarios. Each one is an `async fn run(ctx, args) -> Result<Outcome>` executed on the
+//! Scenarios (`connect`, `fanout`, `chat`, `churn`, `soak`). Each one is an `async fn run(ctx, args) -> Result<Outcome>` executed on the
 //! main thread's runtime; it starts worker threads (a [`fleet`] through a
 //! [`driver::Driver`], or its own loop), moves them through [`Phase`]s, samples the server
 //! at phase boundaries and turns what came back into results and summary lines. Stopping
@@ -10,6 +10,7 @@ pub mod connect;
 pub mod driver;
 pub mod fanout;
 pub mod fleet;
+pub mod soak;
 
 use crate::cli::CommonArgs;
 use crate::meter::ClientUsage;
