@@ -278,3 +278,44 @@ async fn out_of_descriptors_keeps_serving_and_logs_once() {
     let logged = lines.iter().filter(|l| l.contains("accept failed")).count();
     assert_eq!(logged, 1, "logged once, not per failure: {lines:#?}");
 }
+
+/// Measurement (run with `--ignored --nocapture`): how long one shard is busy with a
+/// client in 150,000 rooms that leaves 7,500 of them in one message, and with a join of
+/// 7,500 names, seen as the delay of a message to another client of the same shard.
+/// Issue 10's probe found 4.8–6.6 s for the leave before the room sets (PERF.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement (~1 min); run with --ignored --nocapture"]
+async fn measure_a_large_leave_and_join_against_a_bystander() {
+    let server = TestServer::start(support::builder(1).configure(|c| {
+        c.max_rooms_per_client = 200_000;
+        c.max_payload_length = 256 * 1024;
+    }));
+    let (mut heavy, _) = server.login("heavy").await;
+    let (mut bystander, _) = server.login("bystander").await;
+    let batch =
+        |b: usize| -> Vec<String> { (0..7_500).map(|i| format!("public-{b}-{i}")).collect() };
+    for b in 0..20 {
+        heavy.emit("join", json!({ "rooms": batch(b) })).await;
+    }
+    server.wait_members("public-19-7499", 1).await;
+    let leave = bystander_delay(&server, &mut heavy, &mut bystander, "leave", batch(7)).await;
+    let join = bystander_delay(&server, &mut heavy, &mut bystander, "join", batch(20)).await;
+    println!(
+        "bystander delay: leave of 7,500 from 150,000 rooms {leave:?}; join of 7,500 {join:?}"
+    );
+}
+
+/// How long a message to `bystander` takes when sent right after `heavy`'s `event`.
+async fn bystander_delay(
+    server: &TestServer,
+    heavy: &mut crate::support::WsClient,
+    bystander: &mut crate::support::WsClient,
+    event: &str,
+    rooms: Vec<String>,
+) -> Duration {
+    heavy.emit(event, json!({ "rooms": rooms })).await;
+    let sent = std::time::Instant::now();
+    server.handle.send_to_user("bystander", "tick", &1).unwrap();
+    bystander.expect_event("tick").await;
+    sent.elapsed()
+}
