@@ -4,11 +4,17 @@
 //! shard. A successful upgrade hands the socket back to the caller (the shard that
 //! accepted it), which adopts it as a WebSocket connection.
 //!
+//! Layers: [`request`] parses a head and decides its body framing and [`response`]
+//! encodes answers, both without I/O (the fuzzing entry points are
+//! [`request::parse_head`] and [`request::body_length`]);
+//! `io` owns the socket (every read bounded by `request_timeout`); `server`
+//! runs one connection; `api` and `publish` answer.
+//!
 //! Routes (`{path}` is the WebSocket path, `/ws` by default):
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET {path}` with `Upgrade: websocket` | 101, then the connection moves to its shard |
+//! | `GET {path}` with `Upgrade: websocket` | 503 while shutting down, 400 (or 426 for the version) for a bad handshake, else 101 and the connection moves to its shard |
 //! | `GET {path}` without upgrade | 426 |
 //! | an upgrade on any other path | 404 |
 //! | `GET /health` | 200 `{"status":"ok"}` |
@@ -18,12 +24,18 @@
 //! | `GET /api/stats` | totals of this instance (JSON) |
 //! | `GET /api/rooms/{room}/clients`, `GET /api/users/{user}/clients` | Bearer API key; local client ids |
 //! | `GET /dashboard` | live stats page |
+//!
+//! A request with ambiguous framing (two `Content-Length`, one that is not digits, any
+//! `Transfer-Encoding`), a malformed head, or an upgrade with a body is answered 400 and
+//! the connection closed; a stalled request 408, an oversized head 431 or body 413, each
+//! followed by a close.
 
 mod api;
+mod io;
 mod publish;
-pub(crate) mod request;
+pub mod request;
 mod response;
-pub(crate) mod server;
+mod server;
 
 use std::time::Duration;
 
@@ -39,6 +51,6 @@ pub(crate) struct HttpService {
     pub path: String,
     /// Bearer key of `POST /api/publish` and the `/api/` queries (`None`: 401).
     pub api_key: Option<String>,
-    /// Time allowed for a request head (and body).
+    /// Time allowed for each request (head and body).
     pub request_timeout: Duration,
 }

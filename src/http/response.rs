@@ -1,14 +1,15 @@
-//! Writing small HTTP/1.1 responses.
-
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+//! Small HTTP/1.1 responses and their encoding, sans I/O ([`super::io`] writes them).
 
 /// A complete response, ready to write.
 #[derive(Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// The `Content-Type`.
     pub content_type: &'static str,
+    /// Headers after `Content-Type`, `Content-Length` and `Connection`.
     pub extra_headers: Vec<(&'static str, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
@@ -44,8 +45,8 @@ impl Response {
         self
     }
 
-    /// Writes the response; `keep_alive` decides the `Connection` header.
-    pub async fn write(&self, stream: &mut TcpStream, keep_alive: bool) -> std::io::Result<()> {
+    /// The bytes on the wire; `keep_alive` decides the `Connection` header.
+    pub fn encode(&self, keep_alive: bool) -> Vec<u8> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
             self.status,
@@ -60,7 +61,7 @@ impl Response {
         head.push_str("\r\n");
         let mut out = head.into_bytes();
         out.extend_from_slice(&self.body);
-        stream.write_all(&out).await
+        out
     }
 }
 

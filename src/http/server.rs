@@ -1,12 +1,24 @@
-//! One accepted TCP connection's HTTP/1.1: requests answered in turn (keep-alive) until
-//! the peer leaves, an error ends it, or a valid WebSocket upgrade on the WebSocket path
-//! hands the socket back as [`Upgraded`].
+//! One accepted TCP connection's HTTP/1.1: requests answered in turn (keep-alive,
+//! pipelining) until the peer leaves, a response says `Connection: close`, an error ends
+//! it, or an upgrade of the WebSocket path hands the socket back as [`Upgraded`].
+//!
+//! # Contract
+//!
+//! - Each request's body framing ([`request::body_length`]) is decided before anything
+//!   else, and its body is read whatever the answer, so the next request starts exactly
+//!   where this one ends.
+//! - A request that cannot be read is answered once with `Connection: close` (400, 408,
+//!   413, 431; see [`RequestError`]) and the connection is closed; a failed write closes
+//!   without an answer.
+//! - An upgrade is checked in this order: no body, not shutting down (503), a valid
+//!   handshake (400, 426). Only then is `101` written; every refusal closes.
 
 use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
 
 use super::HttpService;
+use super::io::HttpStream;
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
@@ -21,60 +33,112 @@ pub(crate) struct Upgraded {
     pub leftover: Vec<u8>,
 }
 
+impl Upgraded {
+    /// The socket of `conn`, which has just written `101`.
+    fn new(conn: HttpStream, peer: SocketAddr) -> Self {
+        let (stream, leftover) = conn.into_parts();
+        Upgraded {
+            stream,
+            peer,
+            leftover,
+        }
+    }
+}
+
+/// What follows an answered request.
+enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// The response said `Connection: close`.
+    Close,
+    /// The request is an upgrade of the WebSocket path.
+    Upgrade,
+}
+
 /// Serves `stream` until it upgrades (returned) or ends.
 pub(crate) async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     service: &HttpService,
 ) -> Option<Upgraded> {
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::new();
+    let mut conn = HttpStream::new(stream, service.request_timeout);
     loop {
-        let head = match request::read_head(&mut stream, &mut buf, service.request_timeout).await {
+        let head = match conn.read_head().await {
             Ok(head) => head,
-            Err(err) => return fail(&mut stream, &err).await,
+            Err(err) => return fail(conn, &err).await,
         };
-        if head.path == service.path && head.is_websocket_upgrade() {
-            let leftover = std::mem::take(&mut buf);
-            return upgrade(stream, peer, &head, leftover, service).await;
-        }
-        let response = match answer(&mut stream, &head, &mut buf, service).await {
-            Ok(response) => response,
-            Err(err) => return fail(&mut stream, &err).await,
-        };
-        let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
-        if response.write(&mut stream, keep_alive).await.is_err() || !keep_alive {
-            return None;
+        match exchange(&mut conn, &head, service).await {
+            Ok(Next::KeepAlive) => {}
+            Ok(Next::Close) => return close(conn).await,
+            Ok(Next::Upgrade) => return upgrade(conn, peer, &head, service).await,
+            Err(err) => return fail(conn, &err).await,
         }
     }
+}
+
+/// Reads the body of `head` and answers it, unless it is an upgrade.
+async fn exchange(
+    conn: &mut HttpStream,
+    head: &RequestHead,
+    service: &HttpService,
+) -> Result<Next, RequestError> {
+    let len = request::body_length(head)?;
+    if is_upgrade(head, service) {
+        return bodiless_upgrade(len);
+    }
+    let body = conn.read_body(len).await?;
+    service.handle.metrics().http_requests.inc();
+    let response = answer(head, &body, service).await;
+    let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
+    conn.send(&response.encode(keep_alive)).await?;
+    Ok(if keep_alive {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    })
 }
 
 /// The answer to a request that is not an upgrade of the WebSocket path.
-async fn answer(
-    stream: &mut TcpStream,
-    head: &RequestHead,
-    buf: &mut Vec<u8>,
-    service: &HttpService,
-) -> Result<Response, RequestError> {
+async fn answer(head: &RequestHead, body: &[u8], service: &HttpService) -> Response {
     if head.path == service.path {
-        return Ok(Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket"));
+        return Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket");
     }
     if head.is_websocket_upgrade() {
-        return Ok(Response::error(404, "Not Found"));
+        return Response::error(404, "Not Found");
     }
-    let body = request::read_body(stream, head, buf, service.request_timeout).await?;
-    service.handle.metrics().http_requests.inc();
-    Ok(super::api::route(service, head, &body).await)
+    super::api::route(service, head, body).await
+}
+
+/// An upgrade request carries no body: its bytes after the head are WebSocket frames.
+fn bodiless_upgrade(len: usize) -> Result<Next, RequestError> {
+    match len {
+        0 => Ok(Next::Upgrade),
+        _ => Err(RequestError::Malformed(
+            "an upgrade request carries no body",
+        )),
+    }
+}
+
+/// Ends after a response that said `Connection: close`.
+async fn close(conn: HttpStream) -> Option<Upgraded> {
+    conn.close().await;
+    None
+}
+
+/// Whether `head` is a WebSocket upgrade of the WebSocket path.
+fn is_upgrade(head: &RequestHead, service: &HttpService) -> bool {
+    head.path == service.path && head.is_websocket_upgrade()
 }
 
 /// Answers a request that could not be read (when an answer makes sense) and ends.
-async fn fail(stream: &mut TcpStream, err: &RequestError) -> Option<Upgraded> {
+async fn fail(conn: HttpStream, err: &RequestError) -> Option<Upgraded> {
     if let Some(response) = error_response(err) {
-        let _ = response.write(stream, false).await;
+        answer_and_close(conn, &response).await;
     }
     None
 }
 
+/// The answer to a request that could not be read; `None`: close without one.
 fn error_response(err: &RequestError) -> Option<Response> {
     match err {
         RequestError::Closed | RequestError::Io(_) => None,
@@ -85,33 +149,41 @@ fn error_response(err: &RequestError) -> Option<Response> {
     }
 }
 
-/// Completes the handshake (or refuses it: 503 while shutting down, 400, 426).
+/// Writes a final response (`Connection: close`) and closes gracefully; a peer that does
+/// not take it in time is dropped.
+async fn answer_and_close(mut conn: HttpStream, response: &Response) {
+    if conn.send(&response.encode(false)).await.is_ok() {
+        conn.close().await;
+    }
+}
+
+/// Completes the handshake, or refuses it and closes.
 async fn upgrade(
-    mut stream: TcpStream,
+    mut conn: HttpStream,
     peer: SocketAddr,
     head: &RequestHead,
-    leftover: Vec<u8>,
     service: &HttpService,
 ) -> Option<Upgraded> {
-    let accepted = match service.handle.is_shutting_down() {
-        true => Err(Response::error(503, "Shutting down")),
-        false => handshake::accept(&upgrade_request(head)).map_err(refusal),
-    };
-    match accepted {
+    match accept(head, service) {
         Ok(switching) => {
-            let written = tokio::io::AsyncWriteExt::write_all(&mut stream, &switching).await;
-            written.ok().map(|()| Upgraded {
-                stream,
-                peer,
-                leftover,
-            })
+            conn.send(&switching).await.ok()?;
+            Some(Upgraded::new(conn, peer))
         }
         Err(response) => {
             service.handle.metrics().upgrades_refused.inc();
-            let _ = response.write(&mut stream, false).await;
+            answer_and_close(conn, &response).await;
             None
         }
     }
+}
+
+/// The `101` response, or the refusal: 503 while shutting down, 400 or 426 for a bad
+/// handshake.
+fn accept(head: &RequestHead, service: &HttpService) -> Result<Vec<u8>, Response> {
+    if service.handle.is_shutting_down() {
+        return Err(Response::error(503, "Shutting down"));
+    }
+    handshake::accept(&upgrade_request(head)).map_err(refusal)
 }
 
 /// The header values the handshake checks.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::raw::{RawConn, Received, get};
 use crate::support::{self, TestServer, http};
 
 fn with_key() -> TestServer {
@@ -200,4 +201,88 @@ async fn slowloris_handshakes_time_out_with_408() {
         .expect("closed in time")
         .unwrap();
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+/// Sends `raw` on a fresh connection and reads until the server closes it.
+async fn exchange_until_closed(server: &TestServer, raw: &str) -> Received {
+    let mut conn = RawConn::open(server.addr).await;
+    conn.send(raw.as_bytes()).await;
+    conn.read_until_closed().await
+}
+
+/// Regression: with `Content-Length: 0` and `Content-Length: N` the first one won, so the
+/// body (a whole request) was read as a second request: request smuggling past any proxy
+/// that honours the other header. Both orders are refused and the connection closed.
+#[tokio::test]
+async fn request_smuggling_with_two_content_lengths_is_400_and_closes() {
+    let server = with_key();
+    let smuggled = get("/health", "");
+    for (first, second) in [(0, smuggled.len()), (smuggled.len(), 0)] {
+        let raw = format!(
+            "POST /api/publish HTTP/1.1\r\nHost: t\r\nContent-Length: {first}\r\nContent-Length: {second}\r\n\r\n{smuggled}"
+        );
+        let received = exchange_until_closed(&server, &raw).await;
+        assert_eq!(received.statuses(), [400], "{received:?}");
+        assert!(
+            received.text.contains("duplicate Content-Length"),
+            "{received:?}"
+        );
+    }
+}
+
+/// Regression: `Content-Length: +45` was read as 45 (Rust's integer parsing takes a sign),
+/// where a proxy may refuse it or read it differently.
+#[tokio::test]
+async fn content_length_that_is_not_digits_is_400_and_closes() {
+    let server = with_key();
+    let smuggled = get("/health", "");
+    for value in [format!("+{}", smuggled.len()), "0x10".into(), "5, 5".into()] {
+        let raw = format!(
+            "POST /api/publish HTTP/1.1\r\nHost: t\r\nContent-Length: {value}\r\n\r\n{smuggled}"
+        );
+        let received = exchange_until_closed(&server, &raw).await;
+        assert_eq!(received.statuses(), [400], "{value}: {received:?}");
+    }
+}
+
+/// Any framing error closes the connection after its answer: what follows is never read
+/// as another request.
+#[tokio::test]
+async fn framing_errors_close_without_reading_the_rest_as_a_request() {
+    let server = with_key();
+    let smuggled = get("/health", "");
+    for raw in [
+        format!(
+            "POST /api/publish HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+        ),
+        format!("GET /health HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n{smuggled}"),
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nContent-Length: {}\r\n\r\n{smuggled}",
+            smuggled.len()
+        ),
+    ] {
+        let received = exchange_until_closed(&server, &raw).await;
+        assert_eq!(received.statuses(), [400], "{raw:?}: {received:?}");
+    }
+}
+
+/// Regression: the 426 of the WebSocket path (and the 404 of an upgrade elsewhere) was
+/// sent without reading the request's body, so the body was parsed as the next request.
+#[tokio::test]
+async fn body_sent_to_the_ws_path_is_not_read_as_a_second_request() {
+    let server = with_key();
+    let smuggled = get("/health", "");
+    let mut conn = RawConn::open(server.addr).await;
+    let raw = format!(
+        "GET /ws HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    conn.send(raw.as_bytes()).await;
+    conn.send(get("/nothing", "").as_bytes()).await;
+    let received = conn.read_quiet().await;
+    assert_eq!(received.statuses(), [426, 404], "{received:?}");
+    assert!(
+        !received.closed,
+        "a well-framed request keeps the connection"
+    );
 }
