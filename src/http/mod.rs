@@ -25,10 +25,11 @@
 //! | `GET /api/rooms/{room}/clients`, `GET /api/users/{user}/clients` | Bearer API key; local client ids |
 //! | `GET /dashboard` | live stats page |
 //!
-//! A request with ambiguous framing (two `Content-Length`, one that is not digits, any
-//! `Transfer-Encoding`), a malformed head, or an upgrade with a body is answered 400 and
-//! the connection closed; a stalled request 408, an oversized head 431 or body 413, each
-//! followed by a close.
+//! Every `GET` route answers `HEAD` with the same status and headers (`Content-Length`
+//! included) and no body. A request with ambiguous framing (two `Content-Length`, one
+//! that is not digits, any `Transfer-Encoding`), a malformed head, or an upgrade with a
+//! body is answered 400 and the connection closed; a stalled request 408, an oversized
+//! head 431 or body 413, each followed by a close.
 
 mod api;
 mod io;

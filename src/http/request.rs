@@ -63,6 +63,11 @@ impl RequestHead {
         self.header_has_token("upgrade", "websocket")
     }
 
+    /// Whether this is a HEAD request (its response carries no body).
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+
     /// Whether the connection stays open after the response.
     pub fn keep_alive(&self) -> bool {
         if self.header_has_token("connection", "close") {

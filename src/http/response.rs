@@ -9,7 +9,7 @@ pub struct Response {
     pub content_type: &'static str,
     /// Headers after `Content-Type`, `Content-Length` and `Connection`.
     pub extra_headers: Vec<(&'static str, String)>,
-    /// The body.
+    /// The body (not sent in the answer to a HEAD request).
     pub body: Vec<u8>,
 }
 
@@ -45,8 +45,10 @@ impl Response {
         self
     }
 
-    /// The bytes on the wire; `keep_alive` decides the `Connection` header.
-    pub fn encode(&self, keep_alive: bool) -> Vec<u8> {
+    /// The bytes on the wire; `keep_alive` decides the `Connection` header. The answer to
+    /// a HEAD request (`head_request`) keeps every header, `Content-Length` included (the
+    /// length the GET would have, RFC 9110 §9.3.2), and drops the body.
+    pub fn encode(&self, keep_alive: bool, head_request: bool) -> Vec<u8> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
             self.status,
@@ -60,7 +62,9 @@ impl Response {
         }
         head.push_str("\r\n");
         let mut out = head.into_bytes();
-        out.extend_from_slice(&self.body);
+        if !head_request {
+            out.extend_from_slice(&self.body);
+        }
         out
     }
 }
@@ -79,5 +83,21 @@ fn reason(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_response_has_no_body_but_the_get_length() {
+        let response = Response::body(200, "text/plain", "hello");
+        let get = String::from_utf8(response.encode(true, false)).unwrap();
+        let head = String::from_utf8(response.encode(true, true)).unwrap();
+        assert!(get.ends_with("\r\n\r\nhello"), "{get}");
+        assert_eq!(head, get.trim_end_matches("hello"));
+        assert!(head.contains("Content-Length: 5\r\n"), "{head}");
+        assert!(head.contains("Connection: keep-alive\r\n"), "{head}");
     }
 }

@@ -65,13 +65,13 @@ pub(crate) async fn serve(
     loop {
         let head = match conn.read_head().await {
             Ok(head) => head,
-            Err(err) => return fail(conn, &err).await,
+            Err(err) => return fail(conn, &err, false).await,
         };
         match exchange(&mut conn, &head, service).await {
             Ok(Next::KeepAlive) => {}
             Ok(Next::Close) => return close(conn).await,
             Ok(Next::Upgrade) => return upgrade(conn, peer, &head, service).await,
-            Err(err) => return fail(conn, &err).await,
+            Err(err) => return fail(conn, &err, head.is_head()).await,
         }
     }
 }
@@ -90,7 +90,8 @@ async fn exchange(
     service.handle.metrics().http_requests.inc();
     let response = answer(head, &body, service).await;
     let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
-    conn.send(&response.encode(keep_alive)).await?;
+    conn.send(&response.encode(keep_alive, head.is_head()))
+        .await?;
     Ok(if keep_alive {
         Next::KeepAlive
     } else {
@@ -131,9 +132,9 @@ fn is_upgrade(head: &RequestHead, service: &HttpService) -> bool {
 }
 
 /// Answers a request that could not be read (when an answer makes sense) and ends.
-async fn fail(conn: HttpStream, err: &RequestError) -> Option<Upgraded> {
+async fn fail(conn: HttpStream, err: &RequestError, head_request: bool) -> Option<Upgraded> {
     if let Some(response) = error_response(err) {
-        answer_and_close(conn, &response).await;
+        answer_and_close(conn, &response, head_request).await;
     }
     None
 }
@@ -151,8 +152,12 @@ fn error_response(err: &RequestError) -> Option<Response> {
 
 /// Writes a final response (`Connection: close`) and closes gracefully; a peer that does
 /// not take it in time is dropped.
-async fn answer_and_close(mut conn: HttpStream, response: &Response) {
-    if conn.send(&response.encode(false)).await.is_ok() {
+async fn answer_and_close(mut conn: HttpStream, response: &Response, head_request: bool) {
+    if conn
+        .send(&response.encode(false, head_request))
+        .await
+        .is_ok()
+    {
         conn.close().await;
     }
 }
@@ -171,7 +176,7 @@ async fn upgrade(
         }
         Err(response) => {
             service.handle.metrics().upgrades_refused.inc();
-            answer_and_close(conn, &response).await;
+            answer_and_close(conn, &response, false).await;
             None
         }
     }

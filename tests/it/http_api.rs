@@ -286,3 +286,27 @@ async fn body_sent_to_the_ws_path_is_not_read_as_a_second_request() {
         "a well-framed request keeps the connection"
     );
 }
+
+/// Regression: the answer to HEAD carried the body, which a keep-alive client reads as
+/// the start of the next response.
+#[tokio::test]
+async fn head_response_has_no_body_and_keep_alive_continues() {
+    let server = with_key();
+    let mut conn = RawConn::open(server.addr).await;
+    conn.send(b"HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let head = conn.read_quiet().await.text;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.ends_with("\r\n\r\n"),
+        "a body followed the head: {head:?}"
+    );
+    assert_eq!(
+        support::raw::content_length(&head),
+        r#"{"status":"ok"}"#.len()
+    );
+    conn.send(get("/health", "").as_bytes()).await;
+    let answer = conn.read_quiet().await;
+    assert!(answer.text.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
+    assert!(answer.text.ends_with(r#"{"status":"ok"}"#), "{answer:?}");
+    assert!(!answer.closed);
+}
