@@ -1,12 +1,14 @@
-//! The socket side of one HTTP connection: reads bounded in size and time, writes, and
-//! the two ways to end.
+//! The socket side of one HTTP connection: reads bounded in size and time, writes bounded
+//! in time, and the two ways to end.
 //!
 //! # Contract
 //!
 //! - [`HttpStream`] owns the socket and the read buffer that carries bytes between
 //!   pipelined requests; it runs on the shard task that accepted the connection.
-//! - Every read is bounded by the timeout (`request_timeout`): a peer that stops sending
-//!   mid-request gets [`RequestError::Timeout`] (answered 408).
+//! - Every read and every write is bounded by the same timeout (`request_timeout`): a
+//!   peer that stops sending mid-request gets [`RequestError::Timeout`] (answered 408),
+//!   and a peer that stops reading makes [`HttpStream::send`] fail, after which the
+//!   socket is dropped: no descriptor is held for a client that never reads.
 //! - [`HttpStream::close`] ends after a final response: it shuts down the write side and
 //!   discards what the peer still sends for a short, bounded while, so the response is
 //!   not destroyed by a reset for unread bytes. Dropping the value closes at once.
@@ -32,7 +34,7 @@ pub(crate) struct HttpStream {
 }
 
 impl HttpStream {
-    /// Wraps an accepted socket; `timeout` bounds each request's reads.
+    /// Wraps an accepted socket; `timeout` bounds each request's reads and each write.
     pub fn new(stream: TcpStream, timeout: Duration) -> Self {
         let _ = stream.set_nodelay(true);
         HttpStream {
@@ -74,9 +76,15 @@ impl HttpStream {
         }
     }
 
-    /// Writes `bytes`.
+    /// Writes `bytes`, failing with `TimedOut` when the peer does not take them in time.
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await
+        let write = tokio::time::timeout(self.timeout, self.stream.write_all(bytes));
+        write.await.unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the peer did not read the response in time",
+            ))
+        })
     }
 
     /// Ends gracefully after a final response: FIN, then what the peer still sends is

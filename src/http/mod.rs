@@ -7,7 +7,7 @@
 //! Layers: [`request`] parses a head and decides its body framing and [`response`]
 //! encodes answers, both without I/O (the fuzzing entry points are
 //! [`request::parse_head`] and [`request::body_length`]);
-//! `io` owns the socket (every read bounded by `request_timeout`); `server`
+//! `io` owns the socket (every read and write bounded by `request_timeout`); `server`
 //! runs one connection; `api` and `publish` answer.
 //!
 //! Routes (`{path}` is the WebSocket path, `/ws` by default):
@@ -52,6 +52,6 @@ pub(crate) struct HttpService {
     pub path: String,
     /// Bearer key of `POST /api/publish` and the `/api/` queries (`None`: 401).
     pub api_key: Option<String>,
-    /// Time allowed for each request (head and body).
+    /// Time allowed for each request (head and body) and for each response write.
     pub request_timeout: Duration,
 }

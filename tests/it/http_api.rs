@@ -203,6 +203,13 @@ async fn slowloris_handshakes_time_out_with_408() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
 }
 
+/// A one-shard server whose `request_timeout` (reads, writes, idle) is 300 ms.
+fn short_timeout() -> TestServer {
+    TestServer::start(
+        support::builder(1).configure(|c| c.request_timeout = Duration::from_millis(300)),
+    )
+}
+
 /// Sends `raw` on a fresh connection and reads until the server closes it.
 async fn exchange_until_closed(server: &TestServer, raw: &str) -> Received {
     let mut conn = RawConn::open(server.addr).await;
@@ -309,4 +316,23 @@ async fn head_response_has_no_body_and_keep_alive_continues() {
     assert!(answer.text.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
     assert!(answer.text.ends_with(r#"{"status":"ok"}"#), "{answer:?}");
     assert!(!answer.closed);
+}
+
+/// Regression: a client that pipelined requests and never read blocked the response write
+/// forever, holding the connection and its descriptor. The write is now bounded by the
+/// request timeout, then the connection is dropped (the client's writes fail).
+#[tokio::test]
+async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = short_timeout();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    let requests = get("/dashboard", "").repeat(64);
+    let writing = async { while stream.write_all(requests.as_bytes()).await.is_ok() {} };
+    let dropped = tokio::time::timeout(support::WAIT, writing).await;
+    assert!(
+        dropped.is_ok(),
+        "the server still holds a client that never reads"
+    );
 }
