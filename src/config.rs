@@ -87,7 +87,8 @@ pub struct EngineConfig {
     /// Per-shard limit of encryption operations in flight. Default 10.
     pub encrypted_batch_limit: usize,
     /// Time allowed for each HTTP request (head and body; slowloris protection) and for
-    /// each HTTP response write (a client that never reads is dropped). Default 10 s.
+    /// each HTTP response write (a client that never reads is dropped). An idle
+    /// keep-alive connection is closed after it too. Default 10 s.
     pub request_timeout: Duration,
     /// Capacity of each shard's inbox; a full inbox drops deliveries (counted). Default 65536.
     pub shard_inbox_capacity: usize,

@@ -6,9 +6,10 @@
 //! - [`HttpStream`] owns the socket and the read buffer that carries bytes between
 //!   pipelined requests; it runs on the shard task that accepted the connection.
 //! - Every read and every write is bounded by the same timeout (`request_timeout`): a
-//!   peer that stops sending mid-request gets [`RequestError::Timeout`] (answered 408),
-//!   and a peer that stops reading makes [`HttpStream::send`] fail, after which the
-//!   socket is dropped: no descriptor is held for a client that never reads.
+//!   peer that stops sending mid-request gets [`RequestError::Timeout`] (answered 408), a
+//!   peer that sends nothing of a new request gets [`RequestError::Idle`] (closed
+//!   quietly), and a peer that stops reading makes [`HttpStream::send`] fail, after which
+//!   the socket is dropped: no descriptor is held for a client that never reads.
 //! - [`HttpStream::close`] ends after a final response: it shuts down the write side and
 //!   discards what the peer still sends for a short, bounded while, so the response is
 //!   not destroyed by a reset for unread bytes. Dropping the value closes at once.
@@ -52,7 +53,10 @@ impl HttpStream {
                 self.buf.drain(..used);
                 return Ok(head);
             }
-            self.fill(deadline).await?;
+            let idle = self.buf.is_empty();
+            self.fill(deadline)
+                .await
+                .map_err(|err| idle_or(err, idle))?;
         }
     }
 
@@ -106,5 +110,13 @@ impl HttpStream {
     /// The socket and the bytes received after the last request head.
     pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
         (self.stream, self.buf)
+    }
+}
+
+/// A timeout before any byte of the request is [`RequestError::Idle`] (closed quietly).
+fn idle_or(err: RequestError, idle: bool) -> RequestError {
+    match err {
+        RequestError::Timeout if idle => RequestError::Idle,
+        err => err,
     }
 }

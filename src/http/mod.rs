@@ -29,7 +29,8 @@
 //! included) and no body. A request with ambiguous framing (two `Content-Length`, one
 //! that is not digits, any `Transfer-Encoding`), a malformed head, or an upgrade with a
 //! body is answered 400 and the connection closed; a stalled request 408, an oversized
-//! head 431 or body 413, each followed by a close.
+//! head 431 or body 413, each followed by a close. An idle keep-alive connection is
+//! closed without a response.
 
 mod api;
 mod io;

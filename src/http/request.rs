@@ -77,14 +77,19 @@ impl RequestHead {
     }
 }
 
-/// Why a request could not be read. Every variant but [`Closed`](Self::Closed) and
-/// [`Io`](Self::Io) is answered (status below), then the connection is closed.
+/// Why a request could not be read. Every variant but [`Closed`](Self::Closed),
+/// [`Idle`](Self::Idle) and [`Io`](Self::Io) is answered (status below), then the
+/// connection is closed.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// The peer closed the connection before a complete request: nothing to answer.
     #[error("connection closed")]
     Closed,
-    /// The head or body did not arrive in time (slowloris): 408.
+    /// No byte of a new request arrived in time (an idle keep-alive connection): closed
+    /// quietly, without an unsolicited 408.
+    #[error("idle connection timed out")]
+    Idle,
+    /// A request started but its head or body did not arrive in time (slowloris): 408.
     #[error("request timed out")]
     Timeout,
     /// The head exceeded [`MAX_HEAD`] or had too many headers: 431.

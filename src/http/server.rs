@@ -8,8 +8,8 @@
 //!   else, and its body is read whatever the answer, so the next request starts exactly
 //!   where this one ends.
 //! - A request that cannot be read is answered once with `Connection: close` (400, 408,
-//!   413, 431; see [`RequestError`]) and the connection is closed; a failed write closes
-//!   without an answer.
+//!   413, 431; see [`RequestError`]) and the connection is closed; an idle connection
+//!   (no byte of a new request) and a failed write are closed without an answer.
 //! - An upgrade is checked in this order: no body, not shutting down (503), a valid
 //!   handshake (400, 426). Only then is `101` written; every refusal closes.
 
@@ -142,7 +142,7 @@ async fn fail(conn: HttpStream, err: &RequestError, head_request: bool) -> Optio
 /// The answer to a request that could not be read; `None`: close without one.
 fn error_response(err: &RequestError) -> Option<Response> {
     match err {
-        RequestError::Closed | RequestError::Io(_) => None,
+        RequestError::Closed | RequestError::Idle | RequestError::Io(_) => None,
         RequestError::Timeout => Some(Response::error(408, "Request Timeout")),
         RequestError::HeadTooLarge => Some(Response::error(431, "Request Header Fields Too Large")),
         RequestError::BodyTooLarge => Some(Response::error(413, "Payload Too Large")),

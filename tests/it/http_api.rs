@@ -336,3 +336,23 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
         "the server still holds a client that never reads"
     );
 }
+
+/// Regression: an idle keep-alive connection got an unsolicited 408 when the request
+/// timeout passed; it is now closed quietly.
+#[tokio::test]
+async fn idle_keep_alive_connection_closes_quietly_without_408() {
+    let server = short_timeout();
+    let received = exchange_until_closed(&server, &get("/health", "")).await;
+    assert_eq!(received.statuses(), [200], "{received:?}");
+    let received = exchange_until_closed(&server, "").await;
+    assert_eq!(received.text, "", "a connection that never sent a byte");
+}
+
+/// A request that started arriving on a kept-alive connection and stalls still gets 408.
+#[tokio::test]
+async fn request_stalled_after_its_first_bytes_gets_408_on_a_kept_alive_connection() {
+    let server = short_timeout();
+    let raw = format!("{}GET /health HTTP/1.1\r\nHo", get("/health", ""));
+    let received = exchange_until_closed(&server, &raw).await;
+    assert_eq!(received.statuses(), [200, 408], "{received:?}");
+}
