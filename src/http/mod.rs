@@ -6,24 +6,29 @@
 //!
 //! Layers: [`request`] parses a head and decides its body framing and [`response`]
 //! encodes answers, both without I/O (the fuzzing entry points are
-//! [`request::parse_head`] and [`request::body_length`]);
+//! [`request::parse_head`], [`request::body_length`] and [`request::target_path`]);
 //! `io` owns the socket (every read and write bounded by `request_timeout`); `server`
 //! runs one connection; `api` and `publish` answer.
 //!
-//! Routes (`{path}` is the WebSocket path, `/ws` by default):
+//! Routes (`{path}` is the WebSocket path, `/ws` by default). A request is routed by the
+//! path of its target, origin-form (`/health`) or absolute-form (`http://host/health`);
+//! the query string is ignored. The rows are tried in order:
 //!
 //! | request | answer |
 //! |---|---|
+//! | a method other than GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, CONNECT, TRACE | 501, on every path |
 //! | `GET {path}` with `Upgrade: websocket` | 503 while shutting down, 400 (or 426 for the version) for a bad handshake, else 101 and the connection moves to its shard |
-//! | `GET {path}` without upgrade | 426 |
+//! | `GET` or `HEAD {path}` otherwise | 426 |
 //! | an upgrade on any other path | 404 |
 //! | `GET /health` | 200 `{"status":"ok"}` |
 //! | `GET /ready` | 200 when Redis (if configured) is subscribed, else 503 |
 //! | `GET /metrics` | Prometheus text |
 //! | `POST /api/publish` | Bearer API key; 202 / 400 / 401 |
 //! | `GET /api/stats` | totals of this instance (JSON) |
-//! | `GET /api/rooms/{room}/clients`, `GET /api/users/{user}/clients` | Bearer API key; local client ids |
+//! | `GET /api/rooms/{room}/clients`, `GET /api/users/{user}/clients` | Bearer API key (401); local client ids |
 //! | `GET /dashboard` | live stats page |
+//! | a known method a route above does not serve (`POST /health`, `GET /api/publish`, `OPTIONS {path}`, …) | 405 with `Allow` |
+//! | anything else | 404 |
 //!
 //! Every `GET` route answers `HEAD` with the same status and headers (`Content-Length`
 //! included) and no body. A request with ambiguous framing (two `Content-Length`, one

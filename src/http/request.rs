@@ -7,6 +7,10 @@
 //!   be fuzzed and unit-tested byte by byte; [`super::io`] feeds it.
 //! - A head longer than [`MAX_HEAD`] is [`RequestError::HeadTooLarge`], whether or not
 //!   it is complete.
+//! - The request target must be origin-form (`/path?query`) or absolute-form
+//!   (`http://host/path`, RFC 9112 §3.2.2: routed by its path, the authority and any
+//!   `Host` header are ignored). `*` (asterisk-form) is kept as the path `*`, which no
+//!   route serves. Anything else (authority-form) is malformed.
 //! - [`body_length`] is the only framing rule (RFC 9112 §6.3): no body without
 //!   `Content-Length`; exactly one `Content-Length` of ASCII digits; no
 //!   `Transfer-Encoding` at all (chunked bodies are not supported). Whatever breaks it
@@ -19,6 +23,14 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 1024 * 1024;
 const MAX_HEADERS: usize = 48;
 
+/// The methods of RFC 9110 §9 and PATCH (RFC 5789). A route that does not serve one of
+/// these answers 405; any other method is not implemented at all (501).
+pub const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The 400 for a target in none of the accepted forms.
+const BAD_TARGET: &str = "request target must be a path or an http(s) URI";
 /// The 400 for any `Transfer-Encoding`.
 const NO_TRANSFER_ENCODING: &str = "Transfer-Encoding is not supported; send Content-Length";
 /// The 400 for a `Content-Length` that is not 1*DIGIT.
@@ -27,9 +39,10 @@ const NOT_DIGITS: &str = "Content-Length must be decimal digits";
 /// A parsed request head. Header names are lowercase.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    /// `GET`, `POST`, …
+    /// `GET`, `POST`, … as sent (methods are case-sensitive).
     pub method: String,
-    /// The path without the query string.
+    /// The path of the target, without the query string (and without the scheme and
+    /// authority of an absolute-form target).
     pub path: String,
     /// HTTP minor version (0 or 1).
     pub minor_version: u8,
@@ -68,6 +81,11 @@ impl RequestHead {
         self.method == "HEAD"
     }
 
+    /// Whether the method is one of [`KNOWN_METHODS`].
+    pub fn has_known_method(&self) -> bool {
+        KNOWN_METHODS.contains(&self.method.as_str())
+    }
+
     /// Whether the connection stays open after the response.
     pub fn keep_alive(&self) -> bool {
         if self.header_has_token("connection", "close") {
@@ -98,7 +116,7 @@ pub enum RequestError {
     /// The body exceeded [`MAX_BODY`]: 413.
     #[error("request body too large")]
     BodyTooLarge,
-    /// Not an HTTP/1.x head, or ambiguous body framing: 400.
+    /// Not an HTTP/1.x head, an unusable target, or ambiguous body framing: 400.
     #[error("malformed request: {0}")]
     Malformed(&'static str),
     /// A socket error: nothing to answer.
@@ -122,8 +140,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestErr
 
 /// The owned head of a complete parse.
 fn head_of(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
-    let target = req.path.unwrap_or("/");
-    let path = target.split_once('?').map_or(target, |(path, _query)| path);
+    let path =
+        target_path(req.path.unwrap_or_default()).ok_or(RequestError::Malformed(BAD_TARGET))?;
     Ok(RequestHead {
         method: req.method.unwrap_or_default().to_owned(),
         path: path.to_owned(),
@@ -136,6 +154,27 @@ fn head_of(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError>
 fn owned_header(header: &httparse::Header<'_>) -> (String, String) {
     let value = String::from_utf8_lossy(header.value).into_owned();
     (header.name.to_ascii_lowercase(), value)
+}
+
+/// The path a request target routes by (RFC 9112 §3.2): origin-form as it is, the path of
+/// an absolute `http`/`https` URI (`/` when it has none), `*` as it is; the query is
+/// dropped. `None` for any other form.
+pub fn target_path(target: &str) -> Option<&str> {
+    let path = match target.as_bytes().first() {
+        Some(b'/') => target,
+        _ if target == "*" => return Some(target),
+        _ => absolute_path(target)?,
+    };
+    Some(path.split_once('?').map_or(path, |(path, _query)| path))
+}
+
+/// The path (and query) of an absolute `http://` or `https://` target; `/` when it has
+/// none.
+fn absolute_path(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let path = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+    web.then_some(if path.starts_with('/') { path } else { "/" })
 }
 
 /// The length of the body that follows `head` (RFC 9112 §6.3), or why the framing cannot
@@ -195,6 +234,25 @@ mod tests {
         assert!(matches!(partial, Err(RequestError::HeadTooLarge)));
         let complete = parse_head(format!("{long}\r\n").as_bytes());
         assert!(matches!(complete, Err(RequestError::HeadTooLarge)));
+    }
+
+    #[test]
+    fn absolute_form_target_is_routed_by_its_path() {
+        for (target, path) in [
+            ("http://h/health", "/health"),
+            ("HTTPS://h:8/api/stats?x=1", "/api/stats"),
+            ("http://h", "/"),
+            ("http://h?q", "/"),
+            ("/a?b", "/a"),
+            ("*", "*"),
+        ] {
+            assert_eq!(target_path(target), Some(path), "{target}");
+        }
+        for target in ["host:443", "ftp://h/x", "", "health"] {
+            assert_eq!(target_path(target), None, "{target}");
+        }
+        let err = parse_head(b"CONNECT host:443 HTTP/1.1\r\n\r\n").unwrap_err();
+        assert!(matches!(err, RequestError::Malformed(_)), "{err}");
     }
 
     #[test]

@@ -81,6 +81,7 @@ fn reason(status: u16) -> &'static str {
         413 => "Payload Too Large",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Unknown",
     }

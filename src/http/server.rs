@@ -1,6 +1,6 @@
 //! One accepted TCP connection's HTTP/1.1: requests answered in turn (keep-alive,
 //! pipelining) until the peer leaves, a response says `Connection: close`, an error ends
-//! it, or an upgrade of the WebSocket path hands the socket back as [`Upgraded`].
+//! it, or a GET upgrade on the WebSocket path hands the socket back as [`Upgraded`].
 //!
 //! # Contract
 //!
@@ -88,7 +88,7 @@ async fn exchange(
     }
     let body = conn.read_body(len).await?;
     service.handle.metrics().http_requests.inc();
-    let response = answer(head, &body, service).await;
+    let response = super::api::route(service, head, &body).await;
     let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
     conn.send(&response.encode(keep_alive, head.is_head()))
         .await?;
@@ -97,17 +97,6 @@ async fn exchange(
     } else {
         Next::Close
     })
-}
-
-/// The answer to a request that is not an upgrade of the WebSocket path.
-async fn answer(head: &RequestHead, body: &[u8], service: &HttpService) -> Response {
-    if head.path == service.path {
-        return Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket");
-    }
-    if head.is_websocket_upgrade() {
-        return Response::error(404, "Not Found");
-    }
-    super::api::route(service, head, body).await
 }
 
 /// An upgrade request carries no body: its bytes after the head are WebSocket frames.
@@ -126,9 +115,9 @@ async fn close(conn: HttpStream) -> Option<Upgraded> {
     None
 }
 
-/// Whether `head` is a WebSocket upgrade of the WebSocket path.
+/// Whether `head` is a WebSocket upgrade of the WebSocket path (only GET upgrades).
 fn is_upgrade(head: &RequestHead, service: &HttpService) -> bool {
-    head.path == service.path && head.is_websocket_upgrade()
+    head.method == "GET" && head.path == service.path && head.is_websocket_upgrade()
 }
 
 /// Answers a request that could not be read (when an answer makes sense) and ends.

@@ -356,3 +356,60 @@ async fn request_stalled_after_its_first_bytes_gets_408_on_a_kept_alive_connecti
     let received = exchange_until_closed(&server, &raw).await;
     assert_eq!(received.statuses(), [200, 408], "{received:?}");
 }
+
+/// Regression: `GET http://host/health` (absolute-form, RFC 9112 §3.2.2) was routed by
+/// the whole URI and answered 404.
+#[tokio::test]
+async fn absolute_form_target_is_routed_by_its_path() {
+    let server = with_key();
+    let mut conn = RawConn::open(server.addr).await;
+    conn.send(b"GET http://example.com/health HTTP/1.1\r\nHost: other\r\n\r\n")
+        .await;
+    conn.send(get("HTTPS://example.com:8443/api/stats?x=1", "").as_bytes())
+        .await;
+    let received = conn.read_quiet().await;
+    assert_eq!(received.statuses(), [200, 200], "{received:?}");
+    assert!(received.text.contains(r#"{"status":"ok"}"#), "{received:?}");
+    let upgrade = support::raw::upgrade(&format!("http://{}/ws", server.addr), None);
+    let mut conn = RawConn::open(server.addr).await;
+    conn.send(upgrade.as_bytes()).await;
+    let switched = conn.read_quiet().await.text;
+    assert!(switched.starts_with("HTTP/1.1 101"), "{switched}");
+}
+
+/// Regression: every method but POST on a route was treated as GET or answered 404; an
+/// unknown method is now 501 everywhere and a known one a route does not serve 405.
+#[tokio::test]
+async fn unknown_method_is_501_and_known_method_on_a_route_is_405() {
+    let server = with_key();
+    for (method, path, status, allow) in [
+        ("BREW", "/health", 501, None),
+        ("BREW", "/nothing", 501, None),
+        ("get", "/health", 501, None),
+        ("OPTIONS", "/health", 405, Some("GET, HEAD")),
+        ("POST", "/metrics", 405, Some("GET, HEAD")),
+        ("DELETE", "/api/rooms/r/clients", 405, Some("GET, HEAD")),
+        ("PUT", "/api/publish", 405, Some("POST")),
+        ("GET", "/api/publish", 405, Some("POST")),
+        ("POST", "/ws", 405, Some("GET, HEAD")),
+        ("PATCH", "/nothing", 404, None),
+    ] {
+        let mut conn = RawConn::open(server.addr).await;
+        let raw = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        conn.send(raw.as_bytes()).await;
+        let received = conn.read_quiet().await;
+        assert_eq!(
+            received.statuses(),
+            [status],
+            "{method} {path}: {received:?}"
+        );
+        let allow = allow.map(|a| format!("\r\nAllow: {a}\r\n"));
+        let has_allow = received.text.contains("\r\nAllow: ");
+        assert_eq!(has_allow, allow.is_some(), "{method} {path}: {received:?}");
+        assert!(
+            allow.is_none_or(|a| received.text.contains(&a)),
+            "{received:?}"
+        );
+        assert!(!received.closed, "{method} {path} keeps the connection");
+    }
+}
