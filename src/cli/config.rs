@@ -28,6 +28,7 @@ struct FileConfig {
     jwt_alg: Option<String>,
     api_key: Option<String>,
     allow_rooms: Option<StringOrList>,
+    allowed_origins: Option<StringOrList>,
     default_rooms: Option<StringOrList>,
     auth_timeout_ms: Option<u64>,
     heartbeat_interval_ms: Option<u64>,
@@ -171,6 +172,7 @@ impl ServeArgs {
             path: self.path.clone().or(file.path.clone()).unwrap_or(d.path),
             shards: self.shards.or(file.shards).unwrap_or(d.shards),
             default_rooms: default_rooms.unwrap_or(d.default_rooms),
+            allowed_origins: list_or(self.allowed_origins.clone(), file.allowed_origins.clone()),
             auth_timeout: ms(self.auth_timeout_ms, file.auth_timeout_ms, d.auth_timeout),
             heartbeat_interval: ms(
                 self.heartbeat_interval_ms,

@@ -17,7 +17,7 @@
 //! | request | answer |
 //! |---|---|
 //! | a method other than GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, CONNECT, TRACE | 501, on every path |
-//! | `GET {path}` with `Upgrade: websocket` | 503 while shutting down, 400 (or 426 for the version) for a bad handshake, else 101 and the connection moves to its shard |
+//! | `GET {path}` with `Upgrade: websocket` | 503 while shutting down, 403 if `Origin` is not allowed (`allowed_origins`), 400 (or 426 for the version) for a bad handshake, else 101 and the connection moves to its shard |
 //! | `GET` or `HEAD {path}` otherwise | 426 |
 //! | an upgrade on any other path | 404 |
 //! | `GET /health` | 200 `{"status":"ok"}` |
@@ -46,6 +46,7 @@ mod server;
 
 use std::time::Duration;
 
+use crate::rooms::glob::RoomPolicy;
 use crate::routing::Handle;
 
 pub(crate) use server::{Upgraded, serve};
@@ -60,4 +61,6 @@ pub(crate) struct HttpService {
     pub api_key: Option<String>,
     /// Time allowed for each request (head and body) and for each response write.
     pub request_timeout: Duration,
+    /// Origins that may upgrade (`None`: every origin).
+    pub origins: Option<RoomPolicy>,
 }

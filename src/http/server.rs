@@ -10,7 +10,8 @@
 //! - A request that cannot be read is answered once with `Connection: close` (400, 408,
 //!   413, 431; see [`RequestError`]) and the connection is closed; an idle connection
 //!   (no byte of a new request) and a failed write are closed without an answer.
-//! - An upgrade is checked in this order: no body, not shutting down (503), a valid
+//! - An upgrade is checked in this order: no body, not shutting down (503), `Origin` in
+//!   the allow-list when one is configured (403, counted in `origin_refused`), a valid
 //!   handshake (400, 426). Only then is `101` written; every refusal closes.
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use super::HttpService;
 use super::io::HttpStream;
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
+use crate::rooms::glob::RoomPolicy;
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 /// A socket that completed the WebSocket handshake (`101` written).
@@ -171,13 +173,27 @@ async fn upgrade(
     }
 }
 
-/// The `101` response, or the refusal: 503 while shutting down, 400 or 426 for a bad
-/// handshake.
+/// The `101` response, or the refusal: 503 while shutting down, 403 for an `Origin`
+/// outside the allow-list, 400 or 426 for a bad handshake.
 fn accept(head: &RequestHead, service: &HttpService) -> Result<Vec<u8>, Response> {
     if service.handle.is_shutting_down() {
         return Err(Response::error(503, "Shutting down"));
     }
+    if !origin_allowed(head, service.origins.as_ref()) {
+        service.handle.metrics().origin_refused.inc();
+        return Err(Response::error(403, "Origin not allowed"));
+    }
     handshake::accept(&upgrade_request(head)).map_err(refusal)
+}
+
+/// Whether every `Origin` header matches the allow-list. No allow-list, or no `Origin`
+/// header (a non-browser client), passes.
+fn origin_allowed(head: &RequestHead, origins: Option<&RoomPolicy>) -> bool {
+    let Some(policy) = origins else {
+        return true;
+    };
+    head.headers_named("origin")
+        .all(|origin| policy.allows(origin.trim(), None))
 }
 
 /// The header values the handshake checks.
@@ -197,5 +213,39 @@ fn refusal(err: HandshakeError) -> Response {
             Response::error(426, &err.to_string()).with_header("Sec-WebSocket-Version", "13")
         }
         _ => Response::error(400, &err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_with_origins(origins: &[&str]) -> RequestHead {
+        RequestHead {
+            method: "GET".into(),
+            path: "/ws".into(),
+            minor_version: 1,
+            headers: origins
+                .iter()
+                .map(|o| ("origin".to_owned(), (*o).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn origin_allow_list() {
+        let policy = RoomPolicy::new(&["https://*.example.com", "http://localhost:?*"]).unwrap();
+        let allowed = |origins: &[&str]| origin_allowed(&head_with_origins(origins), Some(&policy));
+        assert!(allowed(&["https://app.example.com"]));
+        assert!(allowed(&["http://localhost:3000"]));
+        assert!(allowed(&[]), "no Origin: a non-browser client passes");
+        assert!(!allowed(&["https://evil.com"]));
+        assert!(!allowed(&["https://example.com"]));
+        assert!(!allowed(&["null"]));
+        assert!(!allowed(&["https://app.example.com", "https://evil.com"]));
+        assert!(origin_allowed(
+            &head_with_origins(&["https://evil.com"]),
+            None
+        ));
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::raw::{RawConn, Received, get};
-use crate::support::{self, TestServer, http};
+use crate::support::{self, TestServer, WsClient, http};
 
 fn with_key() -> TestServer {
     TestServer::start(support::builder(2).api_key("secret-key"))
@@ -412,4 +412,50 @@ async fn unknown_method_is_501_and_known_method_on_a_route_is_405() {
         );
         assert!(!received.closed, "{method} {path} keeps the connection");
     }
+}
+
+/// A server allowing `https://*.example.com` only.
+fn with_origins() -> TestServer {
+    TestServer::start(
+        support::builder(1)
+            .configure(|c| c.allowed_origins = vec!["https://*.example.com".to_owned()]),
+    )
+}
+
+#[tokio::test]
+async fn foreign_origin_is_refused_with_403_and_never_upgrades() {
+    let server = with_origins();
+    let upgrade = support::raw::upgrade("/ws", Some("https://evil.test"));
+    let received = exchange_until_closed(&server, &upgrade).await;
+    assert_eq!(received.statuses(), [403], "{received:?}");
+    assert_eq!(server.handle.metrics().origin_refused.get(), 1);
+    assert_eq!(server.handle.stats().origin_refused, 1);
+    let (_, metrics) = http(server.addr, "GET", "/metrics", &[], "").await;
+    assert!(
+        metrics.contains("\nshardcast_origin_refused_total 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn allowed_origin_glob_upgrades_and_authenticates() {
+    let server = with_origins();
+    let mut client = WsClient::connect_from(&server.ws_url(), "https://app.example.com").await;
+    client.authenticate("from-app").await;
+    assert_eq!(server.handle.metrics().origin_refused.get(), 0);
+}
+
+#[tokio::test]
+async fn upgrade_without_origin_passes_the_allow_list() {
+    let server = with_origins();
+    let (_client, _id) = server.login("no-origin").await;
+    assert_eq!(server.handle.metrics().origin_refused.get(), 0);
+}
+
+#[tokio::test]
+async fn no_allow_list_lets_every_origin_upgrade() {
+    let server = TestServer::with_shards(1);
+    let mut client = WsClient::connect_from(&server.ws_url(), "https://evil.test").await;
+    client.authenticate("anywhere").await;
+    assert_eq!(server.handle.metrics().origin_refused.get(), 0);
 }

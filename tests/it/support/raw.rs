@@ -81,6 +81,13 @@ impl RawConn {
     }
 }
 
+/// The status the server answers a WebSocket upgrade of `/ws` from `origin` with.
+pub async fn upgrade_status(addr: SocketAddr, origin: Option<&str>) -> u16 {
+    let mut conn = RawConn::open(addr).await;
+    conn.send(upgrade("/ws", origin).as_bytes()).await;
+    status_of(&conn.read_quiet().await.text)
+}
+
 /// The status code of a response head (0 when unreadable).
 pub fn status_of(head: &str) -> u16 {
     head.split_whitespace()
