@@ -8,6 +8,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::rooms::glob::{PatternError, RoomPolicy};
+
 /// Ignis `WebSocketDefaults`, kept in one place.
 pub mod defaults {
     use std::time::Duration;
@@ -86,8 +88,19 @@ pub struct EngineConfig {
     pub require_encryption: bool,
     /// Per-shard limit of encryption operations in flight. Default 10.
     pub encrypted_batch_limit: usize,
-    /// Time allowed for an HTTP request head (slowloris protection). Default 10 s.
+    /// Time allowed for each HTTP request (head and body; slowloris protection) and for
+    /// each HTTP response write (a client that never reads is dropped). An idle
+    /// keep-alive connection is closed after it too. Default 10 s.
     pub request_timeout: Duration,
+    /// Origins allowed to upgrade, as globs (`*` any run, `?` one character;
+    /// `https://*.example.com`), compared with the `Origin` header as sent (browsers send
+    /// lowercase scheme and host). An upgrade whose `Origin` matches none is refused with
+    /// 403 before the handshake and counted in `shardcast_origin_refused_total`; an
+    /// upgrade without `Origin` (a non-browser client) passes. Default empty: every
+    /// origin may upgrade, as in Ignis, so any web page may open a socket to the server
+    /// with its visitors' browsers (cross-site WebSocket hijacking, when cookies carry the
+    /// authentication).
+    pub allowed_origins: Vec<String>,
     /// Capacity of each shard's inbox; a full inbox drops deliveries (counted). Default 65536.
     pub shard_inbox_capacity: usize,
     /// Write pacing: while writes carry two or more frames each, a busy socket is written
@@ -156,6 +169,7 @@ impl Default for EngineConfig {
             require_encryption: false,
             encrypted_batch_limit: defaults::ENCRYPTED_BATCH_LIMIT,
             request_timeout: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
             shard_inbox_capacity: 65_536,
             write_coalesce_factor: 3,
             max_write_delay: Duration::from_millis(5),
@@ -186,6 +200,15 @@ pub enum ConfigError {
     /// A default room breaks the room-name rules.
     #[error("default room `{0}` is invalid: 1 to 256 characters, not starting with `ws:`")]
     BadDefaultRoom(String),
+    /// An `allowed_origins` pattern cannot be compiled: fix or remove it.
+    #[error("invalid `allowed_origins` pattern (origins use the room glob grammar): {0}")]
+    BadOriginPattern(PatternError),
+    /// An `allowed_origins` pattern uses `{userId}`, which an origin never has: use only
+    /// `*` and `?`.
+    #[error(
+        "`allowed_origins` pattern `{0}` uses {{userId}}; origin patterns take only `*` and `?`"
+    )]
+    OriginPlaceholder(String),
 }
 
 impl EngineConfig {
@@ -221,7 +244,20 @@ impl EngineConfig {
         {
             return Err(ConfigError::BadDefaultRoom(bad.clone()));
         }
-        Ok(())
+        self.origin_policy().map(drop)
+    }
+
+    /// The compiled `allowed_origins`: `None` when empty (every origin may upgrade).
+    pub fn origin_policy(&self) -> Result<Option<RoomPolicy>, ConfigError> {
+        if let Some(bad) = self.allowed_origins.iter().find(|p| p.contains("{userId}")) {
+            return Err(ConfigError::OriginPlaceholder(bad.clone()));
+        }
+        match self.allowed_origins.is_empty() {
+            true => Ok(None),
+            false => RoomPolicy::new(&self.allowed_origins)
+                .map(Some)
+                .map_err(ConfigError::BadOriginPattern),
+        }
     }
 
     /// The shard count after resolving 0 to the number of available cores.
@@ -230,5 +266,43 @@ impl EngineConfig {
             return self.shards;
         }
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_origins(origins: &[&str]) -> EngineConfig {
+        EngineConfig {
+            allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+            ..EngineConfig::default()
+        }
+    }
+
+    #[test]
+    fn allowed_origins_are_validated_with_a_clear_error() {
+        assert!(with_origins(&[]).origin_policy().unwrap().is_none());
+        let policy = with_origins(&["https://*.example.com"]).origin_policy();
+        assert!(
+            policy
+                .unwrap()
+                .unwrap()
+                .allows("https://a.example.com", None)
+        );
+        let err = with_origins(&["https://{app}.example.com"])
+            .validate()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::BadOriginPattern(_)), "{err}");
+        assert!(err.to_string().contains("allowed_origins"), "{err}");
+        let err = with_origins(&["ok", ""]).validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BadOriginPattern(_)), "{err}");
+        let err = with_origins(&["https://{userId}.example.com"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::OriginPlaceholder("https://{userId}.example.com".into())
+        );
     }
 }

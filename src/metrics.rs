@@ -118,8 +118,11 @@ pub struct Metrics {
     pub inbox_dropped: Counter,
     /// HTTP requests served (not counting upgrades).
     pub http_requests: Counter,
-    /// Upgrade requests refused (bad handshake, shutting down, full shard).
+    /// Upgrade requests refused (bad handshake, shutting down, full shard, `Origin`).
     pub upgrades_refused: Counter,
+    /// Upgrades refused because their `Origin` matched no `allowed_origins` pattern (also
+    /// counted in `upgrades_refused`).
+    pub origin_refused: Counter,
     /// Envelopes received from Redis and delivered.
     pub redis_received: Counter,
     /// Envelopes queued for Redis (accepted by the bridge's bounded publish queue).
@@ -160,6 +163,8 @@ pub struct StatsSnapshot {
     pub backpressure_dropped: u64,
     /// Deliveries dropped by full shard inboxes.
     pub inbox_dropped: u64,
+    /// Upgrades refused for their `Origin`.
+    pub origin_refused: u64,
     /// Per shard: connections.
     pub shard_connections: Vec<i64>,
 }
@@ -194,6 +199,7 @@ impl Metrics {
             socket_writes: self.sum(|s| s.socket_writes.get()),
             backpressure_dropped: self.sum(|s| s.backpressure_dropped.get()),
             inbox_dropped: self.inbox_dropped.get(),
+            origin_refused: self.origin_refused.get(),
             shard_connections: self.shards().iter().map(|s| s.connections.get()).collect(),
         }
     }
@@ -324,7 +330,7 @@ const SHARD_COUNTERS: [CounterRow; 14] = [
 type EngineRow = (&'static str, &'static str, fn(&Metrics) -> &Counter);
 
 /// Engine-wide counters: name, help, counter.
-const ENGINE_COUNTERS: [EngineRow; 10] = [
+const ENGINE_COUNTERS: [EngineRow; 11] = [
     (
         "shardcast_published_total",
         "Messages handed to the broker.",
@@ -344,6 +350,11 @@ const ENGINE_COUNTERS: [EngineRow; 10] = [
         "shardcast_upgrades_refused_total",
         "Upgrade requests refused.",
         |m| &m.upgrades_refused,
+    ),
+    (
+        "shardcast_origin_refused_total",
+        "Upgrades refused because their Origin is not allowed.",
+        |m| &m.origin_refused,
     ),
     (
         "shardcast_redis_received_total",

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Rooms clients may join, as globs (`public-*`, `user-{userId}-*`) [default: none].
     #[arg(long, env = "SHARDCAST_ALLOW_ROOMS", value_delimiter = ',')]
     pub allow_rooms: Vec<String>,
+    /// Origins that may upgrade, as globs (`https://*.example.com`); others get 403, no
+    /// Origin header passes [default: every origin].
+    #[arg(long, env = "SHARDCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     /// Rooms joined on authentication [default: ws-default,ws-notification].
     #[arg(long, env = "SHARDCAST_DEFAULT_ROOMS", value_delimiter = ',')]
     pub default_rooms: Option<Vec<String>>,

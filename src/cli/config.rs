@@ -28,6 +28,7 @@ struct FileConfig {
     jwt_alg: Option<String>,
     api_key: Option<String>,
     allow_rooms: Option<StringOrList>,
+    allowed_origins: Option<StringOrList>,
     default_rooms: Option<StringOrList>,
     auth_timeout_ms: Option<u64>,
     heartbeat_interval_ms: Option<u64>,
@@ -183,6 +184,7 @@ impl ServeArgs {
             path: pick(self.path.clone(), file.path.clone(), d.path),
             shards: pick(self.shards, file.shards, d.shards),
             default_rooms: default_rooms.unwrap_or(d.default_rooms),
+            allowed_origins: list_or(self.allowed_origins.clone(), file.allowed_origins.clone()),
             auth_timeout: ms(self.auth_timeout_ms, file.auth_timeout_ms, d.auth_timeout),
             heartbeat_interval: ms(
                 self.heartbeat_interval_ms,

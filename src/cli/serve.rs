@@ -26,6 +26,9 @@ pub fn run(args: ServeArgs) -> Result<(), CommandError> {
 
 /// The engine the configuration describes.
 fn builder(config: ServeConfig) -> EngineBuilder {
+    if config.engine.allowed_origins.is_empty() {
+        tracing::info!("no --allowed-origins: every Origin may upgrade");
+    }
     let mut builder = EngineBuilder::new().config(config.engine);
     builder = with_auth(builder, config.auth);
     if config.rooms.is_empty() {

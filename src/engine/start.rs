@@ -11,6 +11,7 @@ use super::{Engine, EngineError};
 use crate::admission::Admission;
 use crate::http::HttpService;
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::rooms::glob::RoomPolicy;
 use crate::routing::broker::Broker;
 use crate::routing::inbox::{ShardInbox, inbox};
 use crate::routing::placement::ShardId;
@@ -23,6 +24,7 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// Starts everything `builder` describes.
 pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     builder.config.validate()?;
+    let origins = builder.config.origin_policy()?;
     if builder.hooks.authenticator.is_none() {
         return Err(EngineError::NoAuthenticator);
     }
@@ -43,7 +45,8 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     // The remote exists before any connection is accepted.
     let control_thread = super::control::spawn(router.clone(), builder.redis)?;
     let handle = Handle::new(router);
-    let mut ctx = context(builder.config, builder.hooks, builder.api_key, &handle);
+    let http = (builder.api_key, origins);
+    let mut ctx = context(builder.config, builder.hooks, http, &handle);
     ctx.echo = builder.echo;
     let ctx = Arc::new(ctx);
     let shards = start_shards(&listener, inboxes, shard_metrics, &ctx);
@@ -77,11 +80,11 @@ fn create_router(
     )
 }
 
-/// What every shard shares.
+/// What every shard shares; `http` is the API key and the compiled origin allow-list.
 fn context(
     config: crate::config::EngineConfig,
     hooks: crate::hooks::Hooks,
-    api_key: Option<String>,
+    (api_key, origins): (Option<String>, Option<RoomPolicy>),
     handle: &Handle,
 ) -> ShardContext {
     let http = HttpService {
@@ -89,6 +92,7 @@ fn context(
         path: config.path.clone(),
         api_key,
         request_timeout: config.request_timeout,
+        origins,
         admission: Arc::new(Admission::new(&config)),
     };
     ShardContext {

@@ -7,34 +7,111 @@ use crate::routing::Handle;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// Answers one non-upgrade request.
-pub(crate) async fn route(service: &HttpService, head: &RequestHead, body: &[u8]) -> Response {
-    let (handle, api_key) = (&service.handle, service.api_key.as_deref());
-    let get = head.method == "GET" || head.method == "HEAD";
-    match head.path.as_str() {
-        "/health" if get => Response::json(200, &serde_json::json!({ "status": "ok" })),
-        "/ready" if get => ready(handle),
-        "/metrics" if get => Response::body(
-            200,
-            "text/plain; version=0.0.4",
-            handle.metrics().render_prometheus(),
-        ),
-        "/api/stats" if get => Response::json(200, &handle.stats()),
-        "/dashboard" if get => Response::body(200, "text/html; charset=utf-8", DASHBOARD),
-        "/api/publish" if head.method == "POST" => match authorized(head, api_key) {
-            true => super::publish::publish(handle, body),
-            false => Response::error(401, "Unauthorized"),
-        },
-        "/api/publish" => Response::error(405, "Method Not Allowed"),
-        path if get && path.starts_with("/api/") => {
-            if !authorized(head, api_key) {
-                return Response::error(401, "Unauthorized");
-            }
-            query(handle, path).await
+/// What a request's path names, before its method is checked (the route table of the
+/// module doc of [`super`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    /// The WebSocket path without an upgrade by GET: 426.
+    WsPath,
+    /// An upgrade on any other path: 404.
+    UpgradeElsewhere,
+    Health,
+    Ready,
+    Metrics,
+    Stats,
+    Dashboard,
+    Publish,
+    /// `/api/rooms/{room}/clients` (the room still percent-encoded).
+    RoomClients(&'a str),
+    /// `/api/users/{user}/clients` (the user still percent-encoded).
+    UserClients(&'a str),
+    /// No route: 404 whatever the (known) method.
+    NotFound,
+}
+
+impl<'a> Route<'a> {
+    /// The route of `head`; `ws_path` is the WebSocket path.
+    fn of(head: &'a RequestHead, ws_path: &str) -> Self {
+        match head.path.as_str() {
+            path if path == ws_path => Route::WsPath,
+            _ if head.is_websocket_upgrade() => Route::UpgradeElsewhere,
+            "/health" => Route::Health,
+            "/ready" => Route::Ready,
+            "/metrics" => Route::Metrics,
+            "/api/stats" => Route::Stats,
+            "/dashboard" => Route::Dashboard,
+            "/api/publish" => Route::Publish,
+            path => Self::query(path),
         }
-        _ => Response::error(404, "Not Found"),
+    }
+
+    /// The `/api/{rooms|users}/{name}/clients` queries.
+    fn query(path: &'a str) -> Self {
+        let Some(rest) = path.strip_prefix("/api/") else {
+            return Route::NotFound;
+        };
+        match rest.split('/').collect::<Vec<_>>().as_slice() {
+            ["rooms", room, "clients"] => Route::RoomClients(room),
+            ["users", user, "clients"] => Route::UserClients(user),
+            _ => Route::NotFound,
+        }
+    }
+
+    /// The methods this route serves (the `Allow` header of its 405); `None` when the
+    /// path has no route (404 for every method).
+    fn allow(self) -> Option<&'static str> {
+        match self {
+            Route::UpgradeElsewhere | Route::NotFound => None,
+            Route::Publish => Some("POST"),
+            _ => Some("GET, HEAD"),
+        }
     }
 }
+
+/// Answers one request that is not an upgrade of the WebSocket path: 501 for a method
+/// outside [`KNOWN_METHODS`](super::request::KNOWN_METHODS), 405 (with `Allow`) for a
+/// known method the route does not serve, else the route's answer.
+pub(crate) async fn route(service: &HttpService, head: &RequestHead, body: &[u8]) -> Response {
+    if !head.has_known_method() {
+        return Response::error(501, "Not Implemented");
+    }
+    let route = Route::of(head, &service.path);
+    match route.allow() {
+        Some(allow) if !allow.split(", ").any(|m| m == head.method) => {
+            Response::error(405, "Method Not Allowed").with_header("Allow", allow)
+        }
+        _ => answer(service, head, route, body).await,
+    }
+}
+
+/// The answer of a route to a method it serves.
+async fn answer(
+    service: &HttpService,
+    head: &RequestHead,
+    route: Route<'_>,
+    body: &[u8],
+) -> Response {
+    let handle = &service.handle;
+    let authorized = || authorized(head, service.api_key.as_deref());
+    match route {
+        Route::WsPath => {
+            Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket")
+        }
+        Route::UpgradeElsewhere | Route::NotFound => Response::error(404, "Not Found"),
+        Route::Health => Response::json(200, &serde_json::json!({ "status": "ok" })),
+        Route::Ready => ready(handle),
+        Route::Metrics => Response::body(200, PROMETHEUS, handle.metrics().render_prometheus()),
+        Route::Stats => Response::json(200, &handle.stats()),
+        Route::Dashboard => Response::body(200, "text/html; charset=utf-8", DASHBOARD),
+        _ if !authorized() => Response::error(401, "Unauthorized"),
+        Route::Publish => super::publish::publish(handle, body),
+        Route::RoomClients(room) => clients(handle.clients_of_room(&percent_decode(room)).await),
+        Route::UserClients(user) => clients(handle.clients_of_user(&percent_decode(user)).await),
+    }
+}
+
+/// The content type of `/metrics`.
+const PROMETHEUS: &str = "text/plain; version=0.0.4";
 
 fn ready(handle: &Handle) -> Response {
     if handle.is_ready() {
@@ -56,13 +133,8 @@ fn authorized(head: &RequestHead, api_key: Option<&str>) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn query(handle: &Handle, path: &str) -> Response {
-    let parts: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
-    let ids = match parts.as_slice() {
-        ["rooms", room, "clients"] => handle.clients_of_room(&percent_decode(room)).await,
-        ["users", user, "clients"] => handle.clients_of_user(&percent_decode(user)).await,
-        _ => return Response::error(404, "Not Found"),
-    };
+/// `{"clients": [...]}`.
+fn clients(ids: Vec<crate::id::ClientId>) -> Response {
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     Response::json(200, &serde_json::json!({ "clients": ids }))
 }
@@ -92,6 +164,34 @@ fn percent_decode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn head(method: &str, path: &str, upgrade: bool) -> RequestHead {
+        let headers = match upgrade {
+            true => vec![("upgrade".to_owned(), "websocket".to_owned())],
+            false => Vec::new(),
+        };
+        RequestHead {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            minor_version: 1,
+            headers,
+        }
+    }
+
+    #[test]
+    fn route_table() {
+        let route = |path, upgrade| Route::of(&head("GET", path, upgrade), "/ws").allow();
+        assert_eq!(route("/ws", false), Some("GET, HEAD"));
+        assert_eq!(route("/ws", true), Some("GET, HEAD"));
+        assert_eq!(route("/health", true), None, "an upgrade elsewhere is 404");
+        assert_eq!(route("/api/publish", false), Some("POST"));
+        assert_eq!(route("/api/rooms/r%20x/clients", false), Some("GET, HEAD"));
+        for missing in ["/api/rooms/r", "/api/other", "/nothing", "*"] {
+            assert_eq!(route(missing, false), None, "{missing}");
+        }
+        let users = head("GET", "/api/users/u/clients", false);
+        assert_eq!(Route::of(&users, "/ws"), Route::UserClients("u"));
+    }
 
     #[test]
     fn percent_decoding() {

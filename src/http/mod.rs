@@ -4,31 +4,51 @@
 //! shard. A successful upgrade hands the socket back to the caller (the shard that
 //! accepted it), which adopts it as a WebSocket connection.
 //!
-//! Routes (`{path}` is the WebSocket path, `/ws` by default):
+//! Layers: [`request`] parses a head and decides its body framing and [`response`]
+//! encodes answers, both without I/O (the fuzzing entry points are
+//! [`request::parse_head`], [`request::body_length`] and [`request::target_path`]);
+//! `io` owns the socket (every read and write bounded by `request_timeout`); `server`
+//! runs one connection; `api` and `publish` answer.
+//!
+//! Routes (`{path}` is the WebSocket path, `/ws` by default). A request is routed by the
+//! path of its target, origin-form (`/health`) or absolute-form (`http://host/health`);
+//! the query string is ignored. The rows are tried in order:
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET {path}` with `Upgrade: websocket` | 101, then the connection moves to its shard |
-//! | `GET {path}` without upgrade | 426 |
+//! | a method other than GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, CONNECT, TRACE | 501, on every path |
+//! | `GET {path}` with `Upgrade: websocket` | 503 while shutting down, 403 if `Origin` is not allowed (`allowed_origins`), 400 (or 426 for the version) for a bad handshake, else 101 and the connection moves to its shard |
+//! | `GET` or `HEAD {path}` otherwise | 426 |
 //! | an upgrade on any other path | 404 |
 //! | `GET /health` | 200 `{"status":"ok"}` |
 //! | `GET /ready` | 200 when Redis (if configured) is subscribed, else 503 |
 //! | `GET /metrics` | Prometheus text |
 //! | `POST /api/publish` | Bearer API key; 202 / 400 / 401 |
 //! | `GET /api/stats` | totals of this instance (JSON) |
-//! | `GET /api/rooms/{room}/clients`, `GET /api/users/{user}/clients` | Bearer API key; local client ids |
+//! | `GET /api/rooms/{room}/clients`, `GET /api/users/{user}/clients` | Bearer API key (401); local client ids |
 //! | `GET /dashboard` | live stats page |
+//! | a known method a route above does not serve (`POST /health`, `GET /api/publish`, `OPTIONS {path}`, …) | 405 with `Allow` |
+//! | anything else | 404 |
+//!
+//! Every `GET` route answers `HEAD` with the same status and headers (`Content-Length`
+//! included) and no body. A request with ambiguous framing (two `Content-Length`, one
+//! that is not digits, any `Transfer-Encoding`), a malformed head, or an upgrade with a
+//! body is answered 400 and the connection closed; a stalled request 408, an oversized
+//! head 431 or body 413, each followed by a close. An idle keep-alive connection is
+//! closed without a response.
 
 mod api;
+mod io;
 mod publish;
-pub(crate) mod request;
+pub mod request;
 mod response;
-pub(crate) mod server;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Admission;
+use crate::rooms::glob::RoomPolicy;
 use crate::routing::Handle;
 
 pub(crate) use server::{Upgraded, serve};
@@ -41,8 +61,10 @@ pub(crate) struct HttpService {
     pub path: String,
     /// Bearer key of `POST /api/publish` and the `/api/` queries (`None`: 401).
     pub api_key: Option<String>,
-    /// Time allowed for a request head (and body).
+    /// Time allowed for each request (head and body) and for each response write.
     pub request_timeout: Duration,
     /// Who may open one more connection.
     pub admission: Arc<Admission>,
+    /// Origins that may upgrade (`None`: every origin).
+    pub origins: Option<RoomPolicy>,
 }

@@ -1,14 +1,15 @@
-//! Writing small HTTP/1.1 responses.
-
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+//! Small HTTP/1.1 responses and their encoding, sans I/O ([`super::io`] writes them).
 
 /// A complete response, ready to write.
 #[derive(Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// The `Content-Type`.
     pub content_type: &'static str,
+    /// Headers after `Content-Type`, `Content-Length` and `Connection`.
     pub extra_headers: Vec<(&'static str, String)>,
+    /// The body (not sent in the answer to a HEAD request).
     pub body: Vec<u8>,
 }
 
@@ -44,8 +45,10 @@ impl Response {
         self
     }
 
-    /// Writes the response; `keep_alive` decides the `Connection` header.
-    pub async fn write(&self, stream: &mut TcpStream, keep_alive: bool) -> std::io::Result<()> {
+    /// The bytes on the wire; `keep_alive` decides the `Connection` header. The answer to
+    /// a HEAD request (`head_request`) keeps every header, `Content-Length` included (the
+    /// length the GET would have, RFC 9110 §9.3.2), and drops the body.
+    pub fn encode(&self, keep_alive: bool, head_request: bool) -> Vec<u8> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
             self.status,
@@ -59,8 +62,10 @@ impl Response {
         }
         head.push_str("\r\n");
         let mut out = head.into_bytes();
-        out.extend_from_slice(&self.body);
-        stream.write_all(&out).await
+        if !head_request {
+            out.extend_from_slice(&self.body);
+        }
+        out
     }
 }
 
@@ -70,6 +75,7 @@ fn reason(status: u16) -> &'static str {
         202 => "Accepted",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -77,7 +83,24 @@ fn reason(status: u16) -> &'static str {
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_response_has_no_body_but_the_get_length() {
+        let response = Response::body(200, "text/plain", "hello");
+        let get = String::from_utf8(response.encode(true, false)).unwrap();
+        let head = String::from_utf8(response.encode(true, true)).unwrap();
+        assert!(get.ends_with("\r\n\r\nhello"), "{get}");
+        assert_eq!(head, get.trim_end_matches("hello"));
+        assert!(head.contains("Content-Length: 5\r\n"), "{head}");
+        assert!(head.contains("Connection: keep-alive\r\n"), "{head}");
     }
 }

@@ -1,17 +1,30 @@
-//! One accepted TCP connection's HTTP/1.1: requests answered in turn (keep-alive) until
-//! the peer leaves, an error ends it, or a valid WebSocket upgrade on the WebSocket path
-//! hands the socket back as [`Upgraded`].
+//! One accepted TCP connection's HTTP/1.1: requests answered in turn (keep-alive,
+//! pipelining) until the peer leaves, a response says `Connection: close`, an error ends
+//! it, or a GET upgrade on the WebSocket path hands the socket back as [`Upgraded`].
+//!
+//! # Contract
+//!
+//! - Each request's body framing ([`request::body_length`]) is decided before anything
+//!   else, and its body is read whatever the answer, so the next request starts exactly
+//!   where this one ends.
+//! - A request that cannot be read is answered once with `Connection: close` (400, 408,
+//!   413, 431; see [`RequestError`]) and the connection is closed; an idle connection
+//!   (no byte of a new request) and a failed write are closed without an answer.
+//! - An upgrade is checked in this order: no body, not shutting down (503), `Origin` in
+//!   the allow-list when one is configured (403, counted in `origin_refused`), a valid
+//!   handshake (400, 426). Only then is `101` written; every refusal closes.
 
 use std::net::SocketAddr;
-
 use std::time::Instant;
 
 use tokio::net::TcpStream;
 
 use super::HttpService;
+use super::io::HttpStream;
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
 use crate::admission::{CAPACITY_RETRY, Permit, Refusal};
+use crate::rooms::glob::RoomPolicy;
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 /// A socket that completed the WebSocket handshake (`101` written).
@@ -26,63 +39,106 @@ pub(crate) struct Upgraded {
     pub permit: Permit,
 }
 
+impl Upgraded {
+    /// The socket of `conn`, which has just written `101`, holding `permit`.
+    fn new(conn: HttpStream, peer: SocketAddr, permit: Permit) -> Self {
+        let (stream, leftover) = conn.into_parts();
+        Upgraded {
+            stream,
+            peer,
+            leftover,
+            permit,
+        }
+    }
+}
+
+/// What follows an answered request.
+enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// The response said `Connection: close`.
+    Close,
+    /// The request is an upgrade of the WebSocket path.
+    Upgrade,
+}
+
 /// Serves `stream` until it upgrades (returned) or ends.
 pub(crate) async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     service: &HttpService,
 ) -> Option<Upgraded> {
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::new();
+    let mut conn = HttpStream::new(stream, service.request_timeout);
     loop {
-        let head = match request::read_head(&mut stream, &mut buf, service.request_timeout).await {
+        let head = match conn.read_head().await {
             Ok(head) => head,
-            Err(err) => return fail(&mut stream, &err).await,
+            Err(err) => return fail(conn, &err, false).await,
         };
-        if head.path == service.path && head.is_websocket_upgrade() {
-            let leftover = std::mem::take(&mut buf);
-            return upgrade(stream, peer, &head, leftover, service).await;
-        }
-        let response = match answer(&mut stream, &head, &mut buf, service).await {
-            Ok(response) => response,
-            Err(err) => return fail(&mut stream, &err).await,
-        };
-        let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
-        if response.write(&mut stream, keep_alive).await.is_err() || !keep_alive {
-            return None;
+        match exchange(&mut conn, &head, service).await {
+            Ok(Next::KeepAlive) => {}
+            Ok(Next::Close) => return close(conn).await,
+            Ok(Next::Upgrade) => return upgrade(conn, peer, &head, service).await,
+            Err(err) => return fail(conn, &err, head.is_head()).await,
         }
     }
 }
 
-/// The answer to a request that is not an upgrade of the WebSocket path.
-async fn answer(
-    stream: &mut TcpStream,
+/// Reads the body of `head` and answers it, unless it is an upgrade.
+async fn exchange(
+    conn: &mut HttpStream,
     head: &RequestHead,
-    buf: &mut Vec<u8>,
     service: &HttpService,
-) -> Result<Response, RequestError> {
-    if head.path == service.path {
-        return Ok(Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket"));
+) -> Result<Next, RequestError> {
+    let len = request::body_length(head)?;
+    if is_upgrade(head, service) {
+        return bodiless_upgrade(len);
     }
-    if head.is_websocket_upgrade() {
-        return Ok(Response::error(404, "Not Found"));
-    }
-    let body = request::read_body(stream, head, buf, service.request_timeout).await?;
+    let body = conn.read_body(len).await?;
     service.handle.metrics().http_requests.inc();
-    Ok(super::api::route(service, head, &body).await)
+    let response = super::api::route(service, head, &body).await;
+    let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
+    conn.send(&response.encode(keep_alive, head.is_head()))
+        .await?;
+    Ok(if keep_alive {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    })
+}
+
+/// An upgrade request carries no body: its bytes after the head are WebSocket frames.
+fn bodiless_upgrade(len: usize) -> Result<Next, RequestError> {
+    match len {
+        0 => Ok(Next::Upgrade),
+        _ => Err(RequestError::Malformed(
+            "an upgrade request carries no body",
+        )),
+    }
+}
+
+/// Ends after a response that said `Connection: close`.
+async fn close(conn: HttpStream) -> Option<Upgraded> {
+    conn.close().await;
+    None
+}
+
+/// Whether `head` is a WebSocket upgrade of the WebSocket path (only GET upgrades).
+fn is_upgrade(head: &RequestHead, service: &HttpService) -> bool {
+    head.method == "GET" && head.path == service.path && head.is_websocket_upgrade()
 }
 
 /// Answers a request that could not be read (when an answer makes sense) and ends.
-async fn fail(stream: &mut TcpStream, err: &RequestError) -> Option<Upgraded> {
+async fn fail(conn: HttpStream, err: &RequestError, head_request: bool) -> Option<Upgraded> {
     if let Some(response) = error_response(err) {
-        let _ = response.write(stream, false).await;
+        answer_and_close(conn, &response, head_request).await;
     }
     None
 }
 
+/// The answer to a request that could not be read; `None`: close without one.
 fn error_response(err: &RequestError) -> Option<Response> {
     match err {
-        RequestError::Closed | RequestError::Io(_) => None,
+        RequestError::Closed | RequestError::Idle | RequestError::Io(_) => None,
         RequestError::Timeout => Some(Response::error(408, "Request Timeout")),
         RequestError::HeadTooLarge => Some(Response::error(431, "Request Header Fields Too Large")),
         RequestError::BodyTooLarge => Some(Response::error(413, "Payload Too Large")),
@@ -90,38 +146,49 @@ fn error_response(err: &RequestError) -> Option<Response> {
     }
 }
 
-/// Completes the handshake (or refuses it: 503 while shutting down, 400, 426).
+/// Writes a final response (`Connection: close`) and closes gracefully; a peer that does
+/// not take it in time is dropped.
+async fn answer_and_close(mut conn: HttpStream, response: &Response, head_request: bool) {
+    if conn
+        .send(&response.encode(false, head_request))
+        .await
+        .is_ok()
+    {
+        conn.close().await;
+    }
+}
+
+/// Completes the handshake, or refuses it and closes.
 async fn upgrade(
-    mut stream: TcpStream,
+    mut conn: HttpStream,
     peer: SocketAddr,
     head: &RequestHead,
-    leftover: Vec<u8>,
     service: &HttpService,
 ) -> Option<Upgraded> {
-    let accepted = match service.handle.is_shutting_down() {
-        true => Err(Response::error(503, "Shutting down")),
-        false => admit(service, peer).and_then(|permit| {
-            let switching = handshake::accept(&upgrade_request(head)).map_err(refusal)?;
-            Ok((switching, permit))
-        }),
-    };
-    match accepted {
+    match accept(head, service).and_then(|switching| Ok((switching, admit(service, peer)?))) {
         Ok((switching, permit)) => {
-            let written = tokio::io::AsyncWriteExt::write_all(&mut stream, &switching).await;
-            let upgraded = Upgraded {
-                stream,
-                peer,
-                leftover,
-                permit,
-            };
-            written.ok().map(|()| upgraded)
+            conn.send(&switching).await.ok()?;
+            Some(Upgraded::new(conn, peer, permit))
         }
         Err(response) => {
             service.handle.metrics().upgrades_refused.inc();
-            let _ = response.write(&mut stream, false).await;
+            answer_and_close(conn, &response, false).await;
             None
         }
     }
+}
+
+/// The `101` response, or the refusal: 503 while shutting down, 403 for an `Origin`
+/// outside the allow-list, 400 or 426 for a bad handshake.
+fn accept(head: &RequestHead, service: &HttpService) -> Result<Vec<u8>, Response> {
+    if service.handle.is_shutting_down() {
+        return Err(Response::error(503, "Shutting down"));
+    }
+    if !origin_allowed(head, service.origins.as_ref()) {
+        service.handle.metrics().origin_refused.inc();
+        return Err(Response::error(403, "Origin not allowed"));
+    }
+    handshake::accept(&upgrade_request(head)).map_err(refusal)
 }
 
 /// A place under the connection caps, or the answer that refuses it (503 at a cap, 429
@@ -146,6 +213,16 @@ fn admit(service: &HttpService, peer: SocketAddr) -> Result<Permit, Response> {
     Err(Response::error(status, message).with_header("Retry-After", retry_after))
 }
 
+/// Whether every `Origin` header matches the allow-list. No allow-list, or no `Origin`
+/// header (a non-browser client), passes.
+fn origin_allowed(head: &RequestHead, origins: Option<&RoomPolicy>) -> bool {
+    let Some(policy) = origins else {
+        return true;
+    };
+    head.headers_named("origin")
+        .all(|origin| policy.allows(origin.trim(), None))
+}
+
 /// The header values the handshake checks.
 fn upgrade_request(head: &RequestHead) -> UpgradeRequest<'_> {
     UpgradeRequest {
@@ -163,5 +240,39 @@ fn refusal(err: HandshakeError) -> Response {
             Response::error(426, &err.to_string()).with_header("Sec-WebSocket-Version", "13")
         }
         _ => Response::error(400, &err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_with_origins(origins: &[&str]) -> RequestHead {
+        RequestHead {
+            method: "GET".into(),
+            path: "/ws".into(),
+            minor_version: 1,
+            headers: origins
+                .iter()
+                .map(|o| ("origin".to_owned(), (*o).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn origin_allow_list() {
+        let policy = RoomPolicy::new(&["https://*.example.com", "http://localhost:?*"]).unwrap();
+        let allowed = |origins: &[&str]| origin_allowed(&head_with_origins(origins), Some(&policy));
+        assert!(allowed(&["https://app.example.com"]));
+        assert!(allowed(&["http://localhost:3000"]));
+        assert!(allowed(&[]), "no Origin: a non-browser client passes");
+        assert!(!allowed(&["https://evil.com"]));
+        assert!(!allowed(&["https://example.com"]));
+        assert!(!allowed(&["null"]));
+        assert!(!allowed(&["https://app.example.com", "https://evil.com"]));
+        assert!(origin_allowed(
+            &head_with_origins(&["https://evil.com"]),
+            None
+        ));
     }
 }

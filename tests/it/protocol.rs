@@ -402,7 +402,7 @@ async fn frames_over_max_payload_close_1009() {
 /// shards): the client that would pass it is closed 1013, the others keep their frames.
 #[tokio::test]
 async fn unfinished_frames_past_the_global_cap_close_1013() {
-    use crate::support::raw::RawWs;
+    use crate::support::raw_ws::RawWs;
     let server = TestServer::start(support::builder(1).configure(|c| {
         c.max_payload_length = 100_000;
         c.max_buffered_bytes = 150_000;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::raw::upgrade_status;
 use crate::support::{WsClient, http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardcast");
@@ -105,6 +106,15 @@ fn bad_configuration_is_reported_with_what_to_fix() {
         "bad-{x}",
     ]);
     assert!(err.contains("allow-rooms"), "{err}");
+    let err = refusal(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--allowed-origins",
+        "https://{app}.example.com",
+    ]);
+    assert!(err.contains("allowed_origins"), "{err}");
     let dir = tempdir();
     let file = dir.join("bad.toml");
     std::fs::write(&file, "listen = \"127.0.0.1:0\"\nno_such_key = 1\n").unwrap();
@@ -188,6 +198,49 @@ async fn limits_are_set_by_flag_env_and_file() {
         client.emit("heartbeat", json!(null)).await;
     }
     client.expect_close(CloseReason::RateLimited).await;
+}
+
+/// `--allowed-origins`, `SHARDCAST_ALLOWED_ORIGINS` and the TOML `allowed_origins` each
+/// reach the engine (a foreign Origin gets 403, a matching one 101); unset, every Origin
+/// may upgrade.
+#[tokio::test]
+async fn allowed_origins_reach_the_engine_from_flag_env_and_file() {
+    let dir = tempdir();
+    let file = dir.join("origins.toml");
+    std::fs::write(&file, "allowed_origins = [\"https://*.file.example\"]\n").unwrap();
+    let base = ["--dev", "--listen", "127.0.0.1:0"];
+    let flag = [
+        &base[..],
+        &[
+            "--allowed-origins",
+            "https://a.example,https://*.flag.example",
+        ],
+    ]
+    .concat();
+    let from_file = [&base[..], &["--config", file.to_str().unwrap()]].concat();
+    let env = [("SHARDCAST_ALLOWED_ORIGINS", "https://*.env.example")];
+    for (args, env, allowed) in [
+        (&flag[..], &[][..], "https://x.flag.example"),
+        (&base[..], &env[..], "https://x.env.example"),
+        (&from_file[..], &[][..], "https://x.file.example"),
+    ] {
+        let served = Served::start(args, env);
+        assert_eq!(
+            upgrade_status(served.addr, Some(allowed)).await,
+            101,
+            "{args:?} {env:?}"
+        );
+        assert_eq!(
+            upgrade_status(served.addr, Some("https://evil.test")).await,
+            403
+        );
+        assert_eq!(upgrade_status(served.addr, None).await, 101);
+    }
+    let served = Served::start(&base, &[]);
+    assert_eq!(
+        upgrade_status(served.addr, Some("https://evil.test")).await,
+        101
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,18 @@ impl WsClient {
         WsClient { ws }
     }
 
+    /// Connects with an `Origin` header, as a browser on that page would.
+    pub async fn connect_from(url: &str, origin: &str) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("request");
+        let origin = origin.parse().expect("header value");
+        request.headers_mut().insert("Origin", origin);
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects");
+        WsClient { ws }
+    }
+
     /// Sends a JSON value as a text frame.
     pub async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;

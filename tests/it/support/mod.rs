@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod raw;
+pub mod raw_ws;
 pub mod redis;
 
 pub use client::Next;

@@ -1,117 +1,122 @@
-//! A raw WebSocket peer: upgrades by hand, then writes bytes exactly as a test wants
-//! them (an unfinished frame, a frame split anywhere) and reads what comes back.
+//! Raw HTTP/1.1 over loopback: send any bytes (malformed, pipelined, partial), read exactly
+//! what comes back, and learn whether the server closed the connection.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::WAIT;
+use super::{QUIET, WAIT};
 
-/// A socket past the WebSocket handshake.
-pub struct RawWs {
-    stream: TcpStream,
+/// One client connection driven byte by byte.
+pub struct RawConn {
+    pub stream: TcpStream,
 }
 
-/// The mask every frame of a raw peer uses.
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+/// What came back: the bytes, and whether the server closed (EOF or reset).
+#[derive(Debug)]
+pub struct Received {
+    pub text: String,
+    pub closed: bool,
+}
 
-impl RawWs {
-    /// Connects to `addr` and upgrades on `/ws`.
-    pub async fn connect(addr: std::net::SocketAddr) -> RawWs {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(
-                b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )
-            .await
-            .expect("write upgrade");
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            let n = tokio::time::timeout(WAIT, stream.read(&mut byte)).await;
-            assert!(matches!(n, Ok(Ok(1))), "upgrade answered: {head:?}");
-            head.push(byte[0]);
+impl Received {
+    /// The status of every response in `text`, skipping bodies by `Content-Length` (not
+    /// for answers to HEAD, whose length announces a body that is not sent).
+    pub fn statuses(&self) -> Vec<u16> {
+        let mut rest = self.text.as_str();
+        let mut statuses = Vec::new();
+        while let Some((head, after)) = rest.split_once("\r\n\r\n") {
+            statuses.push(status_of(head));
+            let len = content_length(head).min(after.len());
+            rest = &after[len..];
         }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
-        RawWs { stream }
-    }
-
-    /// The header of a masked frame: `first` byte (FIN + opcode) and a payload of `len`.
-    pub fn header(first: u8, len: usize) -> Vec<u8> {
-        let mut out = vec![first];
-        match len {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 65535 => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&MASK);
-        out
-    }
-
-    /// Payload bytes starting `offset` bytes into a frame's payload, masked.
-    pub fn masked(payload: &[u8], offset: usize) -> Vec<u8> {
-        payload
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ MASK[(offset + i) % 4])
-            .collect()
-    }
-
-    /// Writes bytes as they are.
-    pub async fn write(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write");
-    }
-
-    /// Reads until the server's close frame and returns its code (`None`: the
-    /// connection ended without one).
-    pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
-        let mut seen = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(code) = close_in(&seen) {
-                return Some(code);
-            }
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await;
-            match read {
-                Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&chunk[..n]),
-                _ => return None,
-            }
-        }
+        statuses
     }
 }
 
-/// The code of the first close frame in a stream of server frames, once complete.
-fn close_in(mut frames: &[u8]) -> Option<u16> {
-    while frames.len() >= 2 {
-        let (opcode, len) = (frames[0] & 0x0f, usize::from(frames[1] & 0x7f));
-        let (header, len) = match len {
-            126 if frames.len() >= 4 => {
-                (4, usize::from(u16::from_be_bytes([frames[2], frames[3]])))
+impl RawConn {
+    /// Connects to `addr`.
+    pub async fn open(addr: SocketAddr) -> RawConn {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        RawConn { stream }
+    }
+
+    /// Sends `bytes` (panics if the server already reset the connection).
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send");
+    }
+
+    /// Reads until the server closes or has been silent for `quiet`.
+    pub async fn read_for(&mut self, quiet: Duration) -> Received {
+        let mut raw = Vec::new();
+        let closed = loop {
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(quiet, self.stream.read(&mut chunk)).await {
+                Err(_) => break false,
+                Ok(Ok(0)) | Ok(Err(_)) => break true,
+                Ok(Ok(n)) => raw.extend_from_slice(&chunk[..n]),
             }
-            127 => return None,
-            126 => return None,
-            n => (2, n),
         };
-        if frames.len() < header + len {
-            return None;
+        Received {
+            text: String::from_utf8_lossy(&raw).into_owned(),
+            closed,
         }
-        if opcode == 0x8 && len >= 2 {
-            return Some(u16::from_be_bytes([frames[header], frames[header + 1]]));
-        }
-        frames = &frames[header + len..];
     }
-    None
+
+    /// What arrives within [`QUIET`] (the connection may stay open).
+    pub async fn read_quiet(&mut self) -> Received {
+        self.read_for(QUIET).await
+    }
+
+    /// Everything until the server closes; panics if it does not within [`WAIT`].
+    pub async fn read_until_closed(&mut self) -> Received {
+        let received = self.read_for(WAIT).await;
+        assert!(
+            received.closed,
+            "the server kept the connection open after {received:?}"
+        );
+        received
+    }
+}
+
+/// The status the server answers a WebSocket upgrade of `/ws` from `origin` with.
+pub async fn upgrade_status(addr: SocketAddr, origin: Option<&str>) -> u16 {
+    let mut conn = RawConn::open(addr).await;
+    conn.send(upgrade("/ws", origin).as_bytes()).await;
+    status_of(&conn.read_quiet().await.text)
+}
+
+/// The status code of a response head (0 when unreadable).
+pub fn status_of(head: &str) -> u16 {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `Content-Length` of a response head (0 when absent).
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A GET of `path` with `Host` and any extra header lines (each ending in `\r\n`).
+pub fn get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n")
+}
+
+/// A WebSocket upgrade of `path`, with an `Origin` header when given.
+pub fn upgrade(path: &str, origin: Option<&str>) -> String {
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    get(
+        path,
+        &format!(
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}"
+        ),
+    )
 }
