@@ -37,12 +37,7 @@ async fn health_ready_metrics_stats_and_dashboard() {
 async fn ws_path_without_upgrade_is_426_and_upgrade_elsewhere_is_404() {
     let server = with_key();
     assert_eq!(http(server.addr, "GET", "/ws", &[], "").await.0, 426);
-    let upgrade = [
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ("Sec-WebSocket-Version", "13"),
-    ];
+    let upgrade = crate::support::UPGRADE_HEADERS;
     assert_eq!(
         http(server.addr, "GET", "/elsewhere", &upgrade, "").await.0,
         404

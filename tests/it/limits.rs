@@ -16,10 +16,7 @@ use crate::support::{self, TestServer, WAIT};
 async fn upgrade_answer(addr: std::net::SocketAddr) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
+        .write_all(support::UPGRADE_REQUEST)
         .await
         .expect("write");
     let mut head = Vec::new();

@@ -183,12 +183,7 @@ async fn limits_are_set_by_flag_env_and_file() {
     let mut client = WsClient::connect(&url).await;
     client.authenticate("limited").await;
     let _second = WsClient::connect(&url).await;
-    let upgrade = [
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ("Sec-WebSocket-Version", "13"),
-    ];
+    let upgrade = crate::support::UPGRADE_HEADERS;
     assert_eq!(
         http(served.addr, "GET", "/ws", &upgrade, "").await.0,
         503,

@@ -18,6 +18,17 @@ use shardcast::{Engine, EngineBuilder};
 
 pub use client::WsClient;
 
+/// The headers of a valid WebSocket upgrade request (for [`http`] exchanges).
+pub const UPGRADE_HEADERS: [(&str, &str); 4] = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+];
+
+/// A complete upgrade request of `/ws`, as raw bytes.
+pub const UPGRADE_REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(5);
 /// How long a test listens to make sure something does not happen.

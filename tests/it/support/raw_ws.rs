@@ -21,10 +21,7 @@ impl RawWs {
     pub async fn connect(addr: std::net::SocketAddr) -> RawWs {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream
-            .write_all(
-                b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )
+            .write_all(super::UPGRADE_REQUEST)
             .await
             .expect("write upgrade");
         let mut head = Vec::new();
