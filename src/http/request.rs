@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The largest request head accepted (431 beyond).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -83,8 +82,8 @@ pub enum RequestError {
 
 /// Reads a request head; `buf` carries bytes between pipelined requests. Returns the head;
 /// the bytes after it stay at the front of `buf`.
-pub async fn read_head(
-    stream: &mut TcpStream,
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     timeout: Duration,
 ) -> Result<RequestHead, RequestError> {
@@ -109,8 +108,8 @@ pub async fn read_head(
 }
 
 /// Reads the body announced by `Content-Length` (empty when absent).
-pub async fn read_body(
-    stream: &mut TcpStream,
+pub async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
     head: &RequestHead,
     buf: &mut Vec<u8>,
     timeout: Duration,

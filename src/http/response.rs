@@ -1,7 +1,6 @@
 //! Writing small HTTP/1.1 responses.
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// A complete response, ready to write.
 #[derive(Debug)]
@@ -44,8 +43,13 @@ impl Response {
         self
     }
 
-    /// Writes the response; `keep_alive` decides the `Connection` header.
-    pub async fn write(&self, stream: &mut TcpStream, keep_alive: bool) -> std::io::Result<()> {
+    /// Writes the response; `keep_alive` decides the `Connection` header. Flushed: a TLS
+    /// stream may hold records back (a no-op on TCP).
+    pub async fn write<S: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        keep_alive: bool,
+    ) -> std::io::Result<()> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
             self.status,
@@ -60,7 +64,8 @@ impl Response {
         head.push_str("\r\n");
         let mut out = head.into_bytes();
         out.extend_from_slice(&self.body);
-        stream.write_all(&out).await
+        stream.write_all(&out).await?;
+        stream.flush().await
     }
 }
 

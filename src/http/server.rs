@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::HttpService;
@@ -12,9 +13,9 @@ use super::response::Response;
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 /// A socket that completed the WebSocket handshake (`101` written).
-pub(crate) struct Upgraded {
+pub(crate) struct Upgraded<S = TcpStream> {
     /// The socket, now speaking WebSocket.
-    pub stream: TcpStream,
+    pub stream: S,
     /// The peer's address.
     pub peer: SocketAddr,
     /// Bytes that arrived after the request head (the client's first frames, if any).
@@ -22,12 +23,11 @@ pub(crate) struct Upgraded {
 }
 
 /// Serves `stream` until it upgrades (returned) or ends.
-pub(crate) async fn serve(
-    mut stream: TcpStream,
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     service: &HttpService,
-) -> Option<Upgraded> {
-    let _ = stream.set_nodelay(true);
+) -> Option<Upgraded<S>> {
     let mut buf = Vec::new();
     loop {
         let head = match request::read_head(&mut stream, &mut buf, service.request_timeout).await {
@@ -50,8 +50,8 @@ pub(crate) async fn serve(
 }
 
 /// The answer to a request that is not an upgrade of the WebSocket path.
-async fn answer(
-    stream: &mut TcpStream,
+async fn answer<S: AsyncRead + Unpin>(
+    stream: &mut S,
     head: &RequestHead,
     buf: &mut Vec<u8>,
     service: &HttpService,
@@ -68,7 +68,7 @@ async fn answer(
 }
 
 /// Answers a request that could not be read (when an answer makes sense) and ends.
-async fn fail(stream: &mut TcpStream, err: &RequestError) -> Option<Upgraded> {
+async fn fail<S: AsyncWrite + Unpin>(stream: &mut S, err: &RequestError) -> Option<Upgraded<S>> {
     if let Some(response) = error_response(err) {
         let _ = response.write(stream, false).await;
     }
@@ -86,13 +86,13 @@ fn error_response(err: &RequestError) -> Option<Response> {
 }
 
 /// Completes the handshake (or refuses it: 503 while shutting down, 400, 426).
-async fn upgrade(
-    mut stream: TcpStream,
+async fn upgrade<S: AsyncWrite + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     head: &RequestHead,
     leftover: Vec<u8>,
     service: &HttpService,
-) -> Option<Upgraded> {
+) -> Option<Upgraded<S>> {
     let accepted = match service.handle.is_shutting_down() {
         true => Err(Response::error(503, "Shutting down")),
         false => handshake::accept(&upgrade_request(head)).map_err(refusal),
