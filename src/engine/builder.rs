@@ -14,6 +14,7 @@ use crate::hooks::{
 };
 use crate::redis::RedisSettings;
 use crate::routing::Handle;
+use crate::tls::TlsConfig;
 
 /// Configures and starts an [`Engine`]. Every setting defaults to the Ignis default.
 ///
@@ -41,6 +42,7 @@ pub struct EngineBuilder {
     pub(super) hooks: Hooks,
     pub(super) listener: Option<StdListener>,
     pub(super) redis: Option<RedisSettings>,
+    pub(super) tls: Option<TlsConfig>,
 }
 
 impl Default for EngineBuilder {
@@ -58,6 +60,7 @@ impl EngineBuilder {
             hooks: Hooks::default(),
             listener: None,
             redis: None,
+            tls: None,
         }
     }
 
@@ -90,6 +93,16 @@ impl EngineBuilder {
     /// Ignis envelopes to and from every other node, Ignis or shardcast.
     pub fn redis(mut self, settings: RedisSettings) -> Self {
         self.redis = Some(settings);
+        self
+    }
+
+    /// Serves TLS on the port with the certificate and key of `config` (default: plain
+    /// TCP). Every connection is then TLS: wss and https share the port, the handshake
+    /// runs on the accepting shard, and a client that does not speak TLS is closed. The
+    /// files are read (and checked to belong together) when the engine starts, and again
+    /// on [`Engine::reload_tls`].
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
         self
     }
 

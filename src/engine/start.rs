@@ -15,6 +15,7 @@ use crate::routing::inbox::{ShardInbox, inbox};
 use crate::routing::placement::ShardId;
 use crate::routing::{Handle, Router};
 use crate::shard::{ShardContext, ShardStart};
+use crate::tls::Tls;
 
 /// The accept backlog: deep, for connection storms.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -25,6 +26,7 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     if builder.hooks.authenticator.is_none() {
         return Err(EngineError::NoAuthenticator);
     }
+    let tls = builder.tls.take().map(Tls::load).transpose()?.map(Arc::new);
     let listen = builder.config.listen;
     let listener = match builder.listener.take() {
         Some(listener) => listener,
@@ -42,12 +44,9 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     // The remote exists before any connection is accepted.
     let control_thread = super::control::spawn(router.clone(), builder.redis)?;
     let handle = Handle::new(router);
-    let ctx = Arc::new(context(
-        builder.config,
-        builder.hooks,
-        builder.api_key,
-        &handle,
-    ));
+    let mut ctx = context(builder.config, builder.hooks, builder.api_key, &handle);
+    ctx.tls = tls.as_ref().map(|tls| tls.server_config());
+    let ctx = Arc::new(ctx);
     let shards = start_shards(&listener, inboxes, shard_metrics, &ctx);
     let shard_threads = shards.inspect_err(|_| handle.shutdown())?;
     log_started(&handle, &ctx, local_addr);
@@ -56,6 +55,7 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
         local_addr,
         shard_threads,
         control_thread: Some(control_thread),
+        tls,
     })
 }
 
@@ -97,6 +97,7 @@ fn context(
         hooks,
         http: Arc::new(http),
         handle: handle.clone(),
+        tls: None,
     }
 }
 
@@ -147,6 +148,7 @@ fn log_started(handle: &Handle, ctx: &ShardContext, addr: SocketAddr) {
         shards = handle.router.shard_count(),
         addr = %addr,
         path = %ctx.config.path,
+        tls = ctx.tls.is_some(),
         "shardcast engine started"
     );
 }

@@ -6,10 +6,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::index::Slot;
+use super::socket::Socket;
 use super::state::{Shard, ShardState};
 use super::table::Entry;
 use crate::conn::Conn;
@@ -37,9 +37,9 @@ pub(crate) struct Admitted {
 
 impl Shard {
     /// Puts a new connection in the table and the client index.
-    pub fn admit(&self, id: ClientId, stream: Rc<TcpStream>, now: Instant) -> Admitted {
+    pub fn admit(&self, id: ClientId, socket: Rc<Socket>, now: Instant) -> Admitted {
         let conn = Conn::new(id, now, self.config().auth_timeout);
-        let entry = Entry::new(conn, stream);
+        let entry = Entry::new(conn, socket);
         let wake = entry.waker();
         let mut state = self.state.borrow_mut();
         let slot = state.conns.insert(entry);

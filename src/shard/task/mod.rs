@@ -21,11 +21,11 @@ use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
 use super::index::Slot;
+use super::socket::Socket;
 use super::state::Shard;
 use crate::http::Upgraded;
 use crate::id::ClientId;
@@ -33,7 +33,7 @@ use crate::ws::frame::FrameDecoder;
 use auth::{AuthFuture, AuthOutcome};
 
 /// Takes an upgraded socket (already on this shard's reactor) and starts its task.
-pub(crate) fn adopt(shard: &Rc<Shard>, upgraded: Upgraded, client_id: ClientId) {
+pub(crate) fn adopt(shard: &Rc<Shard>, upgraded: Upgraded<Socket>, client_id: ClientId) {
     let stream = Rc::new(upgraded.stream);
     let admitted = shard.admit(client_id, stream.clone(), Instant::now());
     let task = ConnTask {
@@ -80,7 +80,7 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    async fn run(mut self, stream: Rc<TcpStream>, wake: Rc<Notify>, mut leftover: Vec<u8>) {
+    async fn run(mut self, stream: Rc<Socket>, wake: Rc<Notify>, mut leftover: Vec<u8>) {
         if !leftover.is_empty() {
             self.on_bytes(&mut leftover, Instant::now());
         }
@@ -92,14 +92,17 @@ impl ConnTask {
         while let Some(interest) = self.prepare(&mut auth_timer) {
             // The select only picks what happened; the work (which may await) runs after
             // it, so the branch futures are not kept alive across that await.
-            let wakeup = tokio::select! {
-                ready = stream.ready(interest) => match ready {
-                    Ok(ready) => Wakeup::Ready(ready),
-                    Err(_) => Wakeup::Failed,
+            let wakeup = match stream.buffered(interest) {
+                Some(ready) => Wakeup::Ready(ready),
+                None => tokio::select! {
+                    ready = stream.ready(interest) => match ready {
+                        Ok(ready) => Wakeup::Ready(ready),
+                        Err(_) => Wakeup::Failed,
+                    },
+                    () = wake.notified() => Wakeup::Notified,
+                    result = poll_auth(&mut self.auth), if self.auth.is_some() => Wakeup::Auth(result),
+                    () = poll_timer(&mut auth_timer), if auth_timer.is_some() => Wakeup::Deadline,
                 },
-                () = wake.notified() => Wakeup::Notified,
-                result = poll_auth(&mut self.auth), if self.auth.is_some() => Wakeup::Auth(result),
-                () = poll_timer(&mut auth_timer), if auth_timer.is_some() => Wakeup::Deadline,
             };
             if self.on_wakeup(wakeup, &stream) {
                 // A flooding client: let the shard's other tasks run before reading on.
@@ -113,7 +116,7 @@ impl ConnTask {
     }
 
     /// Acts on what woke the task; true when input is still waiting (read budget spent).
-    fn on_wakeup(&mut self, wakeup: Wakeup, stream: &TcpStream) -> bool {
+    fn on_wakeup(&mut self, wakeup: Wakeup, stream: &Socket) -> bool {
         match wakeup {
             Wakeup::Ready(ready) => {
                 if ready.is_writable() {
