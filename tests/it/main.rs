@@ -16,3 +16,4 @@ mod redis_engine;
 mod redis_faults;
 mod refpeer_interop;
 mod serve_binary;
+mod tls;

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod redis;
+pub mod tls;
 
 pub use client::Next;
 
