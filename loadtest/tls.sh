@@ -10,8 +10,8 @@
 #
 # Pinning: the server on core 0 (SERVER_CPU), the load generator on core 1 (LOAD_CPU).
 # Traffic stays on 127.0.0.1; every run is bounded in time. The certificate is a
-# throwaway self-signed P-256 one made with the openssl command-line tool (the server
-# itself uses rustls only); the load generator trusts it with --tls-ca.
+# throwaway P-256 one signed by a throwaway CA, both made with the openssl command-line
+# tool (the server itself uses rustls only); the load generator trusts the CA (--tls-ca).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -32,9 +32,13 @@ SC="$TARGET_DIR/release/shardcast"
 LOAD="$TARGET_DIR/release/shardcast-load"
 
 CERTS="$(mktemp -d)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-  -keyout "$CERTS/key.pem" -out "$CERTS/cert.pem" 2>/dev/null
+EC=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+openssl req -x509 "${EC[@]}" -days 2 -subj "/CN=shardcast load CA" \
+  -keyout "$CERTS/ca.key" -out "$CERTS/ca.pem" 2>/dev/null
+openssl req "${EC[@]}" -subj /CN=localhost -keyout "$CERTS/key.pem" -out "$CERTS/leaf.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n' >"$CERTS/leaf.ext"
+openssl x509 -req -in "$CERTS/leaf.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca.key" -CAcreateserial \
+  -days 2 -extfile "$CERTS/leaf.ext" -out "$CERTS/cert.pem" 2>/dev/null
 
 SPID=""
 cleanup() { [[ -n $SPID ]] && kill "$SPID" 2>/dev/null || true; rm -rf "$CERTS"; }
@@ -59,12 +63,12 @@ measure_one() {
   if [[ $mode == tls ]]; then
     scheme=wss
     start_server "$OUT/logs/$name" --tls-cert "$CERTS/cert.pem" --tls-key "$CERTS/key.pem"
-    tls=(--tls-ca "$CERTS/cert.pem")
+    tls=(--tls-ca "$CERTS/ca.pem")
   else
     start_server "$OUT/logs/$name"
   fi
   local url="$scheme://$ADDR/ws"
-  local cmd=(taskset -c "$LOAD_CPU" "$LOAD" connect --clients "$clients" --connect-rate 2000
+  local cmd=(taskset -c "$LOAD_CPU" "$LOAD" connect --clients "$clients" --connect-rate 1000
     --hold-s 5 --heartbeat-s 2 --url "$url" "${tls[@]}" --jwt-secret "$SECRET"
     --server-pid "$SPID" --no-progress --json "$OUT/raw/$name.json")
   echo "${cmd[*]}" >>"$OUT/commands.txt"
@@ -85,7 +89,8 @@ done
   echo "date: $STAMP"
   echo "host: $(hostname)  kernel: $(uname -r)  cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   echo "shardcast: $("$SC" --version) ($(git -C "$ROOT" rev-parse --short HEAD))  rustc: $(rustc --version)"
-  echo "tls: rustls (ring provider), self-signed P-256 certificate, TLS 1.3 negotiated by default"
+  echo "tls: rustls (ring provider) both sides, P-256 leaf signed by a test CA, TLS 1.3 (default), X25519"
+  echo "load average at the end (the machine is shared): $(cut -d" " -f1-3 /proc/loadavg)"
   echo "pinning: server on CPU $SERVER_CPU (--shards 1), load generator on CPU $LOAD_CPU; runs: $RUNS per figure, plain and tls interleaved; clients: $COUNTS"
 } >"$OUT/machine.txt"
 

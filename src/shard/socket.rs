@@ -220,7 +220,10 @@ mod tests {
     fn plain_socket_stays_as_small_as_the_stream() {
         let socket = std::mem::size_of::<super::Socket>();
         let stream = std::mem::size_of::<tokio::net::TcpStream>();
-        eprintln!("Socket: {socket} bytes, TcpStream: {stream} bytes");
+        let tls = std::mem::size_of::<super::TlsSocket>();
+        eprintln!(
+            "Socket: {socket} bytes, TcpStream: {stream} bytes, boxed TLS state: {tls} bytes"
+        );
         assert!(socket <= stream, "Socket is {socket} bytes");
     }
 }
