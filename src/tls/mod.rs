@@ -4,14 +4,15 @@
 //!
 //! # Contract
 //!
-//! - **Owns** the PEM paths ([`TlsConfig`]), the live certificate ([`resolver`]) and the
-//!   server configuration built around it ([`Tls`]). Nothing here touches a socket: the
+//! - **Owns** the PEM paths ([`TlsConfig`]), the live certificate (`resolver`) and the
+//!   server configuration built around it (`Tls`). Nothing here touches a socket: the
 //!   shards run the handshakes (`shard::accept`) and the encrypted connections
 //!   (`shard::socket`).
-//! - **Threads**: [`Tls`] is `Send + Sync` and shared by every shard through an `Arc`.
-//!   A handshake reads the current certificate under a read lock held for one `Arc`
-//!   clone; [`Tls::reload`] (any thread, e.g. a SIGHUP handler) reads and checks the files
-//!   first, then swaps under the write lock.
+//! - **Threads**: `Tls` is `Send + Sync`, owned by the engine; every shard holds an
+//!   `Arc` of its `ServerConfig`. A handshake reads the current certificate under a read
+//!   lock held for one `Arc` clone; `Tls::reload` ([`crate::Engine::reload_tls`], any
+//!   thread, e.g. a SIGHUP handler) reads and checks the files first, then swaps under
+//!   the write lock.
 //! - **Reload**: new handshakes use the new certificate; established connections keep
 //!   the session they negotiated and are never dropped. A reload that fails (a missing
 //!   file, bad PEM, a key that does not match) changes nothing: the old certificate stays.
