@@ -161,3 +161,60 @@ fn reload_without_tls_says_so() {
     let err = server.engine.as_ref().unwrap().reload_tls().unwrap_err();
     assert!(err.to_string().contains("not enabled"), "{err}");
 }
+
+/// The read path: a 100 KB message spans many TLS records and more plaintext than one
+/// read of the shard's 64 KiB buffer.
+#[tokio::test]
+async fn a_message_larger_than_the_read_buffer_arrives_over_tls() {
+    let (server, ca, _dir) = echo_server();
+    let (mut client, _) = ca.login(server.addr, "big").await;
+    client.emit("shout", json!("y".repeat(100_000))).await;
+    let got = client.expect_event("echo").await;
+    assert_eq!(got["data"], 100_002, "{got}");
+}
+
+/// Regression guard for the hand-over: a frame sent right behind the upgrade request, in
+/// the same TLS record, is decrypted by rustls during the HTTP phase, which takes only
+/// the bytes it reads (1 KiB at a time); the rest waits in rustls, and the socket never
+/// becomes readable for it again, so the connection must read it from rustls first.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_read_after_the_hand_over() {
+    let (server, ca, _dir) = echo_server();
+    let mut tls = ca.connect(server.addr).await.unwrap();
+    let mut flight = b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".to_vec();
+    let auth =
+        json!({ "event": "authenticate", "data": { "token": "early", "pad": "p".repeat(2500) } });
+    flight.extend(masked_text(&auth.to_string()));
+    tls.write_all(&flight).await.unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\"connected\"") {
+        let read = tokio::time::timeout(WAIT, tls.read(&mut chunk)).await;
+        let n = read.expect("the early frame is answered").unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A TLS engine whose message handler answers each custom event with the length of its
+/// `data`.
+fn echo_server() -> (TestServer, TestCa, std::path::PathBuf) {
+    let (ca, dir) = (TestCa::new(), tempdir());
+    let cert = ca.issue(&dir, "server");
+    let echo = builder(1)
+        .tls(TestCa::config(&cert))
+        .on_message(|handle, message| async move {
+            let len = message.data.map_or(0, |d| d.get().len());
+            let _ = handle.send_to_client(&message.client_id.to_string(), "echo", &len);
+        });
+    (TestServer::start(echo), ca, dir)
+}
+
+/// A client text frame, masked with the zero key (allowed; the payload stays readable).
+fn masked_text(text: &str) -> Vec<u8> {
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(text.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(text.as_bytes());
+    frame
+}
