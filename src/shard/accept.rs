@@ -55,7 +55,9 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     let http = shard.ctx.http.clone();
     let upgraded = match shard.ctx.tls.clone() {
         None => crate::http::serve(stream, peer, &http).await.map(plain),
-        Some(tls) => serve_tls(stream, peer, &http, tls).await,
+        // Boxed: the handshake's state would otherwise widen every plain connection's
+        // accept task too.
+        Some(tls) => Box::pin(serve_tls(stream, peer, &http, tls)).await,
     };
     if let Some(upgraded) = upgraded {
         let id = shard.fresh_client_id();
