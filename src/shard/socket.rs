@@ -17,8 +17,11 @@
 //!   waits for writability and the table entry flushes again.
 //! - **Reads** (TLS): `read_tls` + `process_new_packets`, then plaintext out of
 //!   [`ServerConnection::reader`] into the caller's buffer (the shard's scratch buffer).
-//!   Plaintext rustls holds counts as readable ([`Socket::buffered`]), so nothing waits on
-//!   a socket whose data was already read.
+//!   A read says `WouldBlock` only when rustls holds no plaintext *and* the socket said
+//!   `WouldBlock` (which is what clears the socket's readiness), so waiting on the TCP
+//!   socket never strands input rustls already decrypted. What the HTTP phase left
+//!   decrypted in rustls is taken out at the hand-over (`shard::accept`, into the
+//!   connection's leftover bytes).
 //! - **Close**: [`Socket::shutdown_write`] sends TLS `close_notify` (and the records still
 //!   queued) before the TCP half-close.
 
@@ -60,17 +63,8 @@ impl Socket {
         }
     }
 
-    /// Readable without waiting: TLS plaintext already decrypted (or the peer's close)
-    /// waits in rustls. Always `None` on plain TCP. Check before [`Socket::ready`].
-    pub fn buffered(&self, interest: Interest) -> Option<Ready> {
-        match self {
-            Socket::Tls(tls) if interest.is_readable() && tls.has_input() => Some(Ready::READABLE),
-            _ => None,
-        }
-    }
-
-    /// Waits for `interest` on the TCP socket (the future is TCP's own: the connection
-    /// task, which holds it, stays as small as with plain TCP).
+    /// Waits for `interest` on the TCP socket (TLS too: see the contract on reads). The
+    /// future is TCP's own, so the connection task that holds it keeps its size.
     pub fn ready(&self, interest: Interest) -> impl Future<Output = io::Result<Ready>> + '_ {
         self.tcp().ready(interest)
     }
@@ -122,15 +116,6 @@ impl Socket {
 }
 
 impl TlsSocket {
-    /// Whether plaintext (or the peer's close) waits in rustls.
-    fn has_input(&self) -> bool {
-        match self.tls.borrow_mut().process_new_packets() {
-            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
-            // Reading reports the error.
-            Err(_) => true,
-        }
-    }
-
     /// Plaintext into `buf`: what rustls holds, else records from the socket.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut tls = self.tls.borrow_mut();

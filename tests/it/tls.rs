@@ -176,7 +176,7 @@ async fn a_message_larger_than_the_read_buffer_arrives_over_tls() {
 /// Regression guard for the hand-over: a frame sent right behind the upgrade request, in
 /// the same TLS record, is decrypted by rustls during the HTTP phase, which takes only
 /// the bytes it reads (1 KiB at a time); the rest waits in rustls, and the socket never
-/// becomes readable for it again, so the connection must read it from rustls first.
+/// becomes readable for it again, so the hand-over must take it out of rustls.
 #[tokio::test]
 async fn a_frame_sent_with_the_upgrade_request_is_read_after_the_hand_over() {
     let (server, ca, _dir) = echo_server();

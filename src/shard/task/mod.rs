@@ -92,17 +92,14 @@ impl ConnTask {
         while let Some(interest) = self.prepare(&mut auth_timer) {
             // The select only picks what happened; the work (which may await) runs after
             // it, so the branch futures are not kept alive across that await.
-            let wakeup = match stream.buffered(interest) {
-                Some(ready) => Wakeup::Ready(ready),
-                None => tokio::select! {
-                    ready = stream.ready(interest) => match ready {
-                        Ok(ready) => Wakeup::Ready(ready),
-                        Err(_) => Wakeup::Failed,
-                    },
-                    () = wake.notified() => Wakeup::Notified,
-                    result = poll_auth(&mut self.auth), if self.auth.is_some() => Wakeup::Auth(result),
-                    () = poll_timer(&mut auth_timer), if auth_timer.is_some() => Wakeup::Deadline,
+            let wakeup = tokio::select! {
+                ready = stream.ready(interest) => match ready {
+                    Ok(ready) => Wakeup::Ready(ready),
+                    Err(_) => Wakeup::Failed,
                 },
+                () = wake.notified() => Wakeup::Notified,
+                result = poll_auth(&mut self.auth), if self.auth.is_some() => Wakeup::Auth(result),
+                () = poll_timer(&mut auth_timer), if auth_timer.is_some() => Wakeup::Deadline,
             };
             if self.on_wakeup(wakeup, &stream) {
                 // A flooding client: let the shard's other tasks run before reading on.
