@@ -21,7 +21,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | wire | `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`config`], [`metrics`] | ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; settings; counters |
+//! | wire | `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`config`], [`metrics`], [`tls`] | ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; settings; counters; TLS certificates and their reload |
 //! | routing | `routing` | the [`Handle`], the broker, shard inbox commands, placement |
 //! | hooks | [`hooks`] | every embedder hook: traits and what they receive |
 //! | connection | `conn` | one connection without its socket: every protocol, close, liveness and backpressure rule |
@@ -79,6 +79,7 @@ pub mod redis;
 pub mod rooms;
 mod routing;
 mod shard;
+pub mod tls;
 mod ws;
 
 pub use config::EngineConfig;

@@ -13,6 +13,8 @@ use crate::session::SessionConfig;
 use crate::stats::Live;
 use crate::target::{SourceAddrs, Target};
 use crate::token::TokenSource;
+use crate::ws::TlsClient;
+use crate::ws::tls::client_config;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -137,6 +139,7 @@ fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
     }
     let target = Target::from_url(&c.url, c.allow_non_loopback)?;
     let sources = SourceAddrs::loopback(c.source_ips, target.addr)?;
+    let tls = tls_client(c, &target)?;
     let token = match (&c.jwt_secret, &c.token) {
         (Some(s), _) => TokenSource::Jwt {
             secret: s.as_bytes().to_vec(),
@@ -163,6 +166,7 @@ fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
         token,
         connect_timeout: Duration::from_millis(c.connect_timeout_ms),
         auth_timeout: Duration::from_millis(c.auth_timeout_ms),
+        tls,
     };
     Ok(Ctx {
         common: c.clone(),
@@ -172,6 +176,29 @@ fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
         live: Arc::new(Live::default()),
         registry: ThreadRegistry::default(),
     })
+}
+
+/// TLS for a `wss://` target: `--tls-ca` or `--tls-insecure` says what to trust.
+fn tls_client(c: &CommonArgs, target: &Target) -> Result<Option<TlsClient>> {
+    let asked = c.tls_ca.is_some() || c.tls_insecure;
+    match (target.tls, asked) {
+        (false, false) => return Ok(None),
+        (false, true) => {
+            return Err(Error::Config(
+                "--tls-ca and --tls-insecure need a wss:// --url".into(),
+            ));
+        }
+        (true, false) => {
+            return Err(Error::Config(
+                "a wss:// --url needs --tls-ca FILE (PEM roots to trust) or --tls-insecure".into(),
+            ));
+        }
+        (true, true) => {}
+    }
+    let config = client_config(c.tls_ca.as_deref()).map_err(Error::Config)?;
+    TlsClient::new(config, &target.server_name)
+        .map(Some)
+        .map_err(Error::Config)
 }
 
 fn check_fd_limit(sockets: u64) -> Result<()> {

@@ -79,6 +79,12 @@ pub struct CommonArgs {
     /// Allow targets outside 127.0.0.0/8 and ::1.
     #[arg(long)]
     pub allow_non_loopback: bool,
+    /// wss://: trust the server certificates this PEM file's CAs signed.
+    #[arg(long, conflicts_with = "tls_insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// wss://: accept any server certificate (self-signed test servers).
+    #[arg(long)]
+    pub tls_insecure: bool,
     /// New connections per second while ramping up.
     #[arg(long, default_value_t = 1000.0)]
     pub connect_rate: f64,

@@ -225,6 +225,7 @@ fn bench_ctx(url: &str) -> Result<Ctx> {
         token: TokenSource::Raw("bench".into()),
         connect_timeout: Duration::from_secs(10),
         auth_timeout: Duration::from_secs(10),
+        tls: None,
     };
     let common = crate::cli::CommonArgs {
         url: url.into(),
@@ -236,6 +237,8 @@ fn bench_ctx(url: &str) -> Result<Ctx> {
         server_pid: None,
         json: None,
         allow_non_loopback: false,
+        tls_ca: None,
+        tls_insecure: false,
         connect_rate: 10_000.0,
         max_inflight: 64,
         connect_timeout_ms: 10_000,

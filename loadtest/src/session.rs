@@ -7,7 +7,7 @@
 use crate::stats::Failures;
 use crate::target::{SourceAddrs, Target};
 use crate::token::TokenSource;
-use crate::ws::{ReadStatus, WsConn, WsError};
+use crate::ws::{ReadStatus, TlsClient, WsConn, WsError};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -25,6 +25,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Limit for `authenticate` → `connected`.
     pub auth_timeout: Duration,
+    /// TLS for `wss://` targets.
+    pub tls: Option<TlsClient>,
 }
 
 /// An authenticated connection and how long it took.
@@ -85,7 +87,8 @@ impl SessionError {
 pub async fn establish(cfg: &SessionConfig, i: u64) -> Result<Established, SessionError> {
     let t0 = Instant::now();
     let t = &cfg.target;
-    let connect = WsConn::connect(t.addr, cfg.sources.pick(i), &t.host, &t.path);
+    let tls = cfg.tls.as_ref();
+    let connect = WsConn::connect(t.addr, cfg.sources.pick(i), tls, &t.host, &t.path);
     let (mut conn, up) = match tokio::time::timeout(cfg.connect_timeout, connect).await {
         Ok(r) => r.map_err(SessionError::Ws)?,
         Err(_) => return Err(SessionError::ConnectTimeout),

@@ -18,6 +18,10 @@ pub struct Target {
     pub host: String,
     /// Request path, e.g. `/ws`.
     pub path: String,
+    /// `wss://`: TLS to `server_name`.
+    pub tls: bool,
+    /// The host as the TLS certificate must name it (no port, no brackets).
+    pub server_name: String,
 }
 
 /// Parsed `scheme://host[:port][/path]`.
@@ -44,9 +48,12 @@ pub fn parse_url(url: &str) -> Result<UrlParts> {
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
         "ws" | "http" => 80,
+        "wss" => 443,
         "redis" => 6379,
-        "wss" | "https" | "rediss" => {
-            return Err(bad("TLS is not supported; use ws://, http:// or redis://"));
+        "https" | "rediss" => {
+            return Err(bad(
+                "TLS is supported for wss:// only; use http:// or redis://",
+            ));
         }
         _ => return Err(bad("unknown scheme")),
     };
@@ -102,11 +109,13 @@ pub fn resolve(host: &str, port: u16, allow_non_loopback: bool) -> Result<Socket
 }
 
 impl Target {
-    /// Parses and resolves a `ws://host:port/path` URL.
+    /// Parses and resolves a `ws://` or `wss://host:port/path` URL.
     pub fn from_url(url: &str, allow_non_loopback: bool) -> Result<Target> {
         let p = parse_url(url)?;
-        if p.scheme != "ws" {
-            return Err(Error::Config(format!("--url must be ws://…, got {url:?}")));
+        if p.scheme != "ws" && p.scheme != "wss" {
+            return Err(Error::Config(format!(
+                "--url must be ws://… or wss://…, got {url:?}"
+            )));
         }
         let addr = resolve(&p.host, p.port, allow_non_loopback)?;
         let host = if p.host.contains(':') {
@@ -119,6 +128,8 @@ impl Target {
             addr,
             host,
             path: p.path,
+            tls: p.scheme == "wss",
+            server_name: p.host,
         })
     }
 }
@@ -190,7 +201,8 @@ mod tests {
         let p = parse_url("http://[::1]:80").unwrap();
         assert_eq!((p.host.as_str(), p.path.as_str()), ("::1", "/"));
         assert_eq!(parse_url("ws://localhost").unwrap().port, 80);
-        assert!(parse_url("wss://x").is_err());
+        assert_eq!(parse_url("wss://x").unwrap().port, 443);
+        assert!(parse_url("https://x").is_err());
         assert!(parse_url("ws://x:notaport/").is_err());
         assert!(parse_url("127.0.0.1:80").is_err());
     }

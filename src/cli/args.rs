@@ -138,6 +138,13 @@ pub struct ServeArgs {
     /// (Ignis ignores the key).
     #[arg(long, env = "SHARDCAST_OPTIONAL_ENCRYPTION")]
     pub optional_encryption: bool,
+    /// PEM certificate chain (leaf first): serve wss:// and https:// on the port; give
+    /// --tls-key too. Re-read on SIGHUP [default: plain TCP].
+    #[arg(long, env = "SHARDCAST_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1). Re-read on SIGHUP.
+    #[arg(long, env = "SHARDCAST_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `shardcast emit` arguments.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use shardcast::auth::jwt::{JwtAlgorithm, JwtConfigError, JwtVerifier};
 use shardcast::config::{ConfigError, EngineConfig};
 use shardcast::rooms::glob::{PatternError, RoomPolicy};
+use shardcast::tls::TlsConfig;
 
 use super::args::ServeArgs;
 
@@ -51,6 +52,8 @@ struct FileConfig {
     max_auth_failures_per_ip: Option<u32>,
     auth_failure_window_s: Option<u64>,
     optional_encryption: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// A TOML value given either as `"a,b"` or `["a", "b"]`.
@@ -100,6 +103,8 @@ pub struct ServeConfig {
     pub rooms: RoomPolicy,
     /// Redis URLs (empty: single node).
     pub redis: Vec<String>,
+    /// TLS certificate and key (`None`: plain TCP).
+    pub tls: Option<TlsConfig>,
 }
 
 /// A `serve` configuration that cannot work, with what to change.
@@ -146,6 +151,16 @@ pub enum CliError {
     /// An engine setting is invalid.
     #[error(transparent)]
     Engine(#[from] ConfigError),
+    /// Only one of the TLS certificate and key was given.
+    #[error(
+        "{given} is set but {missing} is missing: TLS needs both the certificate chain and its private key (or neither, for plain TCP)"
+    )]
+    TlsIncomplete {
+        /// The setting that was given.
+        given: &'static str,
+        /// The setting to add.
+        missing: &'static str,
+    },
 }
 
 impl ServeArgs {
@@ -164,7 +179,12 @@ impl ServeArgs {
             self.jwt_alg.clone().or(file.jwt_alg.clone()),
         )?;
         let allow_rooms = list_or(self.allow_rooms, file.allow_rooms);
+        let tls = resolve_tls(
+            self.tls_cert.clone().or(file.tls_cert.clone()),
+            self.tls_key.clone().or(file.tls_key.clone()),
+        )?;
         Ok(ServeConfig {
+            tls,
             engine,
             auth,
             api_key: self.api_key.or(file.api_key),
@@ -332,5 +352,23 @@ fn resolve_auth(
         (None, None, true) => Ok(AuthMode::Dev),
         (None, None, false) => Err(CliError::NoAuth),
         _ => Err(CliError::ConflictingAuth),
+    }
+}
+
+/// Both TLS files, or neither; one alone names the other.
+fn resolve_tls(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<TlsConfig>, CliError> {
+    const CERT: &str = "the TLS certificate (--tls-cert, SHARDCAST_TLS_CERT, tls_cert)";
+    const KEY: &str = "the TLS key (--tls-key, SHARDCAST_TLS_KEY, tls_key)";
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig::new(cert, key))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(CliError::TlsIncomplete {
+            given: CERT,
+            missing: KEY,
+        }),
+        (None, Some(_)) => Err(CliError::TlsIncomplete {
+            given: KEY,
+            missing: CERT,
+        }),
     }
 }

@@ -14,6 +14,7 @@ use crate::hooks::{
 };
 use crate::redis::RedisSettings;
 use crate::routing::Handle;
+use crate::tls::TlsConfig;
 
 /// Configures and starts an [`Engine`]. Every setting defaults to the Ignis default.
 ///
@@ -43,6 +44,7 @@ pub struct EngineBuilder {
     pub(super) redis: Option<RedisSettings>,
     /// The conformance server's echo mode (see `internals::conformance`).
     pub(crate) echo: bool,
+    pub(super) tls: Option<TlsConfig>,
 }
 
 impl Default for EngineBuilder {
@@ -61,6 +63,7 @@ impl EngineBuilder {
             listener: None,
             redis: None,
             echo: false,
+            tls: None,
         }
     }
 
@@ -93,6 +96,16 @@ impl EngineBuilder {
     /// Ignis envelopes to and from every other node, Ignis or shardcast.
     pub fn redis(mut self, settings: RedisSettings) -> Self {
         self.redis = Some(settings);
+        self
+    }
+
+    /// Serves TLS on the port with the certificate and key of `config` (default: plain
+    /// TCP). Every connection is then TLS: wss and https share the port, the handshake
+    /// runs on the accepting shard, and a client that does not speak TLS is closed. The
+    /// files are read (and checked to belong together) when the engine starts, and again
+    /// on [`Engine::reload_tls`].
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Some(config);
         self
     }
 

@@ -10,6 +10,7 @@ mod remote;
 mod start;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use builder::EngineBuilder;
@@ -17,6 +18,7 @@ pub use builder::EngineBuilder;
 use crate::config::ConfigError;
 use crate::redis::RedisConfigError;
 use crate::routing::Handle;
+use crate::tls::{Tls, TlsError};
 
 /// Why the engine did not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,10 @@ pub enum EngineError {
     /// The Redis settings are unusable (e.g. a malformed URL).
     #[error(transparent)]
     Redis(#[from] RedisConfigError),
+    /// The TLS certificate or key cannot be used; the message names the file and what it
+    /// must contain.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A running engine. Dropping it without [`Engine::shutdown`] shuts it down too.
@@ -59,6 +65,7 @@ pub struct Engine {
     local_addr: SocketAddr,
     shard_threads: Vec<JoinHandle<()>>,
     control_thread: Option<JoinHandle<()>>,
+    tls: Option<Arc<Tls>>,
 }
 
 impl Engine {
@@ -75,6 +82,14 @@ impl Engine {
     /// The address the engine listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Re-reads the TLS certificate and key files (after they were renewed). New
+    /// handshakes use the new certificate; open connections stay as they are. On an error
+    /// (a missing file, bad PEM, a key that does not match) the current certificate stays
+    /// in use. [`TlsError::NotEnabled`] when the engine serves plain TCP.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        self.tls.as_ref().ok_or(TlsError::NotEnabled)?.reload()
     }
 
     /// Blocks until the engine stops (after [`Handle::shutdown`] or a signal handled by

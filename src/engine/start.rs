@@ -17,6 +17,7 @@ use crate::routing::inbox::{ShardInbox, inbox};
 use crate::routing::placement::ShardId;
 use crate::routing::{Handle, Router};
 use crate::shard::{ShardContext, ShardStart};
+use crate::tls::Tls;
 
 /// The accept backlog: deep, for connection storms.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -28,6 +29,7 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     if builder.hooks.authenticator.is_none() {
         return Err(EngineError::NoAuthenticator);
     }
+    let tls = builder.tls.take().map(Tls::load).transpose()?.map(Arc::new);
     let listen = builder.config.listen;
     let listener = match builder.listener.take() {
         Some(listener) => listener,
@@ -48,6 +50,7 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     let http = (builder.api_key, origins);
     let mut ctx = context(builder.config, builder.hooks, http, &handle);
     ctx.echo = builder.echo;
+    ctx.tls = tls.as_ref().map(|tls| tls.server_config());
     let ctx = Arc::new(ctx);
     let shards = start_shards(&listener, inboxes, shard_metrics, &ctx);
     let shard_threads = shards.inspect_err(|_| handle.shutdown())?;
@@ -57,6 +60,7 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
         local_addr,
         shard_threads,
         control_thread: Some(control_thread),
+        tls,
     })
 }
 
@@ -101,6 +105,7 @@ fn context(
         http: Arc::new(http),
         handle: handle.clone(),
         echo: false,
+        tls: None,
     }
 }
 
@@ -151,6 +156,7 @@ fn log_started(handle: &Handle, ctx: &ShardContext, addr: SocketAddr) {
         shards = handle.router.shard_count(),
         addr = %addr,
         path = %ctx.config.path,
+        tls = ctx.tls.is_some(),
         "shardcast engine started"
     );
 }

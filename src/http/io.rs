@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -27,17 +27,16 @@ const READ_CHUNK: usize = 1024;
 /// The longest [`HttpStream::close`] waits for the peer to finish sending.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// One accepted connection while it speaks HTTP/1.1.
-pub(crate) struct HttpStream {
-    stream: TcpStream,
+/// One accepted connection while it speaks HTTP/1.1, over TCP or TLS.
+pub(crate) struct HttpStream<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
     timeout: Duration,
 }
 
-impl HttpStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> HttpStream<S> {
     /// Wraps an accepted socket; `timeout` bounds each request's reads and each write.
-    pub fn new(stream: TcpStream, timeout: Duration) -> Self {
-        let _ = stream.set_nodelay(true);
+    pub fn new(stream: S, timeout: Duration) -> Self {
         HttpStream {
             stream,
             buf: Vec::new(),
@@ -80,9 +79,15 @@ impl HttpStream {
         }
     }
 
-    /// Writes `bytes`, failing with `TimedOut` when the peer does not take them in time.
+    /// Writes `bytes` (flushed: a TLS stream may hold records back), failing with
+    /// `TimedOut` when the peer does not take them in time.
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let write = tokio::time::timeout(self.timeout, self.stream.write_all(bytes));
+        let stream = &mut self.stream;
+        let write = async move {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        let write = tokio::time::timeout(self.timeout, write);
         write.await.unwrap_or_else(|_| {
             Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -108,7 +113,7 @@ impl HttpStream {
     }
 
     /// The socket and the bytes received after the last request head.
-    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+    pub fn into_parts(self) -> (S, Vec<u8>) {
         (self.stream, self.buf)
     }
 }

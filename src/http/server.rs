@@ -17,6 +17,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::HttpService;
@@ -28,9 +29,9 @@ use crate::rooms::glob::RoomPolicy;
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 /// A socket that completed the WebSocket handshake (`101` written).
-pub(crate) struct Upgraded {
+pub(crate) struct Upgraded<S = TcpStream> {
     /// The socket, now speaking WebSocket.
-    pub stream: TcpStream,
+    pub stream: S,
     /// The peer's address.
     pub peer: SocketAddr,
     /// Bytes that arrived after the request head (the client's first frames, if any).
@@ -39,9 +40,9 @@ pub(crate) struct Upgraded {
     pub permit: Permit,
 }
 
-impl Upgraded {
+impl<S: AsyncRead + AsyncWrite + Unpin> Upgraded<S> {
     /// The socket of `conn`, which has just written `101`, holding `permit`.
-    fn new(conn: HttpStream, peer: SocketAddr, permit: Permit) -> Self {
+    fn new(conn: HttpStream<S>, peer: SocketAddr, permit: Permit) -> Self {
         let (stream, leftover) = conn.into_parts();
         Upgraded {
             stream,
@@ -63,11 +64,11 @@ enum Next {
 }
 
 /// Serves `stream` until it upgrades (returned) or ends.
-pub(crate) async fn serve(
-    stream: TcpStream,
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     peer: SocketAddr,
     service: &HttpService,
-) -> Option<Upgraded> {
+) -> Option<Upgraded<S>> {
     let mut conn = HttpStream::new(stream, service.request_timeout);
     loop {
         let head = match conn.read_head().await {
@@ -84,8 +85,8 @@ pub(crate) async fn serve(
 }
 
 /// Reads the body of `head` and answers it, unless it is an upgrade.
-async fn exchange(
-    conn: &mut HttpStream,
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut HttpStream<S>,
     head: &RequestHead,
     service: &HttpService,
 ) -> Result<Next, RequestError> {
@@ -117,7 +118,7 @@ fn bodiless_upgrade(len: usize) -> Result<Next, RequestError> {
 }
 
 /// Ends after a response that said `Connection: close`.
-async fn close(conn: HttpStream) -> Option<Upgraded> {
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(conn: HttpStream<S>) -> Option<Upgraded<S>> {
     conn.close().await;
     None
 }
@@ -128,7 +129,11 @@ fn is_upgrade(head: &RequestHead, service: &HttpService) -> bool {
 }
 
 /// Answers a request that could not be read (when an answer makes sense) and ends.
-async fn fail(conn: HttpStream, err: &RequestError, head_request: bool) -> Option<Upgraded> {
+async fn fail<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: HttpStream<S>,
+    err: &RequestError,
+    head_request: bool,
+) -> Option<Upgraded<S>> {
     if let Some(response) = error_response(err) {
         answer_and_close(conn, &response, head_request).await;
     }
@@ -148,7 +153,11 @@ fn error_response(err: &RequestError) -> Option<Response> {
 
 /// Writes a final response (`Connection: close`) and closes gracefully; a peer that does
 /// not take it in time is dropped.
-async fn answer_and_close(mut conn: HttpStream, response: &Response, head_request: bool) {
+async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: HttpStream<S>,
+    response: &Response,
+    head_request: bool,
+) {
     if conn
         .send(&response.encode(false, head_request))
         .await
@@ -159,12 +168,12 @@ async fn answer_and_close(mut conn: HttpStream, response: &Response, head_reques
 }
 
 /// Completes the handshake, or refuses it and closes.
-async fn upgrade(
-    mut conn: HttpStream,
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: HttpStream<S>,
     peer: SocketAddr,
     head: &RequestHead,
     service: &HttpService,
-) -> Option<Upgraded> {
+) -> Option<Upgraded<S>> {
     match accept(head, service).and_then(|switching| Ok((switching, admit(service, peer)?))) {
         Ok((switching, permit)) => {
             conn.send(&switching).await.ok()?;

@@ -1,21 +1,38 @@
 //! The acceptor, run by every shard on the one shared listening socket: accepts TCP
-//! connections, lets [`crate::http`] serve each one, and adopts those that upgrade.
+//! connections, runs the TLS handshake when the engine serves TLS, lets [`crate::http`]
+//! serve each one, and adopts those that upgrade.
 //!
 //! A shard that accepts an upgrade gives the connection an id that hashes to itself
 //! ([`Shard::fresh_client_id`]), so placement stays `hash(client_id) % shards` while the
 //! socket never changes thread or reactor. Which shard accepts is up to the kernel (the
 //! least busy one tends to win the race), which spreads connections by load.
+//!
+//! With TLS every connection on the port is TLS: the handshake runs here, on the accepting
+//! shard, bounded by the request timeout; a client that does not speak TLS is closed. After
+//! the upgrade the rustls connection is split off its stream ([`Socket::tls`]); plaintext
+//! it already decrypted that HTTP did not read joins the connection's leftover bytes, and
+//! the shard drives it like any socket. A connection that ends without upgrading gets
+//! `close_notify`.
 
+use std::io::Read;
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use rustls::ServerConnection;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 
+use super::socket::Socket;
 use super::state::Shard;
 use super::task;
+use crate::http::{HttpService, Upgraded};
 
 /// How long the acceptor pauses after a failed accept (EMFILE and friends).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// How long a TLS connection that ends without upgrading may take its `close_notify`.
+const TLS_CLOSE: Duration = Duration::from_secs(1);
 
 /// How often a failing accept is logged (each failure is counted).
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -53,11 +70,86 @@ fn log_accept_error(shard: &Shard, err: &std::io::Error, logged: &mut Option<Ins
     }
 }
 
-/// Serves one accepted connection's HTTP; adopts it if it upgrades.
-async fn serve(shard: Rc<Shard>, stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+/// Serves one accepted connection's HTTP (over TLS when configured); adopts it if it
+/// upgrades.
+async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
     let http = shard.ctx.http.clone();
-    if let Some(upgraded) = crate::http::serve(stream, peer, &http).await {
+    let upgraded = match shard.ctx.tls.clone() {
+        None => crate::http::serve(stream, peer, &http).await.map(plain),
+        // Boxed: the handshake's state would otherwise widen every plain connection's
+        // accept task too.
+        Some(tls) => Box::pin(serve_tls(stream, peer, &http, tls)).await,
+    };
+    if let Some(upgraded) = upgraded {
         let id = shard.fresh_client_id();
         task::adopt(&shard, upgraded, id);
     }
+}
+
+fn plain(upgraded: Upgraded) -> Upgraded<Socket> {
+    Upgraded {
+        stream: Socket::Plain(upgraded.stream),
+        peer: upgraded.peer,
+        leftover: upgraded.leftover,
+        permit: upgraded.permit,
+    }
+}
+
+/// The TLS handshake (bounded), then HTTP over it; an upgraded connection comes back
+/// split into its TCP stream and rustls state.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    http: &HttpService,
+    tls: Arc<rustls::ServerConfig>,
+) -> Option<Upgraded<Socket>> {
+    let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+    let mut stream = match tokio::time::timeout(http.request_timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return handshake_failed(peer, &err.to_string()),
+        Err(_) => return handshake_failed(peer, "timed out"),
+    };
+    let served = crate::http::serve(&mut stream, peer, http).await;
+    let Some(Upgraded {
+        peer,
+        leftover,
+        permit,
+        ..
+    }) = served
+    else {
+        let _ = tokio::time::timeout(TLS_CLOSE, stream.shutdown()).await;
+        return None;
+    };
+    // The 101 may still sit in rustls: send it before the shard takes the socket over.
+    let flushed = tokio::time::timeout(http.request_timeout, stream.flush()).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        return None;
+    }
+    let (tcp, mut connection) = stream.into_inner();
+    let leftover = with_decrypted(&mut connection, leftover)?;
+    Some(Upgraded {
+        stream: Socket::tls(tcp, connection),
+        peer,
+        leftover,
+        permit,
+    })
+}
+
+/// `leftover` followed by the plaintext rustls decrypted during the HTTP phase that HTTP
+/// did not read (frames sent right behind the upgrade request): the socket will not
+/// become readable again for it. `None` when rustls reports a broken connection.
+fn with_decrypted(tls: &mut ServerConnection, mut leftover: Vec<u8>) -> Option<Vec<u8>> {
+    tls.process_new_packets().ok()?;
+    match tls.reader().read_to_end(&mut leftover) {
+        // Read up to the end of what was decrypted (or to the peer's close_notify).
+        Ok(_) => Some(leftover),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(leftover),
+        Err(_) => None,
+    }
+}
+
+fn handshake_failed(peer: SocketAddr, why: &str) -> Option<Upgraded<Socket>> {
+    tracing::debug!(%peer, "TLS handshake failed: {why}");
+    None
 }

@@ -4,7 +4,7 @@
 //!
 //! - [`thread`]: starting a shard's thread and runtime; pinning it to a core.
 //! - [`accept`]: the acceptor: TCP accept, HTTP (through [`crate::http`]), adoption.
-//! - [`task`]: the task that drives one connection's socket.
+//! - [`task`]: the task that drives one connection's socket ([`socket`]: plain or TLS).
 //! - [`state`] and [`table`]: the shard's connection table and indexes ([`index`]).
 //! - [`deliver`]: the delivery walk; [`encrypt`]: the encrypted path.
 //! - [`flush`] and [`pacing`]: writing dirty sockets, paced under heavy fan-out.
@@ -30,6 +30,7 @@ pub(crate) mod flush;
 pub(crate) mod index;
 pub(crate) mod pacing;
 pub(crate) mod session;
+pub(crate) mod socket;
 pub(crate) mod state;
 pub(crate) mod sweep;
 pub(crate) mod table;

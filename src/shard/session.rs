@@ -6,10 +6,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::index::Slot;
+use super::socket::Socket;
 use super::state::{Shard, ShardState};
 use super::table::Entry;
 use crate::admission::Permit;
@@ -41,12 +41,12 @@ impl Shard {
     pub fn admit(
         &self,
         id: ClientId,
-        stream: Rc<TcpStream>,
+        socket: Rc<Socket>,
         permit: Permit,
         now: Instant,
     ) -> Admitted {
         let conn = Conn::new(id, now, self.config().auth_timeout);
-        let entry = Entry::new(conn, stream, permit);
+        let entry = Entry::new(conn, socket, permit);
         let wake = entry.waker();
         let mut state = self.state.borrow_mut();
         let slot = state.conns.insert(entry);

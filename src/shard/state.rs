@@ -43,6 +43,8 @@ pub(crate) struct ShardContext {
     pub echo: bool,
     /// The engine's handle (hooks receive it; `send` resolution publishes through it).
     pub handle: Handle,
+    /// TLS on the port (`None`: plain TCP); it follows certificate reloads.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One shard: its connections, its indexes, and what it shares with the engine.

@@ -1,14 +1,14 @@
 //! A connection's entry in its shard's table: the pure connection state ([`Conn`]) plus
-//! what the shard keeps about its socket — the stream, the wake-up of its task, and its
+//! what the shard keeps about its socket — the [`Socket`] (plain or TLS), the wake-up of its task, and its
 //! place in the write schedule (dirty flag, next write time, blocked).
 
 use std::rc::Rc;
 
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::index::Slot;
 use super::pacing::{DirtyList, Micros};
+use super::socket::Socket;
 use crate::admission::Permit;
 use crate::conn::{Conn, Flushed};
 
@@ -16,7 +16,7 @@ use crate::conn::{Conn, Flushed};
 pub(crate) struct Entry {
     /// The protocol, liveness, queue and membership of the connection.
     pub conn: Conn,
-    stream: Rc<TcpStream>,
+    socket: Rc<Socket>,
     /// Wakes the connection's task: closing, write blocked, or aborted.
     wake: Rc<Notify>,
     /// In the shard's dirty list, waiting for a flush.
@@ -30,12 +30,12 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// The entry of `conn`, read and written through `stream`, holding `permit`.
-    pub fn new(conn: Conn, stream: Rc<TcpStream>, permit: Permit) -> Self {
+    /// The entry of `conn`, read and written through `socket`, holding `permit`.
+    pub fn new(conn: Conn, socket: Rc<Socket>, permit: Permit) -> Self {
         Entry {
             _permit: permit,
             conn,
-            stream,
+            socket,
             wake: Rc::new(Notify::new()),
             dirty: false,
             write_after: 0,
@@ -101,8 +101,9 @@ impl Entry {
 
     /// Writes what the socket takes now, telling the task what it must do next.
     pub fn flush(&mut self) -> Flushed {
-        let stream = &self.stream;
-        let flushed = self.conn.flush(|slices| stream.try_write_vectored(slices));
+        let socket = &self.socket;
+        let flushed = self.conn.flush(|slices| socket.try_write_vectored(slices));
+        let flushed = socket.settle(flushed);
         match flushed {
             Flushed::Done => {}
             Flushed::Blocked => {

@@ -17,3 +17,4 @@ mod redis_engine;
 mod redis_faults;
 mod refpeer_interop;
 mod serve_binary;
+mod tls;

@@ -1,15 +1,17 @@
-//! The `shardcast` binary: configuration precedence, refusals, `token`, and a graceful
-//! shutdown on a real SIGTERM.
+//! The `shardcast` binary: configuration precedence, refusals, `token`, a graceful
+//! shutdown on a real SIGTERM, and a TLS certificate reload on a real SIGHUP.
 
 use shardcast::protocol::CloseReason;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::support::raw::upgrade_status;
-use crate::support::{WsClient, http};
+use crate::support::tls::{TestCa, get};
+use crate::support::{WAIT, WsClient, http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardcast");
 
@@ -17,6 +19,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_shardcast");
 struct Served {
     child: Child,
     addr: std::net::SocketAddr,
+    /// Everything the server logged so far (stderr).
+    log: Arc<Mutex<String>>,
 }
 
 impl Served {
@@ -26,11 +30,12 @@ impl Served {
             .arg("serve")
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("spawn shardcast");
+        let log = collect(child.stderr.take().expect("stderr"));
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout)
@@ -42,16 +47,49 @@ impl Served {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .expect("address");
-        Served { child, addr }
+        Served { child, addr, log }
     }
 
     fn sigterm(&self) {
-        // A real signal, to the PID we spawned.
-        let pid = self.child.id() as i32;
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        self.signal("-TERM");
     }
+
+    /// A real signal, to the PID we spawned.
+    fn signal(&self, which: &str) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args([which, &pid]).status();
+    }
+
+    /// Waits until the server has logged `text` (and `count` times in all).
+    fn wait_log(&self, text: &str, count: usize) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let seen = self.log.lock().unwrap().matches(text).count();
+            if seen >= count {
+                return;
+            }
+            let log = self.log.lock().unwrap().clone();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} in:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Drains `stderr` on a thread into a shared string (the pipe never fills).
+fn collect(stderr: std::process::ChildStderr) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    log
 }
 
 impl Drop for Served {
@@ -302,5 +340,90 @@ fn sigterm_right_after_start_still_exits_gracefully() {
         served.sigterm();
         let status = served.child.wait().expect("wait");
         assert!(status.success(), "exit status {status:?}");
+    }
+}
+
+#[test]
+fn tls_needs_both_files_and_says_which_is_missing() {
+    let err = refusal(&["serve", "--dev", "--tls-cert", "cert.pem"]);
+    assert!(
+        err.contains("--tls-key") && err.contains("missing"),
+        "{err}"
+    );
+    let err = refusal(&["serve", "--dev", "--tls-key", "key.pem"]);
+    assert!(
+        err.contains("--tls-cert") && err.contains("missing"),
+        "{err}"
+    );
+    let args = ["serve", "--dev", "--listen", "127.0.0.1:0"];
+    let dir = tempdir();
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let tls = ["--tls-cert", garbage, "--tls-key", "/no/such/key.pem"];
+    let err = refusal(&[&args[..], &tls[..]].concat());
+    assert!(
+        err.contains("malformed PEM") && err.contains("garbage.pem"),
+        "{err}"
+    );
+}
+
+/// SIGHUP re-reads the certificate: connections made before keep receiving, new ones get
+/// the new certificate, and a broken file on a later SIGHUP keeps the one in use.
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_keeps_wss_clients() {
+    let (ca, dir) = (TestCa::new(), tempdir());
+    let live = ca.issue(&dir, "live");
+    let (cert, key) = (
+        live.cert_path.to_str().unwrap(),
+        live.key_path.to_str().unwrap(),
+    );
+    let served = Served::start(
+        &[
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-rooms",
+            "public-*",
+        ],
+        &[
+            ("SHARDCAST_API_KEY", "k"),
+            ("SHARDCAST_TLS_CERT", cert),
+            ("SHARDCAST_TLS_KEY", key),
+        ],
+    );
+    let (mut before, id) = ca.login(served.addr, "before").await;
+    before.join(&["public-hup"]).await;
+    wait_member(&ca, served.addr, &id).await;
+
+    let renewed = ca.issue(&dir, "renewed");
+    std::fs::copy(&renewed.cert_path, &live.cert_path).unwrap();
+    std::fs::copy(&renewed.key_path, &live.key_path).unwrap();
+    served.signal("-HUP");
+    served.wait_log("TLS certificate reloaded", 1);
+    assert_eq!(ca.presented(served.addr).await.unwrap(), renewed.der);
+
+    std::fs::write(&live.key_path, "garbage").unwrap();
+    served.signal("-HUP");
+    served.wait_log("TLS reload failed", 1);
+    assert_eq!(ca.presented(served.addr).await.unwrap(), renewed.der);
+
+    let body = json!({ "type": "room", "target": "public-hup", "event": "after", "data": 1 });
+    let publish = format!(
+        "POST /api/publish HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer k\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.to_string().len()
+    );
+    assert_eq!(ca.https(served.addr, &publish).await.0, 202);
+    before.expect_event("after").await;
+}
+
+/// Waits until client `id` is a member of `public-hup` (joins are asynchronous).
+async fn wait_member(ca: &TestCa, addr: std::net::SocketAddr, id: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let request = get("/api/rooms/public-hup/clients")
+        .replace("Connection", "Authorization: Bearer k\r\nConnection");
+    while !ca.https(addr, &request).await.1.contains(id) {
+        assert!(tokio::time::Instant::now() < deadline, "{id} never joined");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

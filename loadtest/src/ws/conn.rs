@@ -1,4 +1,5 @@
-//! One client WebSocket connection over a tokio [`TcpStream`].
+//! One client WebSocket connection over a tokio [`TcpStream`], plain or TLS
+//! ([`super::transport`]).
 //!
 //! Ownership: a [`WsConn`] belongs to exactly one task on one worker thread. Reads land in
 //! a *per-thread* read buffer (`READ_BUF`, 256 KiB, never shared across threads and never
@@ -14,12 +15,12 @@
 use super::WsError;
 use super::frame::{self, Frame};
 use super::handshake::{self, Upgraded};
+use super::tls::TlsClient;
+use super::transport::{ReadOnce, Transport};
 use std::cell::RefCell;
-use std::io::{self, ErrorKind};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Size of the per-thread read buffer.
@@ -66,19 +67,9 @@ pub struct CloseOutcome {
     pub timed_out: bool,
 }
 
-/// Outcome of one `read(2)`.
-enum ReadOnce {
-    /// `n` bytes; `drained` when the read was short (nothing more queued).
-    Data { n: usize, drained: bool },
-    /// Nothing to read.
-    WouldBlock,
-    /// The peer closed TCP.
-    Eof,
-}
-
 /// A client WebSocket connection (see the module docs for the threading contract).
 pub struct WsConn {
-    stream: TcpStream,
+    stream: Transport,
     carry: Vec<u8>,
     frag: Option<Vec<u8>>,
     out: Vec<u8>,
@@ -97,15 +88,18 @@ pub fn now_us() -> u64 {
 }
 
 impl WsConn {
-    /// Connects from `source` (port chosen by the kernel) to `addr` and upgrades on
-    /// `path`, sending `host` as the `Host` header. No timeout: wrap the call.
+    /// Connects from `source` (port chosen by the kernel) to `addr`, runs the TLS
+    /// handshake when `tls` is given, and upgrades on `path`, sending `host` as the
+    /// `Host` header. No timeout: wrap the call.
     pub async fn connect(
         addr: SocketAddr,
         source: Option<IpAddr>,
+        tls: Option<&TlsClient>,
         host: &str,
         path: &str,
     ) -> Result<(WsConn, Upgraded), WsError> {
-        let stream = tcp_connect(addr, source).await.map_err(WsError::Connect)?;
+        let tcp = tcp_connect(addr, source).await.map_err(WsError::Connect)?;
+        let stream = Transport::over(tcp, tls).await.map_err(WsError::Tls)?;
         let mut conn = WsConn {
             stream,
             carry: Vec::new(),
@@ -261,30 +255,9 @@ impl WsConn {
         Ok(())
     }
 
-    /// One `read(2)`. A short read means the socket's receive queue was emptied, so the
-    /// cached readiness is cleared at once (tokio only clears it on `EAGAIN`): this saves
-    /// the second `read(2)` per wake-up that would only return `EAGAIN`. Data arriving
-    /// later raises a new edge, so no wake-up is lost.
-    fn read_once(&self, buf: &mut [u8]) -> io::Result<ReadOnce> {
-        let mut got = 0;
-        let res = self.stream.try_io(Interest::READABLE, || {
-            got = nix::unistd::read(&self.stream, buf).map_err(io::Error::from)?;
-            if got > 0 && got < buf.len() {
-                Err(ErrorKind::WouldBlock.into())
-            } else {
-                Ok(got)
-            }
-        });
-        match res {
-            Ok(0) => Ok(ReadOnce::Eof),
-            Ok(n) => Ok(ReadOnce::Data { n, drained: false }),
-            Err(e) if e.kind() == ErrorKind::WouldBlock && got > 0 => Ok(ReadOnce::Data {
-                n: got,
-                drained: true,
-            }),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(ReadOnce::WouldBlock),
-            Err(e) => Err(e),
-        }
+    /// One non-blocking read (see [`Transport::read_once`]).
+    fn read_once(&mut self, buf: &mut [u8]) -> io::Result<ReadOnce> {
+        self.stream.read_once(buf)
     }
 
     fn status(&self) -> ReadStatus {

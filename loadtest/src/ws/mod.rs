@@ -2,13 +2,16 @@
 //! connection type tuned for reading many small server frames per `read()`.
 //!
 //! Layers are separate as in tungstenite: [`frame`] is pure bytes, [`handshake`] is pure
-//! HTTP, [`conn`] does the I/O.
+//! HTTP, [`conn`] does the I/O over [`transport`] (TCP or TLS).
 
 pub mod conn;
 pub mod frame;
 pub mod handshake;
+pub mod tls;
+pub mod transport;
 
 pub use conn::{CloseOutcome, Drained, ReadStatus, WsConn};
+pub use tls::TlsClient;
 
 use std::io;
 use thiserror::Error;
@@ -19,6 +22,9 @@ pub enum WsError {
     /// TCP connect (or bind to the source address) failed.
     #[error("connect: {0}")]
     Connect(io::Error),
+    /// The TLS handshake failed (certificate not trusted, not a TLS server…).
+    #[error("tls: {0}")]
+    Tls(io::Error),
     /// The HTTP upgrade was refused or malformed.
     #[error("upgrade: {0}")]
     Handshake(#[from] handshake::HandshakeError),

@@ -1,5 +1,6 @@
 //! The lingering close: flush the close frame (bounded in time), half-close the write
-//! side, discard input until the peer closes (bounded), then forget the connection.
+//! side (TLS: after `close_notify`), discard input until the peer closes (bounded), then
+//! forget the connection.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::ConnTask;
+use crate::shard::socket::Socket;
 use crate::shard::state::Shard;
 
 /// How long a closing connection may take to take its close frame.
@@ -16,7 +18,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 impl ConnTask {
     /// Flushes the close frame (bounded), half-closes, lingers for the peer, forgets.
-    pub(super) async fn finish(self, stream: &TcpStream, wake: &Notify) {
+    pub(super) async fn finish(self, socket: &Socket, wake: &Notify) {
+        let stream = socket.tcp();
         let deadline = tokio::time::Instant::now() + CLOSE_FLUSH;
         while let Some(blocked) = self.close_waiting() {
             tokio::select! {
@@ -30,7 +33,7 @@ impl ConnTask {
             self.shard.flush_dirty();
         }
         if !self.peer_gone {
-            let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+            let _ = tokio::time::timeout(CLOSE_FLUSH, socket.shutdown_write()).await;
             let _ =
                 tokio::time::timeout(CLOSE_LINGER, discard_until_eof(&self.shard, stream)).await;
         }

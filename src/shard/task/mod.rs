@@ -21,11 +21,11 @@ use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
 use super::index::Slot;
+use super::socket::Socket;
 use super::state::Shard;
 use crate::http::Upgraded;
 use crate::id::ClientId;
@@ -33,7 +33,7 @@ use crate::ws::decode::FrameDecoder;
 use auth::{AuthFuture, AuthOutcome};
 
 /// Takes an upgraded socket (already on this shard's reactor) and starts its task.
-pub(crate) fn adopt(shard: &Rc<Shard>, upgraded: Upgraded, client_id: ClientId) {
+pub(crate) fn adopt(shard: &Rc<Shard>, upgraded: Upgraded<Socket>, client_id: ClientId) {
     let stream = Rc::new(upgraded.stream);
     let permit = upgraded.permit;
     let admitted = shard.admit(client_id, stream.clone(), permit, Instant::now());
@@ -81,7 +81,7 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    async fn run(mut self, stream: Rc<TcpStream>, wake: Rc<Notify>, mut leftover: Vec<u8>) {
+    async fn run(mut self, stream: Rc<Socket>, wake: Rc<Notify>, mut leftover: Vec<u8>) {
         if !leftover.is_empty() {
             self.on_bytes(&mut leftover, Instant::now());
         }
@@ -114,7 +114,7 @@ impl ConnTask {
     }
 
     /// Acts on what woke the task; true when input is still waiting (read budget spent).
-    fn on_wakeup(&mut self, wakeup: Wakeup, stream: &TcpStream) -> bool {
+    fn on_wakeup(&mut self, wakeup: Wakeup, stream: &Socket) -> bool {
         match wakeup {
             Wakeup::Ready(ready) => {
                 if ready.is_writable() {

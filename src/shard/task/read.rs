@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::TcpStream;
-
 use super::ConnTask;
 use crate::conn::machine::Decision;
 use crate::hooks::JoinRequest;
 use crate::protocol::inbound::InboundMessage;
 use crate::protocol::{ClientMessage, CloseReason};
 use crate::shard::session::run_local;
+use crate::shard::socket::Socket;
 use crate::ws::decode::FrameDecoder;
 use crate::ws::decode::{Data, Flow, WsEvent};
 use crate::ws::frame::{OpCode, control_frame, data_frame};
@@ -33,7 +32,7 @@ enum Read {
 impl ConnTask {
     /// Reads and handles what the socket has, up to a budget; returns true when the
     /// budget ran out with data still waiting (the caller yields, then reads on).
-    pub(super) fn read_available(&mut self, stream: &TcpStream) -> bool {
+    pub(super) fn read_available(&mut self, stream: &Socket) -> bool {
         let mut budget = READ_BUDGET;
         loop {
             match self.read_once(stream) {
@@ -54,7 +53,7 @@ impl ConnTask {
     }
 
     /// One read into the shard's scratch buffer, handled in place.
-    fn read_once(&mut self, stream: &TcpStream) -> Read {
+    fn read_once(&mut self, stream: &Socket) -> Read {
         let shard = self.shard.clone();
         let mut scratch = shard.scratch.borrow_mut();
         match stream.try_read(&mut scratch) {

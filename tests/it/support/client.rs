@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use shardcast::protocol::{CloseReason, ErrorText};
 
@@ -26,15 +26,32 @@ pub enum Next {
     Timeout,
 }
 
+/// What a test connection runs over: TCP, or TLS over TCP (`support::tls`).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The stream under a test connection.
+pub type Transport = Box<dyn Io>;
+
 /// One test connection.
 pub struct WsClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Transport>,
 }
 
 impl WsClient {
     /// Connects (panics on failure: the server must accept).
     pub async fn connect(url: &str) -> WsClient {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let rest = url.strip_prefix("ws://").expect("a ws:// URL");
+        let host = rest.split('/').next().expect("host:port");
+        let tcp = tokio::net::TcpStream::connect(host)
+            .await
+            .expect("TCP connects");
+        Self::over(url, Box::new(tcp)).await
+    }
+
+    /// Upgrades on `stream` (already connected; TLS or not) with the request for `url`.
+    pub async fn over(url: &str, stream: Transport) -> WsClient {
+        let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await
             .expect("websocket connects");
         WsClient { ws }
@@ -46,7 +63,12 @@ impl WsClient {
         let mut request = url.into_client_request().expect("request");
         let origin = origin.parse().expect("header value");
         request.headers_mut().insert("Origin", origin);
-        let (ws, _) = tokio_tungstenite::connect_async(request)
+        let rest = url.strip_prefix("ws://").expect("a ws:// URL");
+        let host = rest.split('/').next().expect("host:port");
+        let tcp = tokio::net::TcpStream::connect(host)
+            .await
+            .expect("TCP connects");
+        let (ws, _) = tokio_tungstenite::client_async(request, Box::new(tcp) as Transport)
             .await
             .expect("websocket connects");
         WsClient { ws }
@@ -186,7 +208,7 @@ impl WsClient {
     }
 
     /// The underlying stream (for raw frame tests).
-    pub fn inner(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+    pub fn inner(&mut self) -> &mut WebSocketStream<Transport> {
         &mut self.ws
     }
 }
