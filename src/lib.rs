@@ -25,7 +25,7 @@
 //! | routing | `routing` | the [`Handle`], the broker, shard inbox commands, placement |
 //! | hooks | [`hooks`] | every embedder hook: traits and what they receive |
 //! | connection | `conn` | one connection without its socket: every protocol, close, liveness and backpressure rule |
-//! | edges | `http`, [`redis`] | HTTP/1.1 on the engine's port; the Redis bridge and [`redis::Emitter`] |
+//! | edges | `admission`, `http`, [`redis`] | connection caps and the failed-authentication throttle; HTTP/1.1 on the engine's port; the Redis bridge and [`redis::Emitter`] |
 //! | shard | `shard` | the thread, the acceptor, the connection task, the delivery walk, flushing |
 //! | engine | `engine` | [`EngineBuilder`] wires it all; [`Engine`] owns the threads |
 //!
