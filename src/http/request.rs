@@ -143,7 +143,9 @@ pub async fn read_body(
     Ok(buf.drain(..len).collect())
 }
 
-fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> {
+/// Parses a complete request head at the front of `buf`: the head and its length in bytes,
+/// `None` while it is incomplete. Pure (no I/O), so it is fuzzed directly.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let used = match req.parse(buf) {

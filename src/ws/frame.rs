@@ -145,7 +145,6 @@ impl FrameDecoder {
     }
 
     /// Bytes held between reads (an incomplete frame or fragmented message).
-    #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.partial.capacity() + self.fragments.as_ref().map_or(0, Vec::capacity)
     }
