@@ -167,8 +167,13 @@ impl FrameDecoder {
         data.extend_from_slice(input);
         let (consumed, flow) = self.process(&mut data, &mut on_event)?;
         if flow == Flow::Continue && consumed < data.len() {
-            data.drain(..consumed);
-            self.partial = data;
+            // Keep the tail alone: after consumed frames, `data`'s capacity is a whole
+            // read's worth, which an idle connection must not hold on to.
+            self.partial = if consumed == 0 {
+                data
+            } else {
+                data[consumed..].to_vec()
+            };
         }
         Ok(flow)
     }
@@ -377,6 +382,26 @@ mod tests {
         let mut input = client_frame(0x88, &1000u16.to_be_bytes());
         input.extend(client_frame(0x81, b"after"));
         assert_eq!(decode_all(&mut d, &input).unwrap(), ["close:Some(1000)"]);
+    }
+
+    /// Found by `fuzz/fuzz_targets/ws_frame_decoder.rs`: with a tail already buffered, a
+    /// read of many complete frames left their capacity in the buffer kept between reads.
+    #[test]
+    fn fuzz_regression_partial_keeps_only_the_tail() {
+        let mut d = FrameDecoder::new(16);
+        let frame = client_frame(0x82, b"ab");
+        decode_all(&mut d, &frame[..1]).unwrap();
+        let mut input = frame[1..].to_vec();
+        for _ in 0..500 {
+            input.extend(client_frame(0x82, b"ab"));
+        }
+        input.push(0x82);
+        assert_eq!(decode_all(&mut d, &input).unwrap().len(), 501);
+        assert!(
+            d.buffered() <= 8,
+            "holds {} bytes for a 1-byte tail",
+            d.buffered()
+        );
     }
 
     #[test]
