@@ -115,7 +115,11 @@ fuzz_target!(|data: &[u8]| {
     let chunked = run.decode(stream, || {
         state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         let x = (state >> 16) as usize;
-        if x % 8 == 0 { 4096 } else { 1 + x % 64 }
+        if x.is_multiple_of(8) {
+            4096
+        } else {
+            1 + x % 64
+        }
     });
     let closed = matches!(whole.events.last(), Some(Seen::Close(_)));
     if closed {
