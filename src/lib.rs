@@ -129,6 +129,40 @@ pub mod internals {
         }
     }
 
+    /// The WebSocket frame decoder (`fuzz/fuzz_targets/ws_frame_decoder.rs`).
+    pub mod ws {
+        /// A data message (text or binary).
+        pub use crate::ws::decode::Data;
+        /// Why decoding stopped the connection.
+        pub use crate::ws::decode::DecodeError;
+        /// Whether the decoder's callback wants more events.
+        pub use crate::ws::decode::Flow;
+        /// Reassembles client frames into messages.
+        pub use crate::ws::decode::FrameDecoder;
+        /// What a connection accepts.
+        pub use crate::ws::decode::Limits;
+        /// One decoded client event.
+        pub use crate::ws::decode::WsEvent;
+    }
+
+    /// The HTTP request head parser (`fuzz/fuzz_targets/http_head.rs`).
+    pub mod http {
+        /// Why a request could not be read.
+        pub use crate::http::request::RequestError;
+        /// A parsed request head.
+        pub use crate::http::request::RequestHead;
+        /// Parses a request head at the front of a buffer.
+        pub use crate::http::request::parse_head;
+    }
+
+    /// The joinable room names in a `join`/`leave` `data` (`fuzz/fuzz_targets/inbound_message.rs`).
+    pub fn requested_rooms(data: Option<&serde_json::value::RawValue>) -> Option<Vec<String>> {
+        crate::rooms::requested_rooms(data)
+    }
+
+    /// Decrypts an inbound `encrypted` event's `data` (`fuzz/fuzz_targets/encrypted_payload.rs`).
+    pub use crate::conn::encryption::decrypt as decrypt_inbound;
+
     /// The Redis bridge, driven directly by `tests/it/redis_*.rs`.
     pub mod redis {
         pub use crate::redis::bridge::{EnvelopeSink, PublishError, RedisBridge};

@@ -125,7 +125,8 @@ pub enum RequestError {
 }
 
 /// Parses the request head at the start of `buf`: the head and the bytes it used, or
-/// `None` when the head is not complete yet (and not over [`MAX_HEAD`]).
+/// `None` when the head is not complete yet (and not over [`MAX_HEAD`]). Pure (no I/O),
+/// so it is fuzzed directly.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);

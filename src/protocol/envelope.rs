@@ -36,8 +36,10 @@
 //! simd-json's tape keeps document order, so `data` is re-emitted as compact JSON with
 //! its keys in the original order. Strings are escaped the way `JSON.stringify` escapes
 //! them; numbers keep their value (integers print as integers, floats in shortest
-//! round-trip form, integral floats without a fraction as in JS). Numbers beyond 64-bit
-//! integers are rejected by simd-json (Ignis would round them).
+//! round-trip form, integral floats without a fraction as in JS, except beyond 2^63
+//! where they keep an exponent: `1e20`, not JS's `100000000000000000000`, so that the
+//! output parses again). Integer literals beyond 64 bits are rejected by simd-json
+//! (Ignis would round them).
 //!
 //! Nothing here panics on any input bytes; the nesting depth is bounded by simd-json (1024).
 
@@ -418,12 +420,17 @@ fn write_static(out: &mut Vec<u8>, node: &StaticNode) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Integral floats below this magnitude print as integers; larger ones in exponent form,
+/// because simd-json (ours and every other shardcast node's) refuses integer literals
+/// beyond 64 bits, while `1e20` reads as the same number everywhere.
+const MAX_INTEGRAL_F64: f64 = 9_223_372_036_854_775_808.0; // 2^63
+
 fn format_f64(f: f64) -> String {
     if !f.is_finite() {
         "null".to_owned()
     } else if f == 0.0 {
         "0".to_owned()
-    } else if f.fract() == 0.0 && f.abs() < 1e21 {
+    } else if f.fract() == 0.0 && f.abs() < MAX_INTEGRAL_F64 {
         format!("{f:.0}")
     } else {
         format!("{f:?}")

@@ -52,7 +52,7 @@ pub fn parse_str(text: &str) -> Inbound<'_> {
         return Inbound::Invalid;
     }
     let Ok(top) = serde_json::from_str::<TopLevel<'_>>(text) else {
-        return Inbound::Invalid;
+        return invalid_or_ignored(text);
     };
     let TopLevel::Object { event, data, id } = top else {
         return Inbound::Ignored;
@@ -83,6 +83,16 @@ fn nesting_exceeds(json: &[u8], max: usize) -> bool {
         }
     }
     false
+}
+
+/// A frame the parse refused: `Invalid` unless it is JSON that serde_json only refuses to
+/// decode (a number beyond `f64` such as `1e999`, a lone surrogate), which `JSON.parse`
+/// reads, so it is ignored like any other JSON without an event.
+fn invalid_or_ignored(text: &str) -> Inbound<'_> {
+    match serde_json::from_str::<IgnoredAny>(text) {
+        Ok(_) => Inbound::Ignored,
+        Err(_) => Inbound::Invalid,
+    }
 }
 
 /// Decodes a raw JSON value as a string, borrowing when it has no escapes.
@@ -220,6 +230,19 @@ mod tests {
                 "{quiet}"
             );
         }
+    }
+
+    /// Found by `fuzz/fuzz_targets/inbound_message.rs`: `4e999` is JSON (`JSON.parse`
+    /// reads Infinity) but was answered "Invalid message format".
+    #[test]
+    fn fuzz_regression_out_of_range_number_is_ignored() {
+        for quiet in ["4e999", "-1e400", "\"\\ud800\"", "{\"\\udc00\":1}"] {
+            assert!(
+                matches!(parse(quiet.as_bytes()), Inbound::Ignored),
+                "{quiet}"
+            );
+        }
+        assert!(matches!(parse(b"4e999x"), Inbound::Invalid));
     }
 
     #[test]

@@ -341,3 +341,25 @@ fn numbers_beyond_64_bit_are_rejected() {
     let text = r#"{"serverId":"a","type":"broadcast","event":"e","data":1.7976931348623157e308}"#;
     assert_eq!(parse(text).unwrap().data(), Some("1.7976931348623157e308"));
 }
+
+/// Found by `fuzz/fuzz_targets/redis_envelope.rs`: `1e20` compacted to
+/// `100000000000000000000`, an integer literal simd-json refuses, so what one node
+/// published no node could read.
+#[test]
+fn fuzz_regression_integral_float_beyond_i64_parses_again() {
+    for (text, want) in [
+        ("1e20", "1e20"),
+        ("-1e19", "-1e19"),
+        ("18446744073709551616.0", "1.8446744073709552e19"),
+        ("9007199254740993.0", "9007199254740992"),
+    ] {
+        let compact = compact_json(text).unwrap();
+        assert_eq!(compact, want, "{text}");
+        assert_eq!(compact_json(&compact).unwrap(), compact, "{text}");
+    }
+    let env = parse(r#"{"serverId":"s","type":"broadcast","event":"e","data":[1e20]}"#).unwrap();
+    assert_eq!(
+        parse(std::str::from_utf8(&env.encode()).unwrap()).unwrap(),
+        env
+    );
+}

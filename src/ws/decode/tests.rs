@@ -219,3 +219,24 @@ fn close_reasons_must_be_utf8() {
         Err(DecodeError::Protocol(_))
     ));
 }
+
+/// Found by fuzzing (on the decoder before this one): after an unfinished frame, a read
+/// of many complete frames left the buffer as large as that whole read on an idle
+/// connection. Only the unconsumed tail is kept, in a buffer of its own size.
+#[test]
+fn fuzz_regression_partial_keeps_only_the_tail() {
+    let mut d = decoder(16);
+    let frame = client_frame(0x82, b"ab");
+    decode_all(&mut d, &frame[..1]).unwrap();
+    let mut input = frame[1..].to_vec();
+    for _ in 0..500 {
+        input.extend(client_frame(0x82, b"ab"));
+    }
+    input.push(0x82);
+    assert_eq!(decode_all(&mut d, &input).unwrap().len(), 501);
+    assert!(
+        d.buffered() <= 8,
+        "holds {} bytes for a 1-byte tail",
+        d.buffered()
+    );
+}
