@@ -21,7 +21,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | wire | `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`config`], [`metrics`], [`tls`] | ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; settings; counters; TLS certificates and their reload |
+//! | wire | [`build_info`], `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`config`], [`metrics`], [`tls`] | version, commit and build date; ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; settings; counters; TLS certificates and their reload |
 //! | routing | `routing` | the [`Handle`], the broker, shard inbox commands, placement |
 //! | hooks | [`hooks`] | every embedder hook: traits and what they receive |
 //! | connection | `conn` | one connection without its socket: every protocol, close, liveness and backpressure rule |
@@ -66,6 +66,7 @@
 
 mod admission;
 pub mod auth;
+pub mod build_info;
 pub mod config;
 mod conn;
 pub mod crypto;

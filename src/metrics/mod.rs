@@ -5,6 +5,10 @@
 //! ([`Counter`]). A scrape reads them all with relaxed loads: each value is exact, the set
 //! is not a single snapshot (fine for monitoring).
 
+mod histogram;
+
+pub use histogram::{BOUNDS_US, Histogram, HistogramSnapshot};
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -107,6 +111,12 @@ pub struct ShardMetrics {
     /// Writes to client sockets by the shard's flushes (deliveries / writes = frames per
     /// write: what write pacing buys).
     pub socket_writes: OwnedCounter,
+    /// Delivery latency: from the broker taking a message to the socket write that
+    /// carries it to a client of this shard.
+    pub delivery_latency: Histogram,
+    /// Connect + authenticate latency: from accepting the TCP connection to the
+    /// `authenticated` reply.
+    pub connect_latency: Histogram,
 }
 
 /// Engine-wide counters plus every shard's.
