@@ -1,6 +1,7 @@
 //! Micro-benchmarks of each hot path, with throughput and parameter sweeps:
 //! encode once, broker routing, fan-out to M members (no sockets), inbound parse
-//! (serde_json RawValue vs simd-json), and the room index.
+//! (serde_json RawValue vs simd-json), the room index, and what the metrics add to the
+//! delivery path (the per-delivery stamp compare, the per-write latency sample).
 
 use std::hint::black_box;
 
@@ -9,6 +10,7 @@ use serde_json::value::RawValue;
 use shardcast::internals::LocalIndex;
 use shardcast::internals::Outbox;
 use shardcast::internals::inbound;
+use shardcast::metrics::{Histogram, micros_between, stamp_now};
 use shardcast::protocol::Frame;
 
 const DATA_165: &str = r#"{"seq":123456,"t":1763771234567,"sym":"BTC-USD","px":97123.5,"qty":0.25,"side":"buy","venue":"x","pad":"abcdefghijklmnopqrstuvwxyz0123"}"#;
@@ -52,6 +54,58 @@ fn fanout(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+}
+
+/// The fan-out walk as the shard now does it: the same walk, plus what the metrics add
+/// per delivery (`Entry::delivered`: keep the broker stamp of the oldest queued frame)
+/// and per write (`Entry::record_latency`: one clock read and one histogram sample).
+fn fanout_metrics(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout_walk_metered");
+    let data = RawValue::from_string(DATA_165.to_owned()).unwrap();
+    let frame = Frame::from_raw("tick", Some(&data));
+    let histogram = Histogram::default();
+    for members in [10usize, 100, 1000, 10_000] {
+        let mut index = LocalIndex::default();
+        for slot in 0..members {
+            index.join("room", slot);
+        }
+        let mut outboxes: Vec<(Outbox, u64)> =
+            (0..members).map(|_| (Outbox::default(), 0)).collect();
+        let mut dirty = Vec::with_capacity(members);
+        group.throughput(Throughput::Elements(members as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(members), &members, |b, _| {
+            b.iter(|| {
+                let stamp = stamp_now();
+                for slot in index.room_members("room") {
+                    let (outbox, oldest) = &mut outboxes[slot];
+                    outbox.push(frame.bytes().clone(), 1 << 20);
+                    if *oldest == 0 {
+                        *oldest = stamp;
+                    }
+                    dirty.push(slot);
+                }
+                for slot in dirty.drain(..) {
+                    let (outbox, oldest) = &mut outboxes[slot];
+                    histogram.record(micros_between(*oldest, stamp_now()));
+                    *oldest = 0;
+                    outbox.clear();
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The per-write recording alone: a clock read and a histogram sample.
+fn metrics_record(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics_record");
+    let histogram = Histogram::default();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("latency_sample", |b| {
+        let stamp = stamp_now();
+        b.iter(|| histogram.record(micros_between(black_box(stamp), stamp_now())))
+    });
     group.finish();
 }
 
@@ -137,6 +191,8 @@ mod group {
         benches,
         super::encode,
         super::fanout,
+        super::fanout_metrics,
+        super::metrics_record,
         super::parse,
         super::index,
         super::broker_clone

@@ -116,6 +116,8 @@ pub struct Conn {
     bucket: Option<Box<TokenBucket>>,
     /// How many of its custom events wait to be forwarded (once it has sent one).
     forwarding: Option<Arc<AtomicUsize>>,
+    /// The close code the server queued for it, if any (for the disconnect metrics).
+    close_code: Option<u16>,
 }
 
 impl Conn {
@@ -132,7 +134,13 @@ impl Conn {
             connected_reported: false,
             bucket: None,
             forwarding: None,
+            close_code: None,
         }
+    }
+
+    /// The close code the server queued for it (`None`: it never sent a close frame).
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
     }
 
     /// Its id.
@@ -383,6 +391,7 @@ impl Conn {
         if !self.machine.begin_close() {
             return false;
         }
+        self.close_code = Some(reason.code());
         self.outbox
             .push_unbounded(close_frame(reason.code(), reason.reason()));
         true

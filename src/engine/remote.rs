@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::metrics::Metrics;
+use crate::metrics::RedisStats;
 use crate::protocol::channel::INBOUND;
 use crate::protocol::envelope::Envelope;
 use crate::protocol::forward::ForwardSlot;
 use crate::protocol::{Frame, Target};
 use crate::redis::bridge::{EnvelopeSink, Release};
-use crate::redis::{RedisBridge, RedisConfigError, RedisSettings};
+use crate::redis::{LinkState, RedisBridge, RedisConfigError, RedisSettings};
 use crate::routing::Handle;
 use crate::routing::remote::{Remote, ShutdownFuture};
 
@@ -23,17 +23,12 @@ pub(super) fn start(
     runtime: &tokio::runtime::Handle,
 ) -> Result<Arc<dyn Remote>, RedisConfigError> {
     let server_id = handle.server_id().as_str().to_owned();
-    // The remote keeps only the metrics: a Handle here would make the router own itself
-    // through `Router::remote` and never be freed. The sink's handle is released when the
+    // The remote keeps no Handle: it would make the router own itself through
+    // `Router::remote` and never be freed. The sink's handle is released when the
     // bridge's subscriber task ends at shutdown.
-    let metrics = handle.router.metrics.clone();
     let sink = Arc::new(EngineSink(handle.clone()));
     let bridge = RedisBridge::start(settings, server_id.clone(), sink, runtime)?;
-    Ok(Arc::new(EngineRemote {
-        bridge,
-        server_id,
-        metrics,
-    }))
+    Ok(Arc::new(EngineRemote { bridge, server_id }))
 }
 
 /// Envelopes from other instances → local delivery.
@@ -50,17 +45,13 @@ impl EnvelopeSink for EngineSink {
 struct EngineRemote {
     bridge: RedisBridge,
     server_id: String,
-    metrics: Arc<Metrics>,
 }
 
 impl EngineRemote {
     fn queue(&self, channel: String, payload: Vec<u8>, release: Option<Release>) -> bool {
         let payload = Bytes::from(payload);
-        let queued = self.bridge.publish_with(channel, payload, release).is_ok();
-        if !queued {
-            self.metrics.redis_publish_dropped.inc();
-        }
-        queued
+        // A refusal is counted by the bridge (`publish_dropped`).
+        self.bridge.publish_with(channel, payload, release).is_ok()
     }
 }
 
@@ -77,6 +68,22 @@ impl Remote for EngineRemote {
 
     fn is_ready(&self) -> bool {
         self.bridge.is_ready()
+    }
+
+    fn stats(&self) -> RedisStats {
+        let status = self.bridge.status();
+        RedisStats {
+            subscriber_up: status.subscriber == LinkState::Up,
+            publisher_up: status.publisher == LinkState::Up,
+            subscriber_reconnects: status.reconnects,
+            publisher_reconnects: status.publisher_reconnects,
+            probe_timeouts: status.probe_timeouts,
+            malformed: status.malformed,
+            queue_depth: status.queued as u64,
+            queue_bytes: status.queued_bytes as u64,
+            published: status.published,
+            publish_dropped: status.publish_dropped,
+        }
     }
 
     fn shutdown(&self) -> ShutdownFuture {

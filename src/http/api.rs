@@ -3,6 +3,7 @@
 use super::HttpService;
 use super::request::RequestHead;
 use super::response::Response;
+use crate::metrics::HttpRoute;
 use crate::routing::Handle;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -57,6 +58,22 @@ impl<'a> Route<'a> {
         }
     }
 
+    /// The `route` label of `shardcast_http_requests_total`.
+    fn label(self) -> HttpRoute {
+        match self {
+            Route::WsPath => HttpRoute::WsPath,
+            Route::UpgradeElsewhere | Route::NotFound => HttpRoute::NotFound,
+            Route::Health => HttpRoute::Health,
+            Route::Ready => HttpRoute::Ready,
+            Route::Metrics => HttpRoute::Metrics,
+            Route::Stats => HttpRoute::Stats,
+            Route::Dashboard => HttpRoute::Dashboard,
+            Route::Publish => HttpRoute::Publish,
+            Route::RoomClients(_) => HttpRoute::RoomClients,
+            Route::UserClients(_) => HttpRoute::UserClients,
+        }
+    }
+
     /// The methods this route serves (the `Allow` header of its 405); `None` when the
     /// path has no route (404 for every method).
     fn allow(self) -> Option<&'static str> {
@@ -70,18 +87,28 @@ impl<'a> Route<'a> {
 
 /// Answers one request that is not an upgrade of the WebSocket path: 501 for a method
 /// outside [`KNOWN_METHODS`](super::request::KNOWN_METHODS), 405 (with `Allow`) for a
-/// known method the route does not serve, else the route's answer.
+/// known method the route does not serve, else the route's answer. Each answer is
+/// counted by route and status.
 pub(crate) async fn route(service: &HttpService, head: &RequestHead, body: &[u8]) -> Response {
+    let (route, response) = respond(service, head, body).await;
+    let metrics = service.handle.metrics();
+    metrics.http.record(route, response.status);
+    response
+}
+
+/// [`route`] without the counting: the route label and the answer.
+async fn respond(service: &HttpService, head: &RequestHead, body: &[u8]) -> (HttpRoute, Response) {
     if !head.has_known_method() {
-        return Response::error(501, "Not Implemented");
+        return (HttpRoute::Invalid, Response::error(501, "Not Implemented"));
     }
     let route = Route::of(head, &service.path);
-    match route.allow() {
+    let response = match route.allow() {
         Some(allow) if !allow.split(", ").any(|m| m == head.method) => {
             Response::error(405, "Method Not Allowed").with_header("Allow", allow)
         }
         _ => answer(service, head, route, body).await,
-    }
+    };
+    (route.label(), response)
 }
 
 /// The answer of a route to a method it serves.
@@ -100,7 +127,7 @@ async fn answer(
         Route::UpgradeElsewhere | Route::NotFound => Response::error(404, "Not Found"),
         Route::Health => Response::json(200, &serde_json::json!({ "status": "ok" })),
         Route::Ready => ready(handle),
-        Route::Metrics => Response::body(200, PROMETHEUS, handle.metrics().render_prometheus()),
+        Route::Metrics => Response::body(200, PROMETHEUS, handle.render_metrics()),
         Route::Stats => Response::json(200, &handle.stats()),
         Route::Dashboard => Response::body(200, "text/html; charset=utf-8", DASHBOARD),
         _ if !authorized() => Response::error(401, "Unauthorized"),

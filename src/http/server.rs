@@ -25,6 +25,7 @@ use super::io::HttpStream;
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
 use crate::admission::{CAPACITY_RETRY, Permit, Refusal};
+use crate::metrics::HttpRoute;
 use crate::rooms::glob::RoomPolicy;
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
@@ -73,13 +74,13 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let head = match conn.read_head().await {
             Ok(head) => head,
-            Err(err) => return fail(conn, &err, false).await,
+            Err(err) => return fail(conn, &err, false, service).await,
         };
         match exchange(&mut conn, &head, service).await {
             Ok(Next::KeepAlive) => {}
             Ok(Next::Close) => return close(conn).await,
             Ok(Next::Upgrade) => return upgrade(conn, peer, &head, service).await,
-            Err(err) => return fail(conn, &err, head.is_head()).await,
+            Err(err) => return fail(conn, &err, head.is_head(), service).await,
         }
     }
 }
@@ -95,7 +96,6 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         return bodiless_upgrade(len);
     }
     let body = conn.read_body(len).await?;
-    service.handle.metrics().http_requests.inc();
     let response = super::api::route(service, head, &body).await;
     let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
     conn.send(&response.encode(keep_alive, head.is_head()))
@@ -128,13 +128,17 @@ fn is_upgrade(head: &RequestHead, service: &HttpService) -> bool {
     head.method == "GET" && head.path == service.path && head.is_websocket_upgrade()
 }
 
-/// Answers a request that could not be read (when an answer makes sense) and ends.
+/// Answers a request that could not be read (when an answer makes sense, counted as
+/// route `invalid`) and ends.
 async fn fail<S: AsyncRead + AsyncWrite + Unpin>(
     conn: HttpStream<S>,
     err: &RequestError,
     head_request: bool,
+    service: &HttpService,
 ) -> Option<Upgraded<S>> {
     if let Some(response) = error_response(err) {
+        let metrics = service.handle.metrics();
+        metrics.http.record(HttpRoute::Invalid, response.status);
         answer_and_close(conn, &response, head_request).await;
     }
     None
@@ -176,11 +180,18 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Option<Upgraded<S>> {
     match accept(head, service).and_then(|switching| Ok((switching, admit(service, peer)?))) {
         Ok((switching, permit)) => {
+            service
+                .handle
+                .metrics()
+                .http
+                .record(HttpRoute::Upgrade, 101);
             conn.send(&switching).await.ok()?;
             Some(Upgraded::new(conn, peer, permit))
         }
         Err(response) => {
-            service.handle.metrics().upgrades_refused.inc();
+            let metrics = service.handle.metrics();
+            metrics.upgrades_refused.inc();
+            metrics.http.record(HttpRoute::Upgrade, response.status);
             answer_and_close(conn, &response, false).await;
             None
         }

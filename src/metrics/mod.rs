@@ -1,17 +1,52 @@
-//! Counters and gauges, written lock-free where they happen and summed on scrape.
+//! Counters, gauges and histograms, written lock-free where they happen and summed on
+//! scrape.
 //!
-//! Shard counters have a single writer (their shard thread) and use plain load/store
-//! ([`OwnedCounter`]); engine-wide counters written from several threads use atomic adds
-//! ([`Counter`]). A scrape reads them all with relaxed loads: each value is exact, the set
-//! is not a single snapshot (fine for monitoring).
+//! Contract: shard counters have a single writer (their shard thread) and use plain
+//! load/store ([`OwnedCounter`], [`Histogram`], [`DisconnectCounts`]); engine-wide
+//! counters written from several threads use atomic adds ([`Counter`], [`HttpCounts`]).
+//! Nothing here takes a lock or allocates when counting. A scrape reads them all with
+//! relaxed loads: each value is exact, the set is not a single snapshot (fine for
+//! monitoring). What only exists at scrape time (inbox depths, the Redis bridge's state,
+//! `/proc/self`) is read then and handed to [`Metrics::render_prometheus`] as a [`Live`].
+//!
+//! **Delivery latency.** The broker stamps each message once with [`stamp_now`] (a
+//! process-wide monotonic clock in µs) when it takes it; each connection remembers the
+//! stamp of the oldest delivery frame it has not yet fully written (one compare per
+//! delivery); each socket write that carries delivery frames records one sample: now −
+//! that stamp. So `shardcast_delivery_latency_seconds` counts socket writes, not
+//! messages, and each sample is the age of the oldest frame the write carried: broker →
+//! shard inbox → delivery walk → write pacing → the `writev`. The stamp is cleared when
+//! the connection's queue drains; a write the socket only partly took is followed by
+//! another sample (from the same stamp) when the rest goes out.
 
 mod histogram;
+mod labelled;
+mod process;
+mod render;
 
 pub use histogram::{BOUNDS_US, Histogram, HistogramSnapshot};
+pub use labelled::{
+    CLOSE_CODES, DISCONNECT_LABELS, DisconnectCounts, HTTP_STATUSES, HttpCounts, HttpRoute,
+};
+pub use process::ProcessStats;
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Microseconds since the first call in this process, plus one (so 0 can mean "no
+/// stamp"): the clock delivery and connect latencies are measured on. Any thread; one
+/// monotonic clock read.
+pub fn stamp_now() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// Microseconds from `stamp` (a [`stamp_now`] value) to `now` (another), 0 if reversed.
+pub fn micros_between(stamp: u64, now: u64) -> u64 {
+    now.saturating_sub(stamp)
+}
 
 /// A counter any thread may increment.
 #[derive(Debug, Default)]
@@ -117,6 +152,12 @@ pub struct ShardMetrics {
     /// Connect + authenticate latency: from accepting the TCP connection to the
     /// `authenticated` reply.
     pub connect_latency: Histogram,
+    /// WebSocket bytes read from client sockets (after the upgrade; TLS: plaintext).
+    pub bytes_received: OwnedCounter,
+    /// WebSocket bytes written to client sockets (TLS: plaintext handed to rustls).
+    pub bytes_sent: OwnedCounter,
+    /// Connections removed, by the close code the server sent them.
+    pub disconnects: DisconnectCounts,
 }
 
 /// Engine-wide counters plus every shard's.
@@ -126,8 +167,9 @@ pub struct Metrics {
     pub published: Counter,
     /// Deliveries dropped because a shard inbox was full.
     pub inbox_dropped: Counter,
-    /// HTTP requests served (not counting upgrades).
-    pub http_requests: Counter,
+    /// HTTP requests answered, by route and status (upgrades included, as route
+    /// `upgrade`).
+    pub http: HttpCounts,
     /// Upgrade requests refused (bad handshake, shutting down, full shard, `Origin`).
     pub upgrades_refused: Counter,
     /// Upgrades refused because their `Origin` matched no `allowed_origins` pattern (also
@@ -135,10 +177,9 @@ pub struct Metrics {
     pub origin_refused: Counter,
     /// Envelopes received from Redis and delivered.
     pub redis_received: Counter,
-    /// Envelopes queued for Redis (accepted by the bridge's bounded publish queue).
-    pub redis_published: Counter,
-    /// Publishes to Redis dropped (queue full while Redis was down).
-    pub redis_publish_dropped: Counter,
+    /// Envelopes handed to the bridge's bounded publish queue (not yet published: the
+    /// bridge's own count, in [`RedisStats`], says what Redis accepted).
+    pub redis_queued: Counter,
     /// Client events not forwarded to `ws:inbound` because their client had
     /// `max_forwarded_per_client` waiting already.
     pub inbound_dropped: Counter,
@@ -148,11 +189,6 @@ pub struct Metrics {
     pub auth_throttled: Counter,
     shards: OnceLock<Vec<Arc<ShardMetrics>>>,
 }
-
-/// Name, help text and reader of a per-shard gauge.
-type GaugeRow = (&'static str, &'static str, fn(&ShardMetrics) -> i64);
-/// Name, help text and reader of a per-shard counter.
-type CounterRow = (&'static str, &'static str, fn(&ShardMetrics) -> u64);
 
 /// A point-in-time summary, as served by `/api/stats` and the dashboard.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -177,6 +213,14 @@ pub struct StatsSnapshot {
     pub origin_refused: u64,
     /// Per shard: connections.
     pub shard_connections: Vec<i64>,
+    /// WebSocket bytes read from clients.
+    pub bytes_received: u64,
+    /// WebSocket bytes written to clients.
+    pub bytes_sent: u64,
+    /// Delivery latency over every shard (see the module doc for what one sample is).
+    pub delivery_latency: HistogramSnapshot,
+    /// Connect + authenticate latency over every shard.
+    pub connect_latency: HistogramSnapshot,
 }
 
 impl Metrics {
@@ -211,189 +255,55 @@ impl Metrics {
             inbox_dropped: self.inbox_dropped.get(),
             origin_refused: self.origin_refused.get(),
             shard_connections: self.shards().iter().map(|s| s.connections.get()).collect(),
+            bytes_received: self.sum(|s| s.bytes_received.get()),
+            bytes_sent: self.sum(|s| s.bytes_sent.get()),
+            delivery_latency: self.histogram(|s| &s.delivery_latency),
+            connect_latency: self.histogram(|s| &s.connect_latency),
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render_prometheus(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        for (name, help, get) in SHARD_GAUGES {
-            self.render_per_shard(&mut out, name, help, "gauge", |s| get(s).to_string());
+    /// One histogram summed over every shard.
+    pub fn histogram(&self, f: impl Fn(&ShardMetrics) -> &Histogram) -> HistogramSnapshot {
+        let mut total = HistogramSnapshot::default();
+        for shard in self.shards() {
+            total.add(f(shard));
         }
-        for (name, help, get) in SHARD_COUNTERS {
-            self.render_per_shard(&mut out, name, help, "counter", |s| get(s).to_string());
-        }
-        for (name, help, get) in ENGINE_COUNTERS {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                get(self).get()
-            );
-        }
-        out
-    }
-
-    /// One metric with a `shard` label per shard.
-    fn render_per_shard(
-        &self,
-        out: &mut String,
-        name: &str,
-        help: &str,
-        kind: &str,
-        value: impl Fn(&ShardMetrics) -> String,
-    ) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (i, shard) in self.shards().iter().enumerate() {
-            let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", value(shard));
-        }
+        total
     }
 }
 
-/// Per-shard gauges: name, help, reader.
-const SHARD_GAUGES: [GaugeRow; 3] = [
-    (
-        "shardcast_connections",
-        "Open WebSocket connections.",
-        |s| s.connections.get(),
-    ),
-    (
-        "shardcast_authenticated_connections",
-        "Authenticated connections.",
-        |s| s.authenticated.get(),
-    ),
-    ("shardcast_rooms", "Non-empty rooms per shard.", |s| {
-        s.rooms.get()
-    }),
-];
+/// The Redis bridge as the scrape sees it (filled from `RedisBridge::status()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisStats {
+    /// The subscriber connection is up and subscribed.
+    pub subscriber_up: bool,
+    /// The publisher connection is up.
+    pub publisher_up: bool,
+    /// Subscriber connections lost (each followed by a reconnect).
+    pub subscriber_reconnects: u64,
+    /// Publisher connections lost.
+    pub publisher_reconnects: u64,
+    /// Liveness probes that went unanswered.
+    pub probe_timeouts: u64,
+    /// Messages from Redis that were not acceptable envelopes.
+    pub malformed: u64,
+    /// Messages waiting in (or in flight from) the publish queue.
+    pub queue_depth: u64,
+    /// Bytes (channel + payload) waiting in the publish queue.
+    pub queue_bytes: u64,
+    /// Messages Redis accepted (PUBLISH answered).
+    pub published: u64,
+    /// Messages dropped: queue full, refused by Redis, or abandoned at shutdown.
+    pub publish_dropped: u64,
+}
 
-/// Per-shard counters: name, help, reader.
-const SHARD_COUNTERS: [CounterRow; 14] = [
-    ("shardcast_accepted_total", "Connections accepted.", |s| {
-        s.accepted.get()
-    }),
-    ("shardcast_frames_in_total", "Inbound data frames.", |s| {
-        s.frames_in.get()
-    }),
-    (
-        "shardcast_deliveries_total",
-        "Frames queued to clients.",
-        |s| s.deliveries.get(),
-    ),
-    (
-        "shardcast_socket_writes_total",
-        "Writes to client sockets by shard flushes.",
-        |s| s.socket_writes.get(),
-    ),
-    (
-        "shardcast_backpressure_dropped_total",
-        "Frames dropped by backpressure.",
-        |s| s.backpressure_dropped.get(),
-    ),
-    (
-        "shardcast_slow_consumers_closed_total",
-        "Clients closed by backpressure.",
-        |s| s.slow_consumers_closed.get(),
-    ),
-    (
-        "shardcast_auth_failures_total",
-        "Authentications rejected or failed.",
-        |s| s.auth_failures.get(),
-    ),
-    (
-        "shardcast_timeouts_total",
-        "Auth and heartbeat timeouts.",
-        |s| s.timeouts.get(),
-    ),
-    (
-        "shardcast_protocol_closes_total",
-        "Protocol violations and oversize.",
-        |s| s.protocol_closes.get(),
-    ),
-    (
-        "shardcast_overloaded_closes_total",
-        "Connections closed 1013: unfinished frames reached max_buffered_bytes.",
-        |s| s.overloaded_closes.get(),
-    ),
-    (
-        "shardcast_accept_errors_total",
-        "Accepts that failed (out of descriptors, most often).",
-        |s| s.accept_errors.get(),
-    ),
-    (
-        "shardcast_rooms_refused_total",
-        "Joins dropped past max_rooms_per_client.",
-        |s| s.rooms_refused.get(),
-    ),
-    (
-        "shardcast_rate_limited_total",
-        "Clients closed 1008 for sending faster than client_message_rate.",
-        |s| s.rate_limited.get(),
-    ),
-    (
-        "shardcast_encrypted_deliveries_total",
-        "Encrypted deliveries.",
-        |s| s.encrypted_deliveries.get(),
-    ),
-];
-
-/// Name, help text and counter of an engine-wide counter.
-type EngineRow = (&'static str, &'static str, fn(&Metrics) -> &Counter);
-
-/// Engine-wide counters: name, help, counter.
-const ENGINE_COUNTERS: [EngineRow; 11] = [
-    (
-        "shardcast_published_total",
-        "Messages handed to the broker.",
-        |m| &m.published,
-    ),
-    (
-        "shardcast_inbox_dropped_total",
-        "Deliveries dropped by full shard inboxes.",
-        |m| &m.inbox_dropped,
-    ),
-    (
-        "shardcast_http_requests_total",
-        "HTTP requests served.",
-        |m| &m.http_requests,
-    ),
-    (
-        "shardcast_upgrades_refused_total",
-        "Upgrade requests refused.",
-        |m| &m.upgrades_refused,
-    ),
-    (
-        "shardcast_origin_refused_total",
-        "Upgrades refused because their Origin is not allowed.",
-        |m| &m.origin_refused,
-    ),
-    (
-        "shardcast_redis_received_total",
-        "Envelopes received from Redis.",
-        |m| &m.redis_received,
-    ),
-    (
-        "shardcast_redis_published_total",
-        "Envelopes published to Redis.",
-        |m| &m.redis_published,
-    ),
-    (
-        "shardcast_connections_refused_total",
-        "Upgrades refused 503 at max_connections or max_connections_per_ip.",
-        |m| &m.connections_refused,
-    ),
-    (
-        "shardcast_auth_throttled_total",
-        "Upgrades refused 429 from addresses past max_auth_failures_per_ip.",
-        |m| &m.auth_throttled,
-    ),
-    (
-        "shardcast_inbound_dropped_total",
-        "Client events not forwarded: their client had max_forwarded_per_client waiting.",
-        |m| &m.inbound_dropped,
-    ),
-    (
-        "shardcast_redis_publish_dropped_total",
-        "Redis publishes dropped.",
-        |m| &m.redis_publish_dropped,
-    ),
-];
+/// What a scrape reads at scrape time, besides the counters.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Commands waiting in each shard's inbox, in shard order.
+    pub inbox_depths: Vec<usize>,
+    /// The Redis bridge, when the engine has one.
+    pub redis: Option<RedisStats>,
+    /// `/proc/self`, when readable.
+    pub process: Option<ProcessStats>,
+}

@@ -283,6 +283,7 @@ impl RedisBridge {
             subscriber: s.subscriber(),
             publisher: s.publisher(),
             queued: s.queued.load(Ordering::Relaxed),
+            queued_bytes: s.queued_bytes.load(Ordering::Relaxed),
             published: get(&s.published),
             publish_dropped: get(&s.publish_dropped),
             received: get(&s.received),

@@ -36,6 +36,8 @@ pub struct BridgeStatus {
     pub publisher: LinkState,
     /// Messages waiting in (or in flight from) the publish queue.
     pub queued: usize,
+    /// Bytes (channel + payload) of those messages.
+    pub queued_bytes: usize,
     /// Messages PUBLISHed successfully (probes excluded).
     pub published: u64,
     /// Messages refused because the queue was full, or abandoned at shutdown.

@@ -5,7 +5,9 @@
 //! a pure function of the id); user, room and broadcast messages go to every shard, since
 //! any shard may hold members. A full shard inbox drops the delivery for that shard and
 //! counts it (`shardcast_inbox_dropped_total`): a stuck shard must not grow memory.
-//! The broker never touches shard state and never blocks.
+//! The broker never touches shard state and never blocks. It stamps each message once
+//! with the time it took it (delivery latency is measured from there; see
+//! [`crate::metrics`]).
 
 use std::sync::Arc;
 
@@ -39,8 +41,9 @@ impl Broker {
     }
 
     /// Hands `delivery` to every shard that may hold a recipient.
-    pub fn deliver(&self, delivery: Delivery) {
+    pub fn deliver(&self, mut delivery: Delivery) {
         self.metrics.published.inc();
+        delivery.stamp = crate::metrics::stamp_now();
         if let crate::protocol::Target::Client(id) = &delivery.target {
             let owner = self.owner_of(id);
             self.send_to(owner, Command::Deliver(delivery));

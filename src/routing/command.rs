@@ -29,6 +29,9 @@ pub struct Delivery {
     pub frame: Frame,
     /// Who not (rooms and broadcasts only).
     pub exclude: Exclude,
+    /// When the broker took it ([`crate::metrics::stamp_now`]; 0 until then): what
+    /// delivery latency is measured from.
+    pub stamp: u64,
 }
 
 /// Local answers to engine-wide queries.

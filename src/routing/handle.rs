@@ -172,6 +172,7 @@ impl Handle {
             target,
             frame,
             exclude,
+            stamp: 0,
         };
         self.router.broker.deliver(delivery);
     }
@@ -182,7 +183,7 @@ impl Handle {
             return;
         };
         if remote.publish(target, frame, exclude) {
-            self.router.metrics.redis_published.inc();
+            self.router.metrics.redis_queued.inc();
         }
     }
 

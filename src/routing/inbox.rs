@@ -51,6 +51,11 @@ impl ShardSender {
         self.shard
     }
 
+    /// Commands waiting in the inbox now (for the `shardcast_shard_inbox_depth` gauge).
+    pub fn depth(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Queues a command; a full or closed inbox hands it back.
     pub fn send(&self, command: Command) -> Result<(), Command> {
         match self.queue.try_send(command) {
@@ -74,5 +79,22 @@ impl ShardInbox {
         self.queue
             .try_recv()
             .map_err(|e| e == TryRecvError::Disconnected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_what_waits_in_the_queue() {
+        let (sender, inbox) = inbox(ShardId(0), 2);
+        assert_eq!(sender.depth(), 0);
+        assert!(sender.send(Command::Shutdown).is_ok());
+        assert!(sender.send(Command::Shutdown).is_ok());
+        assert!(sender.send(Command::Shutdown).is_err(), "full");
+        assert_eq!(sender.depth(), 2);
+        assert!(inbox.try_recv().is_ok());
+        assert_eq!(sender.depth(), 1);
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::command::{Command, Query};
 use super::handle::{Handle, SendError, parse_client};
 use crate::id::ClientId;
-use crate::metrics::{Metrics, StatsSnapshot};
+use crate::metrics::{Live, Metrics, ProcessStats, StatsSnapshot};
 
 impl Handle {
     /// Makes a connected client join rooms, bypassing the room validator (room-name
@@ -99,6 +99,27 @@ impl Handle {
     /// Every counter (for exporting).
     pub fn metrics(&self) -> &Metrics {
         &self.router.metrics
+    }
+
+    /// What a scrape reads besides the counters: inbox depths, the Redis bridge's state
+    /// and `/proc/self`.
+    pub fn live_metrics(&self) -> Live {
+        Live {
+            inbox_depths: self
+                .router
+                .broker
+                .shards()
+                .iter()
+                .map(|s| s.depth())
+                .collect(),
+            redis: self.router.remote.get().map(|remote| remote.stats()),
+            process: ProcessStats::read(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric (`/metrics`).
+    pub fn render_metrics(&self) -> String {
+        self.router.metrics.render_prometheus(&self.live_metrics())
     }
 
     /// Whether Redis (when configured) is connected and subscribed; true without Redis.

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::metrics::RedisStats;
 use crate::protocol::forward::ForwardSlot;
 use crate::protocol::{Frame, Target};
 
@@ -22,6 +23,8 @@ pub(crate) trait Remote: Send + Sync + 'static {
     fn publish_inbound(&self, payload: Vec<u8>, slot: Option<ForwardSlot>) -> bool;
     /// Whether the remote is connected and subscribed.
     fn is_ready(&self) -> bool;
+    /// Its links, queue and counters, for a metrics scrape.
+    fn stats(&self) -> RedisStats;
     /// Disconnects (called once, at shutdown).
     fn shutdown(&self) -> ShutdownFuture;
 }

@@ -73,6 +73,7 @@ fn log_accept_error(shard: &Shard, err: &std::io::Error, logged: &mut Option<Ins
 /// Serves one accepted connection's HTTP (over TLS when configured); adopts it if it
 /// upgrades.
 async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+    let accepted_at = crate::metrics::stamp_now();
     let _ = stream.set_nodelay(true);
     let http = shard.ctx.http.clone();
     let upgraded = match shard.ctx.tls.clone() {
@@ -83,7 +84,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     };
     if let Some(upgraded) = upgraded {
         let id = shard.fresh_client_id();
-        task::adopt(&shard, upgraded, id);
+        task::adopt(&shard, upgraded, id, accepted_at);
     }
 }
 

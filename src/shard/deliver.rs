@@ -28,6 +28,8 @@ struct Walk<'s> {
     encrypt_queue: &'s mut std::collections::VecDeque<EncryptJob>,
     frame: &'s Bytes,
     message: &'s Frame,
+    /// The broker's stamp of the message (delivery latency starts there).
+    stamp: u64,
 }
 
 impl Walk<'_> {
@@ -45,9 +47,10 @@ impl Walk<'_> {
             .offer(self.frame.clone(), &self.shard.backpressure)
         {
             Offer::Queued { flush_now } => {
+                entry.delivered(self.stamp);
                 entry.mark_dirty(slot, self.dirty);
                 if flush_now && !entry.write_blocked() {
-                    entry.flush();
+                    entry.flush(&self.shard.metrics);
                 }
                 1
             }
@@ -77,6 +80,7 @@ impl Walk<'_> {
             slot,
             client_id: entry.conn.id(),
             payload: self.message.payload(),
+            stamp: self.stamp,
         });
         1
     }
@@ -98,6 +102,7 @@ impl Shard {
             encrypt_queue,
             frame: delivery.frame.bytes(),
             message: &delivery.frame,
+            stamp: delivery.stamp,
         };
         let excluded = |id: &ClientId| delivery.exclude.as_ref().is_some_and(|e| e.contains(id));
         let count = walk_target(index, conns, &delivery.target, &excluded, &mut walk);
@@ -184,5 +189,6 @@ pub(super) fn resolve(shard: &Rc<Shard>, id: ClientId, frame: Frame) {
         target,
         frame,
         exclude: None,
+        stamp: crate::metrics::stamp_now(),
     });
 }

@@ -22,6 +22,8 @@ pub(crate) struct EncryptJob {
     pub client_id: ClientId,
     /// The plaintext `{"event":…,"data":…}` (a slice of the shared frame).
     pub payload: Bytes,
+    /// The broker's stamp of the message (delivery latency starts there).
+    pub stamp: u64,
 }
 
 impl Shard {
@@ -49,6 +51,7 @@ impl Shard {
             };
             let seal = |conn: &Conn| seal(conn, &job.payload, transformer, &mut scratch);
             if entry.conn.queue_sealed(job.payload.len(), seal) {
+                entry.delivered(job.stamp);
                 entry.mark_dirty(job.slot, dirty);
                 self.metrics.encrypted_deliveries.inc();
             }

@@ -49,7 +49,7 @@ impl Pass {
         entry.clean();
         self.sockets += 1;
         self.frames += entry.conn.queued_frames();
-        entry.flush();
+        entry.flush(&shard.metrics);
         if self.sockets.is_multiple_of(CLOCK_EVERY) {
             self.clock = shard.clock.now();
             self.out_of_time =
@@ -127,7 +127,7 @@ impl Shard {
 
     /// Flushes one connection whose socket became writable.
     pub fn flush_one(&self, slot: Slot) {
-        self.with_entry(slot, |entry, _| entry.flush_unblocked());
+        self.with_entry(slot, |entry, _| entry.flush_unblocked(&self.metrics));
     }
 
     /// Queues a reply for one connection within the backpressure limit (`error`, `pong`,

@@ -37,16 +37,17 @@ pub(crate) struct Admitted {
 }
 
 impl Shard {
-    /// Puts a new connection in the table and the client index.
+    /// Puts a new connection in the table and the client index: its socket, its place
+    /// under the caps and when its TCP connection was accepted
+    /// ([`crate::metrics::stamp_now`]).
     pub fn admit(
         &self,
         id: ClientId,
-        socket: Rc<Socket>,
-        permit: Permit,
+        (socket, permit, accepted_at): (Rc<Socket>, Permit, u64),
         now: Instant,
     ) -> Admitted {
         let conn = Conn::new(id, now, self.config().auth_timeout);
-        let entry = Entry::new(conn, socket, permit);
+        let entry = Entry::new(conn, socket, permit, accepted_at);
         let wake = entry.waker();
         let mut state = self.state.borrow_mut();
         let slot = state.conns.insert(entry);
@@ -93,7 +94,8 @@ impl Shard {
         encryption: Option<Encryption>,
     ) {
         let user_id: Option<Arc<str>> = identity.user_id.as_deref().map(Arc::from);
-        let Some(client_id) = self.admit_user(slot, user_id.clone(), encryption) else {
+        let Some((client_id, accepted_at)) = self.admit_user(slot, user_id.clone(), encryption)
+        else {
             return;
         };
         self.metrics.authenticated.add(1);
@@ -101,6 +103,8 @@ impl Shard {
         let id = client_id.to_string();
         let frame = connected_frame(&id, user_id.as_deref(), SystemTime::now(), extra);
         self.reply(slot, frame.bytes().clone());
+        let took = crate::metrics::micros_between(accepted_at, crate::metrics::stamp_now());
+        self.metrics.connect_latency.record(took);
         if let Some(hook) = &self.ctx.hooks.on_connect {
             let metadata = identity.metadata;
             let client = ConnectedClient {
@@ -112,24 +116,26 @@ impl Shard {
         }
     }
 
-    /// Marks the connection authenticated and indexes its user; `None` when it closed
-    /// meanwhile.
+    /// Marks the connection authenticated and indexes its user; its id and accept
+    /// stamp, or `None` when it closed meanwhile.
     fn admit_user(
         &self,
         slot: Slot,
         user_id: Option<Arc<str>>,
         encryption: Option<Encryption>,
-    ) -> Option<ClientId> {
+    ) -> Option<(ClientId, u64)> {
         let mut state = self.state.borrow_mut();
         let ShardState { conns, index, .. } = &mut *state;
-        let conn = &mut conns.get_mut(slot)?.conn;
+        let entry = conns.get_mut(slot)?;
+        let accepted_at = entry.accepted_at();
+        let conn = &mut entry.conn;
         if !conn.accept(user_id.clone(), encryption) {
             return None;
         }
         if let Some(user) = &user_id {
             index.add_user_session(user, slot);
         }
-        Some(conn.id())
+        Some((conn.id(), accepted_at))
     }
 
     /// Joins rooms (name rules already applied); the own id re-enters the own-id room.
@@ -188,6 +194,7 @@ impl Shard {
             return;
         };
         self.metrics.connections.add(-1);
+        self.metrics.disconnects.record(conn.close_code());
         if !conn.connected_reported() {
             return;
         }

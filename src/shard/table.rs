@@ -1,6 +1,8 @@
 //! A connection's entry in its shard's table: the pure connection state ([`Conn`]) plus
 //! what the shard keeps about its socket — the [`Socket`] (plain or TLS), the wake-up of its task, and its
-//! place in the write schedule (dirty flag, next write time, blocked).
+//! place in the write schedule (dirty flag, next write time, blocked), and what its
+//! latency metrics are measured from (see [`crate::metrics`]: the broker stamp of the
+//! oldest delivery frame not yet written, and when the TCP connection was accepted).
 
 use std::rc::Rc;
 
@@ -11,6 +13,7 @@ use super::pacing::{DirtyList, Micros};
 use super::socket::Socket;
 use crate::admission::Permit;
 use crate::conn::{Conn, Flushed};
+use crate::metrics::ShardMetrics;
 
 /// One connection of the table.
 pub(crate) struct Entry {
@@ -25,13 +28,18 @@ pub(crate) struct Entry {
     write_after: Micros,
     /// The socket refused bytes; the task waits for writability and flushes.
     write_blocked: bool,
+    /// Broker stamp of the oldest delivery frame not yet fully written (0: none).
+    oldest_stamp: u64,
+    /// When the TCP connection was accepted ([`crate::metrics::stamp_now`]).
+    accepted_at: u64,
     /// The connection's place under the connection caps (given back with the entry).
     _permit: Permit,
 }
 
 impl Entry {
-    /// The entry of `conn`, read and written through `socket`, holding `permit`.
-    pub fn new(conn: Conn, socket: Rc<Socket>, permit: Permit) -> Self {
+    /// The entry of `conn`, read and written through `socket`, holding `permit`;
+    /// `accepted_at` is the [`crate::metrics::stamp_now`] of its TCP accept.
+    pub fn new(conn: Conn, socket: Rc<Socket>, permit: Permit, accepted_at: u64) -> Self {
         Entry {
             _permit: permit,
             conn,
@@ -40,6 +48,22 @@ impl Entry {
             dirty: false,
             write_after: 0,
             write_blocked: false,
+            oldest_stamp: 0,
+            accepted_at,
+        }
+    }
+
+    /// When its TCP connection was accepted ([`crate::metrics::stamp_now`]).
+    pub fn accepted_at(&self) -> u64 {
+        self.accepted_at
+    }
+
+    /// A delivery frame the broker stamped `stamp` was queued: the next write measures
+    /// its latency from the oldest such stamp. One compare per delivery.
+    #[inline]
+    pub fn delivered(&mut self, stamp: u64) {
+        if self.oldest_stamp == 0 {
+            self.oldest_stamp = stamp;
         }
     }
 
@@ -99,11 +123,23 @@ impl Entry {
         self.write_after = at;
     }
 
-    /// Writes what the socket takes now, telling the task what it must do next.
-    pub fn flush(&mut self) -> Flushed {
+    /// Writes what the socket takes now, telling the task what it must do next; counts
+    /// the bytes and, when the write carried deliveries, records their latency.
+    pub fn flush(&mut self, metrics: &ShardMetrics) -> Flushed {
         let socket = &self.socket;
-        let flushed = self.conn.flush(|slices| socket.try_write_vectored(slices));
+        let mut sent = 0;
+        let flushed = self.conn.flush(|slices| {
+            let wrote = socket.try_write_vectored(slices);
+            if let Ok(n) = wrote {
+                sent += n;
+            }
+            wrote
+        });
         let flushed = socket.settle(flushed);
+        if sent > 0 {
+            metrics.bytes_sent.add(sent as u64);
+            self.record_latency(metrics);
+        }
         match flushed {
             Flushed::Done => {}
             Flushed::Blocked => {
@@ -116,8 +152,22 @@ impl Entry {
     }
 
     /// The socket became writable: flush what waited.
-    pub fn flush_unblocked(&mut self) {
+    pub fn flush_unblocked(&mut self, metrics: &ShardMetrics) {
         self.write_blocked = false;
-        self.flush();
+        self.flush(metrics);
+    }
+
+    /// One delivery-latency sample after a write that carried bytes, if a delivery frame
+    /// was waiting; the stamp is forgotten once the queue is empty.
+    fn record_latency(&mut self, metrics: &ShardMetrics) {
+        if self.oldest_stamp == 0 {
+            return;
+        }
+        let now = crate::metrics::stamp_now();
+        let age = crate::metrics::micros_between(self.oldest_stamp, now);
+        metrics.delivery_latency.record(age);
+        if self.conn.queued_frames() == 0 {
+            self.oldest_stamp = 0;
+        }
     }
 }

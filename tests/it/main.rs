@@ -11,6 +11,8 @@ mod fleet;
 mod http_api;
 mod jwt_auth;
 mod limits;
+mod metrics;
+mod metrics_redis;
 mod protocol;
 mod redis_bridge;
 mod redis_engine;

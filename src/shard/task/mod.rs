@@ -32,11 +32,18 @@ use crate::id::ClientId;
 use crate::ws::decode::FrameDecoder;
 use auth::{AuthFuture, AuthOutcome};
 
-/// Takes an upgraded socket (already on this shard's reactor) and starts its task.
-pub(crate) fn adopt(shard: &Rc<Shard>, upgraded: Upgraded<Socket>, client_id: ClientId) {
+/// Takes an upgraded socket (already on this shard's reactor) and starts its task;
+/// `accepted_at` is the [`crate::metrics::stamp_now`] of its TCP accept.
+pub(crate) fn adopt(
+    shard: &Rc<Shard>,
+    upgraded: Upgraded<Socket>,
+    client_id: ClientId,
+    accepted_at: u64,
+) {
     let stream = Rc::new(upgraded.stream);
     let permit = upgraded.permit;
-    let admitted = shard.admit(client_id, stream.clone(), permit, Instant::now());
+    let socket = (stream.clone(), permit, accepted_at);
+    let admitted = shard.admit(client_id, socket, Instant::now());
     let task = ConnTask {
         shard: shard.clone(),
         slot: admitted.slot,

@@ -71,6 +71,7 @@ impl ConnTask {
     /// Feeds bytes to the decoder and handles every complete frame; holds the memory
     /// the decoder keeps between reads to the shard's share of `max_buffered_bytes`.
     pub(super) fn on_bytes(&mut self, bytes: &mut [u8], now: Instant) {
+        self.shard.metrics.bytes_received.add(bytes.len() as u64);
         self.shard
             .with_entry(self.slot, |entry, _| entry.conn.heard(now));
         let held = self.decoder.buffered();
