@@ -117,17 +117,23 @@ fn flag_args(meta: &'static Meta) -> Vec<Arg> {
         .long(long.clone())
         .value_name(meta.value_name)
         .help(flag_help(meta));
+    // The last of a repeated flag wins (`--dev --dev=false`), as in most CLIs.
+    let arg = match meta.kind {
+        Kind::List => arg,
+        _ => arg.overrides_with(meta.key),
+    };
     match meta.kind {
         Kind::Scalar => vec![arg],
         Kind::List => vec![arg.action(ArgAction::Append)],
         Kind::Bool => vec![
-            arg.num_args(0..=1)
+            arg.overrides_with(negation(meta))
+                .num_args(0..=1)
                 .require_equals(true)
                 .default_missing_value("true"),
             Arg::new(negation(meta))
                 .long(format!("no-{long}"))
                 .action(ArgAction::SetTrue)
-                .conflicts_with(meta.key)
+                .overrides_with(meta.key)
                 .hide(true),
         ],
     }

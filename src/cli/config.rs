@@ -277,3 +277,24 @@ fn resolve_tls(s: &Settings) -> Result<Option<TlsConfig>, CliError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's defaults are the engine's: nothing set but `dev` gives
+    /// `EngineConfig::default()`, field for field.
+    #[test]
+    fn the_settings_defaults_are_the_engine_defaults() {
+        let mut layers = Layers::default();
+        layers.flags.insert("dev", "true".to_owned());
+        let config = ServeConfig::from_settings(Settings::resolve(&layers).unwrap()).unwrap();
+        let expected = format!("{:?}", EngineConfig::default());
+        assert_eq!(format!("{:?}", config.engine), expected);
+        assert!(config.api_key.is_none() && config.redis.is_empty() && config.tls.is_none());
+        assert_eq!(
+            (config.log_filter.as_str(), config.log_format),
+            ("info", LogFormat::Text)
+        );
+    }
+}

@@ -253,13 +253,13 @@ impl Layers {
             let source = Source::Env(name.clone());
             return parse_text(key, text, source.clone()).map(|v| sourced(v, source));
         }
-        if let Some(found) = self.from_file(key) {
+        if let Some(found) = self.in_file(key) {
             return found.map(|(v, source)| sourced(v, source));
         }
         parse_text(key, default, Source::Default).map(|v| sourced(v, Source::Default))
     }
 
-    fn from_file<T: SettingType>(&self, key: &str) -> Option<Result<(T, Source), SettingError>> {
+    fn in_file<T: SettingType>(&self, key: &str) -> Option<Result<(T, Source), SettingError>> {
         let file = self.file.as_ref()?;
         let (value, line) = file.values.get(key)?;
         let source = Source::File {

@@ -143,7 +143,13 @@ fn booleans_follow_flag_env_file_precedence_in_every_spelling() {
             ("false".into(), "SHARDCAST_DEV".into())
         );
     }
-    for flag in [&["--no-dev"][..], &["--dev=false"][..], &["--dev=0"][..]] {
+    let flags = [
+        &["--no-dev"][..],
+        &["--dev=false"],
+        &["--dev=0"],
+        &["--dev", "--no-dev"],
+    ];
+    for flag in flags {
         let found = effective(&[&["--config", &file][..], flag].concat(), &secret);
         assert_eq!(
             value_of(&found, "dev"),
