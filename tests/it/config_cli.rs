@@ -206,6 +206,29 @@ async fn authentication_is_decided_by_precedence_and_conflicts_name_their_source
     assert!(!err.contains("\"s\""), "the secret leaked: {err}");
 }
 
+/// The log filter: `--log` > `SHARDCAST_LOG` > `RUST_LOG` > file > `info`.
+#[test]
+fn rust_log_is_honoured_below_shardcast_log() {
+    let dir = tempdir();
+    let file = write(&dir, "log.toml", "dev = true\nlog = \"warn\"\n");
+    let log = |args: &[&str], env: &[(&str, &str)]| value_of(&effective(args, env), "log");
+    assert_eq!(log(&[&file], &[]), ("\"warn\"".into(), format!("{file}:2")));
+    let rust_log = [("RUST_LOG", "debug")];
+    assert_eq!(
+        log(&[&file], &rust_log),
+        ("\"debug\"".into(), "RUST_LOG".into())
+    );
+    let both = [rust_log[0], ("SHARDCAST_LOG", "error")];
+    assert_eq!(
+        log(&[&file], &both),
+        ("\"error\"".into(), "SHARDCAST_LOG".into())
+    );
+    let flag = log(&[&file, "--log", "shardcast=trace"], &both);
+    assert_eq!(flag, ("\"shardcast=trace\"".into(), "--log".into()));
+    let (ok, _, err) = run(&["check-config", "--dev"], &[("RUST_LOG", "=[")]);
+    assert!(!ok && err.contains("RUST_LOG"), "{err}");
+}
+
 /// Regression: `--listen localhost:8081` was "invalid socket address syntax".
 #[tokio::test]
 async fn listen_accepts_a_host_name() {

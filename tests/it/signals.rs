@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::served::{BIN, Served, tempdir};
+use crate::support::served::{BIN, Served, hermetic, tempdir};
 use crate::support::{WAIT, WsClient, http};
 
 /// `GET /api/rooms/{room}/clients` with `key`: (status, body).
@@ -88,6 +88,20 @@ async fn sighup_applies_the_new_api_key_and_room_list_and_keeps_serving() {
     assert_eq!(served.addr, addr);
 }
 
+/// Regression: SIGHUP killed the server at once (no close frames, nothing logged).
+#[tokio::test]
+async fn sighup_without_a_config_file_keeps_the_server_and_its_clients() {
+    let mut served = Served::start(&["--dev", "--listen", "127.0.0.1:0"], &[]);
+    let mut client = WsClient::connect(&format!("ws://{}/ws", served.addr)).await;
+    client.authenticate("stays").await;
+    served.signal("-HUP");
+    served.wait_log("SIGHUP: configuration unchanged", 1);
+    client.expect_silence().await;
+    let mut late = WsClient::connect(&format!("ws://{}/ws", served.addr)).await;
+    late.authenticate("late").await;
+    assert!(served.is_running());
+}
+
 /// A file that does not validate changes nothing; the log says why; the server serves on.
 #[tokio::test]
 async fn sighup_with_a_bad_file_keeps_everything_and_says_why() {
@@ -141,9 +155,10 @@ fn sighup_reloads_the_log_filter() {
 fn logs_to_a_file_have_no_colour_codes() {
     let dir = tempdir();
     let log = dir.join("stderr.log");
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    hermetic(&mut command);
+    let mut child = command
         .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-        .env_remove("NO_COLOR")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -30,6 +30,7 @@ impl Served {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        hermetic(&mut command);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -115,6 +116,7 @@ impl Served {
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut command = Command::new(BIN);
     command.args(args);
+    hermetic(&mut command);
     for (k, v) in env {
         command.env(k, v);
     }
@@ -123,9 +125,21 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
+/// Leaves out of `command`'s environment what would configure the binary behind the
+/// test's back: every `SHARDCAST_*` variable, `RUST_LOG`, `NO_COLOR`.
+pub fn hermetic(command: &mut Command) {
+    let inherited = std::env::vars_os().map(|(name, _)| name);
+    for name in inherited.filter(|n| n.to_string_lossy().starts_with("SHARDCAST_")) {
+        command.env_remove(name);
+    }
+    command.env_remove("RUST_LOG").env_remove("NO_COLOR");
+}
+
 /// Runs the binary with `args`, which must fail; its stderr.
 pub fn refusal(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().expect("run");
+    let mut command = Command::new(BIN);
+    hermetic(command.args(args));
+    let out = command.output().expect("run");
     assert!(!out.status.success(), "{args:?} should fail");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
