@@ -30,3 +30,18 @@ impl ApiKey {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = key.map(Arc::from);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_key_is_seen_by_every_clone() {
+        let key = ApiKey::new(Some("old".into()));
+        let shard_copy = key.clone();
+        key.set(Some("new".into()));
+        assert_eq!(shard_copy.get().as_deref(), Some("new"));
+        key.set(None);
+        assert_eq!(shard_copy.get(), None);
+    }
+}
