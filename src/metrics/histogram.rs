@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Upper bounds of the buckets, in microseconds (the last bucket, `+Inf`, is implicit).
 /// From 50 µs, where a loopback delivery sits, to 10 s, where a stalled link does.
 pub const BOUNDS_US: [u64; 18] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 7_500_000, 10_000_000,
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+    500_000, 1_000_000, 2_500_000, 5_000_000, 7_500_000, 10_000_000,
 ];
 
 /// Buckets: one per bound plus `+Inf`.
@@ -107,18 +107,9 @@ impl HistogramSnapshot {
                 Some(&bound) => format_seconds(bound),
                 None => "+Inf".to_owned(),
             };
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
-            );
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
         }
-        let braces = |s: &str| {
-            if s.is_empty() {
-                String::new()
-            } else {
-                format!("{{{s}}}")
-            }
-        };
+        let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
         let sum = self.sum_us as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
         let _ = writeln!(out, "{name}_count{} {cumulative}", braces(labels));
@@ -181,28 +172,12 @@ mod tests {
         h.record(70);
         h.record(2_000_000);
         let mut out = String::new();
-        h.snapshot()
-            .render_prometheus(&mut out, "x_seconds", "shard=\"0\"");
-        assert!(
-            out.contains("x_seconds_bucket{shard=\"0\",le=\"0.00005\"} 0\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_seconds_bucket{shard=\"0\",le=\"0.0001\"} 1\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_seconds_bucket{shard=\"0\",le=\"2.5\"} 2\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_seconds_bucket{shard=\"0\",le=\"+Inf\"} 2\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_seconds_sum{shard=\"0\"} 2.00007\n"),
-            "{out}"
-        );
+        h.snapshot().render_prometheus(&mut out, "x_seconds", "shard=\"0\"");
+        assert!(out.contains("x_seconds_bucket{shard=\"0\",le=\"0.00005\"} 0\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{shard=\"0\",le=\"0.0001\"} 1\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{shard=\"0\",le=\"2.5\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{shard=\"0\",le=\"+Inf\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_sum{shard=\"0\"} 2.00007\n"), "{out}");
         assert!(out.contains("x_seconds_count{shard=\"0\"} 2\n"), "{out}");
         let mut bare = String::new();
         h.snapshot().render_prometheus(&mut bare, "y", "");
