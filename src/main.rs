@@ -1,5 +1,6 @@
 //! The `shardcast` binary: allocator, logging, subcommand dispatch, exit code. Its own
-//! modules live in `src/cli/`; the engine is the `shardcast` library.
+//! modules live in `src/cli/`; the engine is the `shardcast` library. Every error is
+//! printed once, here, as `error: shardcast: <what happened; what to do>`.
 
 mod cli;
 
@@ -8,17 +9,26 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use mimalloc::MiMalloc;
 
-use cli::args::{Cli, Command};
+use cli::args::{Cli, Command, ConfigCommand};
+use cli::logging::Logging;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
-    init_tracing();
     let result = match Cli::parse().command {
-        Command::Serve(args) => cli::serve::run(*args),
+        // `serve` installs its logging once its configuration is known.
+        Command::Serve(args) => cli::serve::run(args),
+        Command::CheckConfig(args) => cli::check::check(args).map(|report| print!("{report}")),
+        Command::Config(args) => {
+            print_config(args.what);
+            Ok(())
+        }
         Command::Token(args) => cli::token::mint(args).map(|token| println!("{token}")),
-        Command::Emit(args) => cli::emit::emit(args),
+        Command::Emit(args) => {
+            Logging::install_default();
+            cli::emit::emit(args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,11 +39,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+fn print_config(what: ConfigCommand) {
+    match what {
+        ConfigCommand::Example => print!("{}", cli::docs::example()),
+        ConfigCommand::Table => print!("{}", cli::docs::table()),
+    }
 }

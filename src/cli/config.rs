@@ -1,96 +1,23 @@
-//! Stage two of `serve`'s command line: flags and `SHARDCAST_*` environment (already
-//! merged by clap) over the `--config` TOML file over the defaults, validated into a
-//! [`ServeConfig`].
-//!
-//! Precedence: flags > environment > file > defaults.
+//! Stage two of `serve`'s command line: the [`Settings`] (flags > environment > file >
+//! defaults, each value with where it came from) validated into the [`ServeConfig`] the
+//! server is built from. Every error names the setting as the user wrote it and where
+//! (`--shards`, `SHARDCAST_SHARDS=abc`, `shardcast.toml:12: shards = …`) and what to do.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use shardcast::auth::jwt::{JwtAlgorithm, JwtConfigError, JwtVerifier};
-use shardcast::config::{ConfigError, EngineConfig};
+use shardcast::EngineConfig;
+use shardcast::config::ConfigError;
 use shardcast::rooms::glob::{PatternError, RoomPolicy};
 use shardcast::tls::TlsConfig;
 
-use super::args::ServeArgs;
+use super::auth::{self, AuthMode};
+use super::layers::{FileLayer, Layers, SettingError, Sourced, describe};
+use super::settings::Settings;
+use super::value::{HostPort, LogFormat};
 
-/// The `--config` file: the same settings as the flags.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    path: Option<String>,
-    shards: Option<usize>,
-    redis: Option<StringOrList>,
-    jwt_secret: Option<String>,
-    jwt_public_key: Option<PathBuf>,
-    dev: Option<bool>,
-    jwt_alg: Option<String>,
-    api_key: Option<String>,
-    allow_rooms: Option<StringOrList>,
-    allowed_origins: Option<StringOrList>,
-    default_rooms: Option<StringOrList>,
-    auth_timeout_ms: Option<u64>,
-    heartbeat_interval_ms: Option<u64>,
-    heartbeat_timeout_ms: Option<u64>,
-    max_payload_length: Option<usize>,
-    idle_timeout_s: Option<u64>,
-    backpressure_limit: Option<usize>,
-    close_on_backpressure_limit: Option<bool>,
-    require_encryption: Option<bool>,
-    write_coalesce_factor: Option<u32>,
-    max_write_delay_ms: Option<u64>,
-    max_fragments: Option<u32>,
-    max_buffered_bytes: Option<usize>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    max_rooms_per_client: Option<usize>,
-    client_message_rate: Option<u32>,
-    client_message_burst: Option<u32>,
-    max_forwarded_per_client: Option<usize>,
-    max_auth_failures_per_ip: Option<u32>,
-    auth_failure_window_s: Option<u64>,
-    optional_encryption: Option<bool>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-}
-
-/// A TOML value given either as `"a,b"` or `["a", "b"]`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-enum StringOrList {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl StringOrList {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            Self::One(s) => split_list(&s),
-            Self::Many(v) => v,
-        }
-    }
-}
-
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// How clients authenticate.
-#[derive(Debug, Clone)]
-pub enum AuthMode {
-    /// JWT with one algorithm.
-    Jwt(Box<JwtVerifier>),
-    /// INSECURE: any token is the user id.
-    Dev,
-}
-
-/// The validated `serve` configuration.
+/// The validated `serve` configuration: the one thing the server is built from.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Engine settings.
@@ -105,270 +32,269 @@ pub struct ServeConfig {
     pub redis: Vec<String>,
     /// TLS certificate and key (`None`: plain TCP).
     pub tls: Option<TlsConfig>,
+    /// The log filter (`RUST_LOG` syntax).
+    pub log_filter: String,
+    /// The log line format.
+    pub log_format: LogFormat,
+    /// What was accepted but deserves a warning (a setting ignored, and why).
+    pub warnings: Vec<String>,
+    /// Every setting with its source (for `check-config` and SIGHUP).
+    pub settings: Settings,
 }
 
 /// A `serve` configuration that cannot work, with what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    ReadFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML for these settings.
-    #[error("invalid config file {path}: {message}")]
-    ParseFile {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message (names the key).
-        message: String,
-    },
+    /// A value cannot be read (bad text, unknown key, unreadable file).
+    #[error(transparent)]
+    Setting(#[from] SettingError),
     /// Neither JWT nor dev mode is configured.
     #[error(
-        "no authentication configured: pass --jwt-secret (HS256/384/512) or --jwt-public-key with --jwt-alg RS256|ES256 for JWT, or --dev for the insecure development mode"
+        "no authentication configured: set jwt_secret (--jwt-secret, SHARDCAST_JWT_SECRET) for HS256/384/512, or jwt_public_key (--jwt-public-key) with jwt_alg RS256|ES256, or dev (--dev) for the insecure development mode"
     )]
     NoAuth,
-    /// Two authentication modes at once.
-    #[error("choose one authentication: --jwt-secret, --jwt-public-key or --dev")]
-    ConflictingAuth,
+    /// Two authentication modes at the same precedence level.
+    #[error(
+        "two authentication modes at the same level: {first} and {second}; remove one (a flag beats the environment, which beats the file)"
+    )]
+    ConflictingAuth {
+        /// The first, with its source.
+        first: String,
+        /// The second, with its source.
+        second: String,
+    },
     /// A JWT setting is wrong.
-    #[error(transparent)]
-    Jwt(#[from] JwtConfigError),
+    #[error("{error} (from {from}){hint}", hint = jwt_hint(error))]
+    Jwt {
+        /// What is wrong.
+        error: shardcast::auth::jwt::JwtConfigError,
+        /// The JWT settings with their sources.
+        from: String,
+    },
     /// The PEM file could not be read.
-    #[error("cannot read --jwt-public-key {path}: {source}")]
+    #[error(
+        "cannot read the JWT public key {path} (from {from}): {error}; check the path and its permissions"
+    )]
     ReadKey {
         /// The file.
         path: PathBuf,
+        /// The setting with its source.
+        from: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A room pattern is malformed.
-    #[error("invalid --allow-rooms pattern: {0}")]
-    Pattern(#[from] PatternError),
-    /// An engine setting is invalid.
-    #[error(transparent)]
-    Engine(#[from] ConfigError),
+    #[error("invalid allow_rooms pattern (from {from}): {error}")]
+    Pattern {
+        /// What is wrong.
+        error: PatternError,
+        /// The setting with its source.
+        from: String,
+    },
+    /// A value is out of range or malformed for the engine.
+    #[error("{at}: {problem}")]
+    Invalid {
+        /// The setting with its value and source.
+        at: String,
+        /// What is wrong and what it must be.
+        problem: String,
+    },
+    /// The listen address does not resolve.
+    #[error(
+        "cannot resolve the listen address ({at}): {error}; use an IP address or a host name this machine resolves"
+    )]
+    Resolve {
+        /// The setting with its value and source.
+        at: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// Only one of the TLS certificate and key was given.
     #[error(
         "{given} is set but {missing} is missing: TLS needs both the certificate chain and its private key (or neither, for plain TCP)"
     )]
     TlsIncomplete {
-        /// The setting that was given.
-        given: &'static str,
+        /// The setting that was given, with its source.
+        given: String,
         /// The setting to add.
         missing: &'static str,
     },
 }
 
-impl ServeArgs {
-    /// Merges flags/env with the file and defaults, and validates the result.
-    pub fn resolve(self) -> Result<ServeConfig, CliError> {
-        let file = match &self.config {
-            Some(path) => load_file(path)?,
-            None => FileConfig::default(),
-        };
-        let engine = self.engine_config(&file);
-        engine.validate()?;
-        let auth = resolve_auth(
-            self.jwt_secret.clone().or(file.jwt_secret.clone()),
-            self.jwt_public_key.clone().or(file.jwt_public_key.clone()),
-            self.dev || file.dev.unwrap_or(false),
-            self.jwt_alg.clone().or(file.jwt_alg.clone()),
-        )?;
-        let allow_rooms = list_or(self.allow_rooms, file.allow_rooms);
-        let tls = resolve_tls(
-            self.tls_cert.clone().or(file.tls_cert.clone()),
-            self.tls_key.clone().or(file.tls_key.clone()),
-        )?;
+/// What to do about a JWT setting, when its message does not say it already.
+fn jwt_hint(error: &shardcast::auth::jwt::JwtConfigError) -> &'static str {
+    match error {
+        shardcast::auth::jwt::JwtConfigError::InvalidPublicKey { .. } => {
+            "; give the PEM public key (`-----BEGIN PUBLIC KEY-----`) of the jwt_alg type"
+        }
+        _ => "",
+    }
+}
+
+/// Reads the file `base`'s flags or environment name (if any) and validates everything.
+pub fn load(base: &Layers) -> Result<ServeConfig, CliError> {
+    let config = base.get::<Option<PathBuf>>("config", "")?;
+    let file = match &config.value {
+        Some(path) => Some(FileLayer::load(path, config.source.clone())?),
+        None => None,
+    };
+    ServeConfig::from_settings(Settings::resolve(&base.with_file(file))?)
+}
+
+impl ServeConfig {
+    /// Validates `settings` into a configuration.
+    pub fn from_settings(settings: Settings) -> Result<ServeConfig, CliError> {
+        let engine = engine_config(&settings)?;
+        let (auth, warnings) = auth::resolve(&settings)?;
+        let rooms =
+            RoomPolicy::new(&settings.allow_rooms.value).map_err(|error| CliError::Pattern {
+                error,
+                from: settings.allow_rooms.at(),
+            })?;
         Ok(ServeConfig {
-            tls,
             engine,
             auth,
-            api_key: self.api_key.or(file.api_key),
-            rooms: RoomPolicy::new(&allow_rooms)?,
-            redis: list_or(self.redis, file.redis),
+            api_key: settings.api_key.value.clone(),
+            rooms,
+            redis: settings.redis.value.clone(),
+            tls: resolve_tls(&settings)?,
+            log_filter: settings.log.value.0.clone(),
+            log_format: settings.log_format.value,
+            warnings,
+            settings,
         })
     }
-
-    /// The engine settings: each flag (or env) over the file over the default.
-    fn engine_config(&self, file: &FileConfig) -> EngineConfig {
-        let d = EngineConfig::default();
-        let default_rooms =
-            (self.default_rooms.clone()).or(file.default_rooms.clone().map(StringOrList::into_vec));
-        let limits = self.limits(file, &d);
-        EngineConfig {
-            listen: pick(self.listen, file.listen, d.listen),
-            path: pick(self.path.clone(), file.path.clone(), d.path),
-            shards: pick(self.shards, file.shards, d.shards),
-            default_rooms: default_rooms.unwrap_or(d.default_rooms),
-            allowed_origins: list_or(self.allowed_origins.clone(), file.allowed_origins.clone()),
-            auth_timeout: ms(self.auth_timeout_ms, file.auth_timeout_ms, d.auth_timeout),
-            heartbeat_interval: ms(
-                self.heartbeat_interval_ms,
-                file.heartbeat_interval_ms,
-                d.heartbeat_interval,
-            ),
-            heartbeat_timeout: ms(
-                self.heartbeat_timeout_ms,
-                file.heartbeat_timeout_ms,
-                d.heartbeat_timeout,
-            ),
-            idle_timeout: (self.idle_timeout_s.or(file.idle_timeout_s))
-                .map_or(d.idle_timeout, Duration::from_secs),
-            close_on_backpressure_limit: self.close_on_backpressure_limit
-                || file.close_on_backpressure_limit.unwrap_or(false),
-            require_encryption: self.require_encryption || file.require_encryption.unwrap_or(false),
-            optional_encryption: self.optional_encryption
-                || file.optional_encryption.unwrap_or(false),
-            write_coalesce_factor: pick(
-                self.write_coalesce_factor,
-                file.write_coalesce_factor,
-                d.write_coalesce_factor,
-            ),
-            max_write_delay: ms(
-                self.max_write_delay_ms,
-                file.max_write_delay_ms,
-                d.max_write_delay,
-            ),
-            ..limits
-        }
-    }
-
-    /// The size, rate and count limits: each flag (or env) over the file over `d`'s.
-    fn limits(&self, file: &FileConfig, d: &EngineConfig) -> EngineConfig {
-        let window = (self.auth_failure_window_s.or(file.auth_failure_window_s))
-            .map_or(d.auth_failure_window, Duration::from_secs);
-        EngineConfig {
-            max_payload_length: pick(
-                self.max_payload_length,
-                file.max_payload_length,
-                d.max_payload_length,
-            ),
-            backpressure_limit: pick(
-                self.backpressure_limit,
-                file.backpressure_limit,
-                d.backpressure_limit,
-            ),
-            max_fragments: pick(self.max_fragments, file.max_fragments, d.max_fragments),
-            max_buffered_bytes: pick(
-                self.max_buffered_bytes,
-                file.max_buffered_bytes,
-                d.max_buffered_bytes,
-            ),
-            max_connections: pick(
-                self.max_connections,
-                file.max_connections,
-                d.max_connections,
-            ),
-            max_connections_per_ip: pick(
-                self.max_connections_per_ip,
-                file.max_connections_per_ip,
-                d.max_connections_per_ip,
-            ),
-            max_rooms_per_client: pick(
-                self.max_rooms_per_client,
-                file.max_rooms_per_client,
-                d.max_rooms_per_client,
-            ),
-            client_message_rate: pick(
-                self.client_message_rate,
-                file.client_message_rate,
-                d.client_message_rate,
-            ),
-            client_message_burst: pick(
-                self.client_message_burst,
-                file.client_message_burst,
-                d.client_message_burst,
-            ),
-            max_forwarded_per_client: pick(
-                self.max_forwarded_per_client,
-                file.max_forwarded_per_client,
-                d.max_forwarded_per_client,
-            ),
-            max_auth_failures_per_ip: pick(
-                self.max_auth_failures_per_ip,
-                file.max_auth_failures_per_ip,
-                d.max_auth_failures_per_ip,
-            ),
-            auth_failure_window: window,
-            ..d.clone()
-        }
-    }
 }
 
-/// The flag (or env) when given, else the file's, else `default`.
-fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
-    flag.or(file).unwrap_or(default)
-}
-
-/// Milliseconds from the flag, else the file, else `default`.
-fn ms(flag: Option<u64>, file: Option<u64>, default: Duration) -> Duration {
-    flag.or(file).map_or(default, Duration::from_millis)
-}
-
-/// The flag's list when given, else the file's, else empty.
-fn list_or(flag: Vec<String>, file: Option<StringOrList>) -> Vec<String> {
-    match flag.is_empty() {
-        true => file.map(StringOrList::into_vec).unwrap_or_default(),
-        false => flag,
-    }
-}
-
-fn load_file(path: &Path) -> Result<FileConfig, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| CliError::ParseFile {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-fn resolve_auth(
-    secret: Option<String>,
-    public_key: Option<PathBuf>,
-    dev: bool,
-    alg: Option<String>,
-) -> Result<AuthMode, CliError> {
-    let alg = match alg {
-        Some(a) => a.parse::<JwtAlgorithm>()?,
-        None if public_key.is_some() => JwtAlgorithm::Rs256,
-        None => JwtAlgorithm::Hs256,
+/// The engine settings, validated.
+fn engine_config(s: &Settings) -> Result<EngineConfig, CliError> {
+    let config = EngineConfig {
+        listen: resolve_listen(&s.listen)?,
+        path: s.path.value.clone(),
+        shards: s.shards.value,
+        default_rooms: s.default_rooms.value.clone(),
+        allowed_origins: s.allowed_origins.value.clone(),
+        close_on_backpressure_limit: s.close_on_backpressure_limit.value,
+        require_encryption: s.require_encryption.value,
+        optional_encryption: s.optional_encryption.value,
+        write_coalesce_factor: s.write_coalesce_factor.value,
+        ..limits(s, timing(s))
     };
-    match (secret, public_key, dev) {
-        (Some(secret), None, false) => {
-            let verifier = JwtVerifier::from_secret(alg, secret.as_bytes())?;
-            Ok(AuthMode::Jwt(Box::new(verifier)))
-        }
-        (None, Some(path), false) => {
-            let pem = std::fs::read(&path).map_err(|source| CliError::ReadKey { path, source })?;
-            let verifier = JwtVerifier::from_public_key_pem(alg, &pem)?;
-            Ok(AuthMode::Jwt(Box::new(verifier)))
-        }
-        (None, None, true) => Ok(AuthMode::Dev),
-        (None, None, false) => Err(CliError::NoAuth),
-        _ => Err(CliError::ConflictingAuth),
+    config.validate().map_err(|e| engine_error(s, &e))?;
+    Ok(config)
+}
+
+/// The durations, over the defaults.
+fn timing(s: &Settings) -> EngineConfig {
+    let ms = Duration::from_millis;
+    EngineConfig {
+        auth_timeout: ms(s.auth_timeout_ms.value),
+        heartbeat_interval: ms(s.heartbeat_interval_ms.value),
+        heartbeat_timeout: ms(s.heartbeat_timeout_ms.value),
+        idle_timeout: Duration::from_secs(s.idle_timeout_s.value),
+        max_write_delay: ms(s.max_write_delay_ms.value),
+        auth_failure_window: Duration::from_secs(s.auth_failure_window_s.value),
+        ..EngineConfig::default()
     }
+}
+
+/// The size, rate and count limits, over `base`.
+fn limits(s: &Settings, base: EngineConfig) -> EngineConfig {
+    EngineConfig {
+        max_payload_length: s.max_payload_length.value,
+        backpressure_limit: s.backpressure_limit.value,
+        max_fragments: s.max_fragments.value,
+        max_buffered_bytes: s.max_buffered_bytes.value,
+        max_connections: s.max_connections.value,
+        max_connections_per_ip: s.max_connections_per_ip.value,
+        max_rooms_per_client: s.max_rooms_per_client.value,
+        client_message_rate: s.client_message_rate.value,
+        client_message_burst: s.client_message_burst.value,
+        max_forwarded_per_client: s.max_forwarded_per_client.value,
+        max_auth_failures_per_ip: s.max_auth_failures_per_ip.value,
+        ..base
+    }
+}
+
+/// `err` with the setting it concerns, as the user wrote it.
+fn engine_error(s: &Settings, err: &ConfigError) -> CliError {
+    let key = match err {
+        ConfigError::BadPath(_) => "path",
+        ConfigError::Zero(field) => setting_of_field(field),
+        ConfigError::BadDefaultRoom(_) => "default_rooms",
+        ConfigError::BadOriginPattern(_) | ConfigError::OriginPlaceholder(_) => "allowed_origins",
+    };
+    let entry = s.entries().into_iter().find(|e| e.key == key);
+    let at = match entry {
+        Some(e) => describe(key, &e.source, e.toml.as_deref().unwrap_or("\"\"")),
+        None => key.to_owned(),
+    };
+    let problem = match err {
+        ConfigError::Zero(_) => "must be greater than zero".to_owned(),
+        other => other.to_string(),
+    };
+    CliError::Invalid { at, problem }
+}
+
+/// The setting behind an [`EngineConfig`] field (durations carry their unit).
+fn setting_of_field(field: &str) -> &str {
+    match field {
+        "auth_timeout" => "auth_timeout_ms",
+        "heartbeat_interval" => "heartbeat_interval_ms",
+        "heartbeat_timeout" => "heartbeat_timeout_ms",
+        "auth_failure_window" => "auth_failure_window_s",
+        other => other,
+    }
+}
+
+/// The address `listen` names; a host name's first IPv4 address, else its first.
+fn resolve_listen(listen: &Sourced<HostPort>) -> Result<SocketAddr, CliError> {
+    let error = |error| CliError::Resolve {
+        at: listen.at(),
+        error,
+    };
+    let addrs: Vec<SocketAddr> = listen.value.0.to_socket_addrs().map_err(error)?.collect();
+    let first = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first());
+    first
+        .copied()
+        .ok_or_else(|| error(std::io::Error::other("the name has no address")))
 }
 
 /// Both TLS files, or neither; one alone names the other.
-fn resolve_tls(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<TlsConfig>, CliError> {
-    const CERT: &str = "the TLS certificate (--tls-cert, SHARDCAST_TLS_CERT, tls_cert)";
-    const KEY: &str = "the TLS key (--tls-key, SHARDCAST_TLS_KEY, tls_key)";
-    match (cert, key) {
-        (Some(cert), Some(key)) => Ok(Some(TlsConfig::new(cert, key))),
+fn resolve_tls(s: &Settings) -> Result<Option<TlsConfig>, CliError> {
+    const CERT: &str = "the TLS certificate (--tls-cert, SHARDCAST_TLS_CERT or tls_cert)";
+    const KEY: &str = "the TLS key (--tls-key, SHARDCAST_TLS_KEY or tls_key)";
+    match (&s.tls_cert.value, &s.tls_key.value) {
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig::new(cert.clone(), key.clone()))),
         (None, None) => Ok(None),
         (Some(_), None) => Err(CliError::TlsIncomplete {
-            given: CERT,
+            given: s.tls_cert.at(),
             missing: KEY,
         }),
         (None, Some(_)) => Err(CliError::TlsIncomplete {
-            given: KEY,
+            given: s.tls_key.at(),
             missing: CERT,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's defaults are the engine's: nothing set but `dev` gives
+    /// `EngineConfig::default()`, field for field.
+    #[test]
+    fn the_settings_defaults_are_the_engine_defaults() {
+        let mut layers = Layers::default();
+        layers.flags.insert("dev", "true".to_owned());
+        let config = ServeConfig::from_settings(Settings::resolve(&layers).unwrap()).unwrap();
+        let expected = format!("{:?}", EngineConfig::default());
+        assert_eq!(format!("{:?}", config.engine), expected);
+        assert!(config.api_key.is_none() && config.redis.is_empty() && config.tls.is_none());
+        assert_eq!(
+            (config.log_filter.as_str(), config.log_format),
+            ("info", LogFormat::Text)
+        );
     }
 }

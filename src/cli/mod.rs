@@ -1,33 +1,56 @@
-//! The `shardcast` binary's own code: the command line ([`args`], [`config`]) and the
-//! subcommands ([`serve`], [`emit`], [`token`]). The library never sees any of it; it
-//! drives the library through its public API only.
+//! The `shardcast` binary's own code: the command line ([`args`]), the settings declared
+//! once ([`settings`], [`value`]) and where they come from ([`layers`]), their validation
+//! ([`config`], [`auth`]), and the subcommands ([`serve`] with [`reload`] and [`logging`],
+//! [`check`], [`docs`], [`emit`], [`token`]). The library never sees any of it; it drives
+//! the library through its public API only.
 
 pub mod args;
+pub mod auth;
+pub mod check;
 pub mod config;
+pub mod docs;
 pub mod emit;
+pub mod layers;
+pub mod logging;
+pub mod reload;
 pub mod serve;
+pub mod settings;
 pub mod token;
+pub mod value;
 
 use shardcast::EngineError;
 
 use config::CliError;
 
-/// Why a subcommand failed; printed once by `main`.
+/// Why a subcommand failed; printed once by `main`, with what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] CliError),
     /// The engine did not start.
-    #[error(transparent)]
+    #[error("{0}{hint}", hint = engine_hint(.0))]
     Engine(#[from] EngineError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
-    /// A token could not be minted.
-    #[error("cannot mint token: {0}")]
+    /// A token could not be minted (the message says why and what to pass).
+    #[error("{0}")]
     Token(String),
     /// `emit` failed (Redis unreachable, bad data…).
     #[error("emit failed: {0}")]
     Emit(String),
+}
+
+/// What to do about an engine that did not start.
+fn engine_hint(err: &EngineError) -> &'static str {
+    match err {
+        EngineError::Bind { .. } => {
+            "; stop the process that holds the port, or choose another address with --listen (SHARDCAST_LISTEN, listen)"
+        }
+        EngineError::Tls(_) => {
+            "; fix the file, or point --tls-cert and --tls-key (tls_cert, tls_key) at a matching PEM certificate chain and key"
+        }
+        _ => "",
+    }
 }

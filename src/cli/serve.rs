@@ -1,26 +1,43 @@
 //! `shardcast serve`: the standalone server — the engine with JWT (or dev) auth, the glob
-//! room policy, the HTTP API key, Redis and TLS, run until SIGTERM or SIGINT. SIGHUP
-//! re-reads the TLS certificate and key (logged once; a bad file keeps the old ones).
+//! room policy, the HTTP API key, Redis and TLS, run until SIGTERM or SIGINT (graceful:
+//! clients get 1001). SIGHUP reloads the config file ([`super::reload`]).
 
 use shardcast::hooks::{DevAuthenticator, JwtAuthenticator};
 use shardcast::redis::RedisSettings;
-use shardcast::tls::TlsError;
 use shardcast::{Engine, EngineBuilder, Handle};
 
 use super::CommandError;
 use super::args::ServeArgs;
-use super::config::{AuthMode, ServeConfig};
+use super::auth::AuthMode;
+use super::config::{self, ServeConfig};
+use super::layers::Layers;
+use super::logging::Logging;
+use super::reload::{Live, LiveRooms};
 
 /// Runs the standalone server until SIGTERM or SIGINT, then shuts down gracefully;
-/// reloads the TLS files on SIGHUP.
+/// reloads the configuration on SIGHUP.
 pub fn run(args: ServeArgs) -> Result<(), CommandError> {
-    let builder = builder(args.resolve()?);
+    let base = Layers::capture(args.flags).map_err(config::CliError::from)?;
+    let config = config::load(&base)?;
+    let logging = Logging::install(&config.log_filter, config.log_format);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let rooms = LiveRooms::new(config.rooms.clone());
+    let running = config.settings.clone();
+    let builder = builder(config, rooms.clone());
     // Handlers first: a signal that arrives right after start must not kill the process
     // with its default action.
     let signals = Signals::install()?;
     let engine = builder.start()?;
     println!("listening on {}", engine.local_addr());
-    signals.wait(&engine);
+    let live = Live {
+        base,
+        running,
+        rooms,
+        logging,
+    };
+    signals.wait(&engine, live);
     tracing::info!("signal received: shutting down");
     engine.shutdown();
     tracing::info!("bye");
@@ -28,23 +45,23 @@ pub fn run(args: ServeArgs) -> Result<(), CommandError> {
 }
 
 /// The engine the configuration describes.
-fn builder(config: ServeConfig) -> EngineBuilder {
+fn builder(config: ServeConfig, rooms: LiveRooms) -> EngineBuilder {
     if config.engine.allowed_origins.is_empty() {
-        tracing::info!("no --allowed-origins: every Origin may upgrade");
+        tracing::info!("no allowed_origins: every Origin may upgrade");
     }
     let mut builder = EngineBuilder::new().config(config.engine);
     builder = with_auth(builder, config.auth);
     if config.rooms.is_empty() {
-        tracing::info!("no --allow-rooms: every client join is rejected (default deny)");
+        tracing::info!("no allow_rooms: every client join is rejected (default deny)");
     }
-    builder = builder.room_validator(config.rooms);
+    builder = builder.room_validator(rooms);
     if let Some(tls) = config.tls {
         tracing::info!(cert = %tls.cert_path.display(), "TLS: wss:// and https:// only");
         builder = builder.tls(tls);
     }
     match config.api_key {
         Some(key) => builder = builder.api_key(key),
-        None => tracing::info!("no --api-key: POST /api/publish answers 401"),
+        None => tracing::info!("no api_key: POST /api/publish answers 401"),
     }
     if config.redis.is_empty() {
         return builder;
@@ -66,7 +83,7 @@ fn with_auth(builder: EngineBuilder, auth: AuthMode) -> EngineBuilder {
         AuthMode::Dev => {
             for _ in 0..3 {
                 tracing::warn!(
-                    "INSECURE --dev MODE: any token is accepted as the user id. Never use this in production."
+                    "INSECURE dev MODE: any token is accepted as the user id. Never use this in production."
                 );
             }
             builder.authenticator(DevAuthenticator)
@@ -102,27 +119,16 @@ impl Signals {
         })
     }
 
-    /// Blocks until SIGTERM or SIGINT; reloads TLS on each SIGHUP meanwhile.
-    fn wait(mut self, engine: &Engine) {
+    /// Blocks until SIGTERM or SIGINT; reloads on each SIGHUP meanwhile.
+    fn wait(mut self, engine: &Engine, mut live: Live) {
         self.runtime.block_on(async {
             loop {
                 tokio::select! {
                     _ = self.term.recv() => return,
                     _ = self.int.recv() => return,
-                    _ = self.hup.recv() => reload_tls(engine),
+                    _ = self.hup.recv() => live.on_hangup(engine),
                 }
             }
         });
-    }
-}
-
-/// SIGHUP: re-reads the TLS files; one log line says what happened.
-fn reload_tls(engine: &Engine) {
-    match engine.reload_tls() {
-        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded; new connections use it"),
-        Err(TlsError::NotEnabled) => tracing::info!("SIGHUP: TLS is off, nothing to reload"),
-        Err(err) => tracing::error!(
-            "SIGHUP: TLS reload failed, still serving the previous certificate: {err}"
-        ),
     }
 }

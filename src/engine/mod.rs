@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 pub use builder::EngineBuilder;
 
 use crate::config::ConfigError;
+use crate::http::ApiKey;
 use crate::redis::RedisConfigError;
 use crate::routing::Handle;
 use crate::tls::{Tls, TlsError};
@@ -66,6 +67,7 @@ pub struct Engine {
     shard_threads: Vec<JoinHandle<()>>,
     control_thread: Option<JoinHandle<()>>,
     tls: Option<Arc<Tls>>,
+    api_key: ApiKey,
 }
 
 impl Engine {
@@ -90,6 +92,13 @@ impl Engine {
     /// in use. [`TlsError::NotEnabled`] when the engine serves plain TCP.
     pub fn reload_tls(&self) -> Result<(), TlsError> {
         self.tls.as_ref().ok_or(TlsError::NotEnabled)?.reload()
+    }
+
+    /// Replaces the Bearer key of `POST /api/publish` and the `/api/` queries (`None`:
+    /// they answer 401). Requests that arrive afterwards are checked against the new key;
+    /// nothing else changes. The standalone server calls it on SIGHUP.
+    pub fn set_api_key(&self, key: Option<String>) {
+        self.api_key.set(key);
     }
 
     /// Blocks until the engine stops (after [`Handle::shutdown`] or a signal handled by

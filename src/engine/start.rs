@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use super::builder::EngineBuilder;
 use super::{Engine, EngineError};
 use crate::admission::Admission;
-use crate::http::HttpService;
+use crate::http::{ApiKey, HttpService};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::broker::Broker;
@@ -47,7 +47,8 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     // The remote exists before any connection is accepted.
     let control_thread = super::control::spawn(router.clone(), builder.redis)?;
     let handle = Handle::new(router);
-    let http = (builder.api_key, origins);
+    let api_key = ApiKey::new(builder.api_key);
+    let http = (api_key.clone(), origins);
     let mut ctx = context(builder.config, builder.hooks, http, &handle);
     ctx.echo = builder.echo;
     ctx.tls = tls.as_ref().map(|tls| tls.server_config());
@@ -61,6 +62,7 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
         shard_threads,
         control_thread: Some(control_thread),
         tls,
+        api_key,
     })
 }
 
@@ -88,7 +90,7 @@ fn create_router(
 fn context(
     config: crate::config::EngineConfig,
     hooks: crate::hooks::Hooks,
-    (api_key, origins): (Option<String>, Option<RoomPolicy>),
+    (api_key, origins): (ApiKey, Option<RoomPolicy>),
     handle: &Handle,
 ) -> ShardContext {
     let http = HttpService {

@@ -119,7 +119,8 @@ async fn answer(
     body: &[u8],
 ) -> Response {
     let handle = &service.handle;
-    let authorized = || authorized(head, service.api_key.as_deref());
+    let key = service.api_key.get();
+    let authorized = || authorized(head, key.as_deref());
     match route {
         Route::WsPath => {
             Response::error(426, "Upgrade Required").with_header("Upgrade", "websocket")

@@ -38,6 +38,7 @@
 //! closed without a response.
 
 mod api;
+mod api_key;
 mod io;
 mod publish;
 pub mod request;
@@ -51,6 +52,7 @@ use crate::admission::Admission;
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::Handle;
 
+pub(crate) use api_key::ApiKey;
 pub(crate) use server::{Upgraded, serve};
 
 /// What the HTTP side of the engine's port needs, shared by every shard.
@@ -59,8 +61,9 @@ pub(crate) struct HttpService {
     pub handle: Handle,
     /// The WebSocket path.
     pub path: String,
-    /// Bearer key of `POST /api/publish` and the `/api/` queries (`None`: 401).
-    pub api_key: Option<String>,
+    /// Bearer key of `POST /api/publish` and the `/api/` queries (`None`: 401);
+    /// replaceable while running.
+    pub api_key: ApiKey,
     /// Time allowed for each request (head and body) and for each response write.
     pub request_timeout: Duration,
     /// Who may open one more connection.

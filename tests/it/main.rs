@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod config_cli;
 mod delivery;
 mod emitter;
 mod encryption;
@@ -19,4 +20,5 @@ mod redis_engine;
 mod redis_faults;
 mod refpeer_interop;
 mod serve_binary;
+mod signals;
 mod tls;

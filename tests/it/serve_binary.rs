@@ -2,108 +2,15 @@
 //! shutdown on a real SIGTERM, and a TLS certificate reload on a real SIGHUP.
 
 use shardcast::protocol::CloseReason;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::support::raw::upgrade_status;
+use crate::support::served::{BIN, Served, refusal, tempdir};
 use crate::support::tls::{TestCa, get};
 use crate::support::{WAIT, WsClient, http};
-
-const BIN: &str = env!("CARGO_BIN_EXE_shardcast");
-
-/// A `shardcast serve` child process, killed (by PID) on drop if still running.
-struct Served {
-    child: Child,
-    addr: std::net::SocketAddr,
-    /// Everything the server logged so far (stderr).
-    log: Arc<Mutex<String>>,
-}
-
-impl Served {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("spawn shardcast");
-        let log = collect(child.stderr.take().expect("stderr"));
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
-        Served { child, addr, log }
-    }
-
-    fn sigterm(&self) {
-        self.signal("-TERM");
-    }
-
-    /// A real signal, to the PID we spawned.
-    fn signal(&self, which: &str) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args([which, &pid]).status();
-    }
-
-    /// Waits until the server has logged `text` (and `count` times in all).
-    fn wait_log(&self, text: &str, count: usize) {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let seen = self.log.lock().unwrap().matches(text).count();
-            if seen >= count {
-                return;
-            }
-            let log = self.log.lock().unwrap().clone();
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {text:?} in:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// Drains `stderr` on a thread into a shared string (the pipe never fills).
-fn collect(stderr: std::process::ChildStderr) -> Arc<Mutex<String>> {
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    log
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn refusal(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().expect("run");
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn refuses_to_start_without_authentication_naming_both_options() {
@@ -166,7 +73,7 @@ fn bad_configuration_is_reported_with_what_to_fix() {
         "--listen",
         "127.0.0.1:0",
     ]);
-    assert!(err.contains("cannot be used with"), "{err}");
+    assert!(err.contains("same level"), "{err}");
 }
 
 #[tokio::test]
@@ -323,12 +230,6 @@ async fn token_mints_what_serve_accepts() {
     client.emit("authenticate", json!({ "token": token })).await;
     let connected = client.expect_event("connected").await;
     assert_eq!(connected["data"]["userId"], "minted");
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("shardcast-test-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Regression: the signal handlers were installed after "listening on" was printed, so a

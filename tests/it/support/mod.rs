@@ -7,6 +7,7 @@ pub mod client;
 pub mod raw;
 pub mod raw_ws;
 pub mod redis;
+pub mod served;
 pub mod tls;
 
 pub use client::Next;
