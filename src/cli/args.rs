@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// Bearer key for POST /api/publish and the /api/ queries.
     #[arg(long, env = "SHARDCAST_API_KEY")]
     pub api_key: Option<String>,
+    /// Who may see /dashboard: off, protected (needs the API key or --dashboard-key) or
+    /// public (aggregate numbers to anyone, room names with a key) [default: protected].
+    #[arg(long, env = "SHARDCAST_DASHBOARD")]
+    pub dashboard: Option<shardcast::config::DashboardMode>,
+    /// Bearer key that shows the whole dashboard and nothing else (no publish, no
+    /// disconnect) [default: none; the API key always works].
+    #[arg(long, env = "SHARDCAST_DASHBOARD_KEY")]
+    pub dashboard_key: Option<String>,
     /// Rooms clients may join, as globs (`public-*`, `user-{userId}-*`) [default: none].
     #[arg(long, env = "SHARDCAST_ALLOW_ROOMS", value_delimiter = ',')]
     pub allow_rooms: Vec<String>,

@@ -28,6 +28,8 @@ struct FileConfig {
     dev: Option<bool>,
     jwt_alg: Option<String>,
     api_key: Option<String>,
+    dashboard: Option<shardcast::config::DashboardMode>,
+    dashboard_key: Option<String>,
     allow_rooms: Option<StringOrList>,
     allowed_origins: Option<StringOrList>,
     default_rooms: Option<StringOrList>,
@@ -99,6 +101,8 @@ pub struct ServeConfig {
     pub auth: AuthMode,
     /// Bearer key of the HTTP API.
     pub api_key: Option<String>,
+    /// Bearer key of the dashboard alone.
+    pub dashboard_key: Option<String>,
     /// Room allow-list.
     pub rooms: RoomPolicy,
     /// Redis URLs (empty: single node).
@@ -188,6 +192,7 @@ impl ServeArgs {
             engine,
             auth,
             api_key: self.api_key.or(file.api_key),
+            dashboard_key: self.dashboard_key.or(file.dashboard_key),
             rooms: RoomPolicy::new(&allow_rooms)?,
             redis: list_or(self.redis, file.redis),
         })
@@ -233,6 +238,7 @@ impl ServeArgs {
                 file.max_write_delay_ms,
                 d.max_write_delay,
             ),
+            dashboard: pick(self.dashboard, file.dashboard, d.dashboard),
             ..limits
         }
     }

@@ -46,6 +46,9 @@ fn builder(config: ServeConfig) -> EngineBuilder {
         Some(key) => builder = builder.api_key(key),
         None => tracing::info!("no --api-key: POST /api/publish answers 401"),
     }
+    if let Some(key) = config.dashboard_key {
+        builder = builder.dashboard_key(key);
+    }
     if config.redis.is_empty() {
         return builder;
     }

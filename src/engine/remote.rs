@@ -14,7 +14,7 @@ use crate::protocol::{Frame, Target};
 use crate::redis::bridge::{EnvelopeSink, Release};
 use crate::redis::{RedisBridge, RedisConfigError, RedisSettings};
 use crate::routing::Handle;
-use crate::routing::remote::{Remote, ShutdownFuture};
+use crate::routing::remote::{Remote, RemoteLink, RemoteStatus, ShutdownFuture};
 
 /// Starts the bridge on `runtime` and wires it to `handle`'s router.
 pub(super) fn start(
@@ -77,6 +77,23 @@ impl Remote for EngineRemote {
 
     fn is_ready(&self) -> bool {
         self.bridge.is_ready()
+    }
+
+    fn status(&self) -> RemoteStatus {
+        let status = self.bridge.status();
+        let link = |name, state: crate::redis::link::LinkState| RemoteLink {
+            name,
+            state: state.as_str(),
+        };
+        RemoteStatus {
+            links: vec![
+                link("subscriber", status.subscriber),
+                link("publisher", status.publisher),
+            ],
+            queued: status.queued,
+            reconnects: status.reconnects + status.publisher_reconnects,
+            probe_timeouts: status.probe_timeouts,
+        }
     }
 
     fn shutdown(&self) -> ShutdownFuture {

@@ -6,6 +6,7 @@
 //! is not a single snapshot (fine for monitoring).
 
 mod histogram;
+pub mod process;
 
 pub use histogram::{BOUNDS_US, Histogram, HistogramSnapshot};
 

@@ -51,6 +51,11 @@ impl ShardSender {
         self.shard
     }
 
+    /// Commands waiting in the inbox now.
+    pub fn depth(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Queues a command; a full or closed inbox hands it back.
     pub fn send(&self, command: Command) -> Result<(), Command> {
         match self.queue.try_send(command) {

@@ -22,6 +22,31 @@ pub(crate) trait Remote: Send + Sync + 'static {
     fn publish_inbound(&self, payload: Vec<u8>, slot: Option<ForwardSlot>) -> bool;
     /// Whether the remote is connected and subscribed.
     fn is_ready(&self) -> bool;
+    /// Its links and counters, for the dashboard.
+    fn status(&self) -> RemoteStatus;
     /// Disconnects (called once, at shutdown).
     fn shutdown(&self) -> ShutdownFuture;
+}
+
+/// The remote as an operator sees it (the dashboard's "Redis" line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct RemoteStatus {
+    /// Each connection: its name (`subscriber`, `publisher`) and state (`connecting`,
+    /// `up`, `down`, `stopped`).
+    pub links: Vec<RemoteLink>,
+    /// Messages waiting to be published.
+    pub queued: usize,
+    /// Connections lost and re-established since start (both links).
+    pub reconnects: u64,
+    /// Liveness probes that went unanswered.
+    pub probe_timeouts: u64,
+}
+
+/// One connection of the remote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct RemoteLink {
+    /// What it does: `subscriber` or `publisher`.
+    pub name: &'static str,
+    /// Its state: `connecting`, `up`, `down` or `stopped`.
+    pub state: &'static str,
 }

@@ -46,7 +46,7 @@ impl Shard {
         now: Instant,
     ) -> Admitted {
         let conn = Conn::new(id, now, self.config().auth_timeout);
-        let entry = Entry::new(conn, socket, permit);
+        let entry = Entry::new(conn, socket, permit, now);
         let wake = entry.waker();
         let mut state = self.state.borrow_mut();
         let slot = state.conns.insert(entry);

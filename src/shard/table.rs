@@ -3,6 +3,7 @@
 //! place in the write schedule (dirty flag, next write time, blocked).
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -25,15 +26,19 @@ pub(crate) struct Entry {
     write_after: Micros,
     /// The socket refused bytes; the task waits for writability and flushes.
     write_blocked: bool,
+    /// When the shard adopted the connection.
+    since: Instant,
     /// The connection's place under the connection caps (given back with the entry).
     _permit: Permit,
 }
 
 impl Entry {
-    /// The entry of `conn`, read and written through `socket`, holding `permit`.
-    pub fn new(conn: Conn, socket: Rc<Socket>, permit: Permit) -> Self {
+    /// The entry of `conn`, read and written through `socket`, holding `permit`,
+    /// adopted at `since`.
+    pub fn new(conn: Conn, socket: Rc<Socket>, permit: Permit, since: Instant) -> Self {
         Entry {
             _permit: permit,
+            since,
             conn,
             socket,
             wake: Rc::new(Notify::new()),
@@ -46,6 +51,11 @@ impl Entry {
     /// The wake-up the connection's task waits on.
     pub fn waker(&self) -> Rc<Notify> {
         self.wake.clone()
+    }
+
+    /// When the shard adopted the connection.
+    pub fn since(&self) -> Instant {
+        self.since
     }
 
     /// Wakes the connection's task (it re-reads the connection's state).

@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod dashboard;
 mod delivery;
 mod emitter;
 mod encryption;
