@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use super::builder::EngineBuilder;
 use super::{Engine, EngineError};
 use crate::admission::Admission;
-use crate::http::{HttpService, Keys};
+use crate::http::{Dashboard, HttpService, Keys};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::broker::Broker;
@@ -98,7 +98,7 @@ fn context(
         handle: handle.clone(),
         path: config.path.clone(),
         keys,
-        dashboard: config.dashboard,
+        dashboard: Dashboard::new(config.dashboard),
         request_timeout: config.request_timeout,
         origins,
         admission: Arc::new(Admission::new(&config)),

@@ -7,6 +7,14 @@
 //! aggregate numbers to anyone and the room names only with a key. The browser sends the
 //! key as `Authorization: Bearer` (entered in the page, kept in `sessionStorage`), never
 //! in a URL.
+//!
+//! State: one room summary cache ([`Dashboard`]), behind a `Mutex` that only dashboard
+//! requests take, never across an `.await` and never on a delivery path. It bounds the
+//! cost of the room counts (linear in the rooms, see [`Handle::room_summary`]) to one
+//! listing per [`ROOMS_FRESH`] however many dashboards poll.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::HttpService;
 use super::request::RequestHead;
@@ -14,7 +22,7 @@ use super::response::Response;
 use crate::build_info;
 use crate::config::DashboardMode;
 use crate::metrics::{BOUNDS_US, HistogramSnapshot, Metrics, ShardMetrics, process};
-use crate::routing::Handle;
+use crate::routing::{Handle, RoomSummary};
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/app.js");
@@ -22,6 +30,41 @@ const STYLE: &str = include_str!("dashboard/app.css");
 
 /// The rooms listed by members.
 const TOP_ROOMS: usize = 10;
+/// How long a room summary is reused: however many dashboards poll, the shards list
+/// their rooms at most once per this period.
+const ROOMS_FRESH: Duration = Duration::from_millis(900);
+
+/// The dashboard's setting and its one piece of state, shared by every shard's HTTP.
+pub(crate) struct Dashboard {
+    /// Who may see it.
+    pub mode: DashboardMode,
+    /// The last room summary and when it was taken (locked only to read or replace it,
+    /// never across an `.await`).
+    rooms: Mutex<Option<(Instant, RoomSummary)>>,
+}
+
+impl Dashboard {
+    /// A dashboard in `mode`, no summary taken yet.
+    pub fn new(mode: DashboardMode) -> Self {
+        Dashboard {
+            mode,
+            rooms: Mutex::new(None),
+        }
+    }
+
+    /// The room summary (top [`TOP_ROOMS`]), reused when younger than [`ROOMS_FRESH`].
+    async fn rooms(&self, handle: &Handle) -> RoomSummary {
+        let cached = self.rooms.lock().ok().and_then(|c| c.clone());
+        if let Some((_, summary)) = cached.filter(|(at, _)| at.elapsed() < ROOMS_FRESH) {
+            return summary;
+        }
+        let summary = handle.room_summary(TOP_ROOMS).await;
+        if let Ok(mut cache) = self.rooms.lock() {
+            *cache = Some((Instant::now(), summary.clone()));
+        }
+        summary
+    }
+}
 
 /// What the page may load: itself, its script and style, and fetches to this origin.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -56,7 +99,7 @@ impl Part {
 
 /// Answers a GET of a dashboard route.
 pub(super) async fn answer(service: &HttpService, head: &RequestHead, part: Part) -> Response {
-    let mode = service.dashboard;
+    let mode = service.dashboard.mode;
     if mode == DashboardMode::Off {
         return Response::error(404, "Not Found");
     }
@@ -88,14 +131,14 @@ async fn data(service: &HttpService, head: &RequestHead, mode: DashboardMode) ->
     if !keyed && mode == DashboardMode::Protected {
         return Response::error(401, "Unauthorized");
     }
-    let body = document(&service.handle, keyed).await;
+    let rooms = service.dashboard.rooms(&service.handle).await;
+    let body = document(&service.handle, rooms, keyed);
     Response::json(200, &body).with_header("Cache-Control", "no-store")
 }
 
 /// The JSON document of `GET /api/dashboard`; room names only when `full`.
-async fn document(handle: &Handle, full: bool) -> serde_json::Value {
+fn document(handle: &Handle, rooms: RoomSummary, full: bool) -> serde_json::Value {
     let metrics = handle.metrics();
-    let rooms = handle.room_summary(if full { TOP_ROOMS } else { 0 }).await;
     serde_json::json!({
         "access": if full { "full" } else { "aggregate" },
         "server": server(handle),

@@ -52,10 +52,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Admission;
-use crate::config::DashboardMode;
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::Handle;
 
+pub(crate) use dashboard::Dashboard;
 pub(crate) use server::{Upgraded, serve};
 
 /// What the HTTP side of the engine's port needs, shared by every shard.
@@ -66,8 +66,8 @@ pub(crate) struct HttpService {
     pub path: String,
     /// The Bearer keys of the API and the dashboard.
     pub keys: Keys,
-    /// Who may see the dashboard.
-    pub dashboard: DashboardMode,
+    /// Who may see the dashboard, and its room summary cache.
+    pub dashboard: Dashboard,
     /// Time allowed for each request (head and body) and for each response write.
     pub request_timeout: Duration,
     /// Who may open one more connection.

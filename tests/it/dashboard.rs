@@ -505,3 +505,54 @@ async fn serve_takes_the_dashboard_mode_and_key_from_flags_and_env() {
     assert!(!refused.status.success());
     assert!(stderr.contains("use off, protected or public"), "{stderr}");
 }
+
+/// The cost of the room summary at 150,000 rooms on 2 shards (50,000 of them on both):
+/// a measurement, not a check. Run in release for the figure the README quotes:
+/// `cargo test --release --test it dashboard::room_summary_cost -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn room_summary_cost_at_150k_rooms() {
+    let server = TestServer::start(builder(DashboardMode::Protected).configure(|c| {
+        c.max_rooms_per_client = 200_000;
+    }));
+    let mut on = [None, None];
+    let mut clients = Vec::new();
+    while on.iter().any(Option::is_none) {
+        let (client, id) = server.login("bulk").await;
+        on[support::shard_of(&id, 2)].get_or_insert(id);
+        clients.push(client);
+    }
+    let names: Vec<String> = (0..150_000).map(|i| format!("room-{i:06}")).collect();
+    let rooms =
+        |range: std::ops::Range<usize>| names[range].iter().map(String::as_str).collect::<Vec<_>>();
+    let [Some(a), Some(b)] = &on else {
+        unreachable!()
+    };
+    server.handle.join(a, &rooms(0..100_000)).expect("join");
+    server
+        .handle
+        .join(b, &rooms(50_000..150_000))
+        .expect("join");
+    while server.handle.room_summary(1).await.distinct < 150_000 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let started = std::time::Instant::now();
+        let summary = server.handle.room_summary(10).await;
+        times.push(started.elapsed());
+        assert_eq!(summary.distinct, 150_000);
+    }
+    times.sort();
+    let started = std::time::Instant::now();
+    let (status, body) = get(&server, "/api/dashboard", Some(API_KEY)).await;
+    let http_time = started.elapsed();
+    println!(
+        "room_summary at 150k rooms (200k shard entries): median {:?}, min {:?}, max {:?}; \
+         GET /api/dashboard {http_time:?} ({status}, {} bytes)",
+        times[10],
+        times[0],
+        times[20],
+        body.len()
+    );
+}
