@@ -145,6 +145,48 @@ pub struct EngineConfig {
     /// `require_encryption` is off. Ignis ignores the key then; so does shardcast unless
     /// this is set. Default false.
     pub optional_encryption: bool,
+    /// Who may see `/dashboard` and `GET /api/dashboard`. Default
+    /// [`DashboardMode::Protected`]: the API key or the dashboard key
+    /// ([`crate::EngineBuilder::dashboard_key`]).
+    pub dashboard: DashboardMode,
+}
+
+/// Who may see the operator dashboard (`/dashboard` and `GET /api/dashboard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DashboardMode {
+    /// No dashboard: both routes answer 404.
+    Off,
+    /// Everything (room names included) to a request with the API key or the dashboard
+    /// key; 401 without one. The default.
+    #[default]
+    Protected,
+    /// Aggregate numbers to anyone (no room names); a request with a key sees everything.
+    Public,
+}
+
+impl DashboardMode {
+    /// The setting's value as written in flags and files: `off`, `protected`, `public`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DashboardMode::Off => "off",
+            DashboardMode::Protected => "protected",
+            DashboardMode::Public => "public",
+        }
+    }
+}
+
+impl std::str::FromStr for DashboardMode {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(DashboardMode::Off),
+            "protected" => Ok(DashboardMode::Protected),
+            "public" => Ok(DashboardMode::Public),
+            _ => Err(ConfigError::BadDashboardMode(s.to_owned())),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -184,6 +226,7 @@ impl Default for EngineConfig {
             max_auth_failures_per_ip: 20,
             auth_failure_window: Duration::from_secs(60),
             optional_encryption: false,
+            dashboard: DashboardMode::Protected,
         }
     }
 }
@@ -209,6 +252,9 @@ pub enum ConfigError {
         "`allowed_origins` pattern `{0}` uses {{userId}}; origin patterns take only `*` and `?`"
     )]
     OriginPlaceholder(String),
+    /// The dashboard mode is not one of `off`, `protected`, `public`.
+    #[error("dashboard `{0}` is not a mode: use off, protected or public")]
+    BadDashboardMode(String),
 }
 
 impl EngineConfig {

@@ -86,7 +86,7 @@ mod ws;
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineBuilder, EngineError};
 pub use id::{ClientId, InvalidClientId, ServerId};
-pub use routing::{Handle, Publication, SendError};
+pub use routing::{ClientInfo, Handle, Publication, RoomCount, RoomSummary, SendError};
 
 /// Not part of the API: internal pieces re-exported for this crate's own benchmarks and
 /// integration tests (`benches/`, `tests/`). No stability promise of any kind.

@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub auth: AuthMode,
     /// Bearer key of the HTTP API.
     pub api_key: Option<String>,
+    /// Bearer key of the dashboard alone.
+    pub dashboard_key: Option<String>,
     /// Room allow-list.
     pub rooms: RoomPolicy,
     /// Redis URLs (empty: single node).
@@ -155,6 +157,7 @@ impl ServeConfig {
             engine,
             auth,
             api_key: settings.api_key.value.clone(),
+            dashboard_key: settings.dashboard_key.value.clone(),
             rooms,
             redis: settings.redis.value.clone(),
             tls: resolve_tls(&settings)?,
@@ -178,6 +181,7 @@ fn engine_config(s: &Settings) -> Result<EngineConfig, CliError> {
         require_encryption: s.require_encryption.value,
         optional_encryption: s.optional_encryption.value,
         write_coalesce_factor: s.write_coalesce_factor.value,
+        dashboard: s.dashboard.value,
         ..limits(s, timing(s))
     };
     config.validate().map_err(|e| engine_error(s, &e))?;
@@ -223,6 +227,7 @@ fn engine_error(s: &Settings, err: &ConfigError) -> CliError {
         ConfigError::Zero(field) => setting_of_field(field),
         ConfigError::BadDefaultRoom(_) => "default_rooms",
         ConfigError::BadOriginPattern(_) | ConfigError::OriginPlaceholder(_) => "allowed_origins",
+        ConfigError::BadDashboardMode(_) => "dashboard",
     };
     let entry = s.entries().into_iter().find(|e| e.key == key);
     let at = match entry {

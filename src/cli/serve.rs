@@ -63,6 +63,9 @@ fn builder(config: ServeConfig, rooms: LiveRooms) -> EngineBuilder {
         Some(key) => builder = builder.api_key(key),
         None => tracing::info!("no api_key: POST /api/publish answers 401"),
     }
+    if let Some(key) = config.dashboard_key {
+        builder = builder.dashboard_key(key);
+    }
     if config.redis.is_empty() {
         return builder;
     }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use super::layers::{Layers, SettingError, Source, Sourced};
 pub use super::value::Kind;
 use super::value::{HostPort, LogFilter, LogFormat, SettingType};
+use shardcast::config::DashboardMode;
 
 /// No special property.
 const PLAIN: u8 = 0;
@@ -164,6 +165,12 @@ settings! {
     /// Bearer key for `POST /api/publish` and the `/api/` queries (401 without).
     /// Re-read on SIGHUP.
     api_key: Option<String> = "", "KEY", SECRET | LIVE;
+    /// Who may see `/dashboard`: `off` (404), `protected` (the API key or dashboard_key)
+    /// or `public` (aggregate numbers to anyone; room names and actions with a key).
+    dashboard: DashboardMode = "protected", "MODE", PLAIN;
+    /// Bearer key that shows the whole dashboard and nothing else (no publish, no
+    /// disconnect); the API key always works.
+    dashboard_key: Option<String> = "", "KEY", SECRET;
     /// Rooms clients may join, as globs (`*`, `?`, `{userId}`: `public-*`,
     /// `user-{userId}-*`); unset, every join is rejected. Re-read on SIGHUP.
     allow_rooms: Vec<String> = "", "GLOB", LIVE;

@@ -191,6 +191,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who may see the dashboard.
+impl SettingType for shardcast::config::DashboardMode {
+    const EXPECTED: &'static str = "off, protected or public";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|_| String::new())
+    }
+
+    fn to_toml(&self) -> Option<String> {
+        Some(quoted(self.as_str()))
+    }
+}
+
 impl SettingType for LogFormat {
     const EXPECTED: &'static str = "text or json";
 

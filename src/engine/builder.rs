@@ -39,6 +39,7 @@ use crate::tls::TlsConfig;
 pub struct EngineBuilder {
     pub(super) config: EngineConfig,
     pub(super) api_key: Option<String>,
+    pub(super) dashboard_key: Option<String>,
     pub(super) hooks: Hooks,
     pub(super) listener: Option<StdListener>,
     pub(super) redis: Option<RedisSettings>,
@@ -59,6 +60,7 @@ impl EngineBuilder {
         EngineBuilder {
             config: EngineConfig::default(),
             api_key: None,
+            dashboard_key: None,
             hooks: Hooks::default(),
             listener: None,
             redis: None,
@@ -89,6 +91,15 @@ impl EngineBuilder {
     /// (default: none, and they answer 401).
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
+        self
+    }
+
+    /// A second Bearer key that shows the whole dashboard (`/dashboard`,
+    /// `GET /api/dashboard`) and nothing else: for operators who must not publish or
+    /// disconnect (default: none; the API key always works). See
+    /// [`EngineConfig::dashboard`](crate::EngineConfig::dashboard) for the modes.
+    pub fn dashboard_key(mut self, key: impl Into<String>) -> Self {
+        self.dashboard_key = Some(key.into());
         self
     }
 

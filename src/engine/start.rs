@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use super::builder::EngineBuilder;
 use super::{Engine, EngineError};
 use crate::admission::Admission;
-use crate::http::{ApiKey, HttpService};
+use crate::http::{ApiKey, Dashboard, HttpService, Keys};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::broker::Broker;
@@ -48,8 +48,11 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     let control_thread = super::control::spawn(router.clone(), builder.redis)?;
     let handle = Handle::new(router);
     let api_key = ApiKey::new(builder.api_key);
-    let http = (api_key.clone(), origins);
-    let mut ctx = context(builder.config, builder.hooks, http, &handle);
+    let keys = Keys {
+        api: api_key.clone(),
+        dashboard: builder.dashboard_key,
+    };
+    let mut ctx = context(builder.config, builder.hooks, (keys, origins), &handle);
     ctx.echo = builder.echo;
     ctx.tls = tls.as_ref().map(|tls| tls.server_config());
     let ctx = Arc::new(ctx);
@@ -86,17 +89,18 @@ fn create_router(
     )
 }
 
-/// What every shard shares; `http` is the API key and the compiled origin allow-list.
+/// What every shard shares; `http` is the Bearer keys and the compiled origin allow-list.
 fn context(
     config: crate::config::EngineConfig,
     hooks: crate::hooks::Hooks,
-    (api_key, origins): (ApiKey, Option<RoomPolicy>),
+    (keys, origins): (Keys, Option<RoomPolicy>),
     handle: &Handle,
 ) -> ShardContext {
     let http = HttpService {
         handle: handle.clone(),
         path: config.path.clone(),
-        api_key,
+        keys,
+        dashboard: Dashboard::new(config.dashboard),
         request_timeout: config.request_timeout,
         origins,
         admission: Arc::new(Admission::new(&config)),

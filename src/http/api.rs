@@ -1,12 +1,11 @@
 //! The plain HTTP endpoints (everything but the upgrade), answered through the handle.
 
 use super::HttpService;
+use super::dashboard::{self, Part};
 use super::request::RequestHead;
 use super::response::Response;
 use crate::metrics::HttpRoute;
 use crate::routing::Handle;
-
-const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// What a request's path names, before its method is checked (the route table of the
 /// module doc of [`super`]).
@@ -20,12 +19,17 @@ enum Route<'a> {
     Ready,
     Metrics,
     Stats,
-    Dashboard,
+    /// The dashboard's page, assets and data (access decided by [`dashboard`]).
+    Dashboard(Part),
     Publish,
     /// `/api/rooms/{room}/clients` (the room still percent-encoded).
     RoomClients(&'a str),
     /// `/api/users/{user}/clients` (the user still percent-encoded).
     UserClients(&'a str),
+    /// `/api/clients/{id}`: what a local client is.
+    Client(&'a str),
+    /// `/api/clients/{id}/disconnect`: close a local client with 1000.
+    Disconnect(&'a str),
     /// No route: 404 whatever the (known) method.
     NotFound,
 }
@@ -40,13 +44,15 @@ impl<'a> Route<'a> {
             "/ready" => Route::Ready,
             "/metrics" => Route::Metrics,
             "/api/stats" => Route::Stats,
-            "/dashboard" => Route::Dashboard,
             "/api/publish" => Route::Publish,
-            path => Self::query(path),
+            path => match Part::of(path) {
+                Some(part) => Route::Dashboard(part),
+                None => Self::query(path),
+            },
         }
     }
 
-    /// The `/api/{rooms|users}/{name}/clients` queries.
+    /// The `/api/{rooms|users}/{name}/clients` queries and the `/api/clients/{id}` routes.
     fn query(path: &'a str) -> Self {
         let Some(rest) = path.strip_prefix("/api/") else {
             return Route::NotFound;
@@ -54,6 +60,8 @@ impl<'a> Route<'a> {
         match rest.split('/').collect::<Vec<_>>().as_slice() {
             ["rooms", room, "clients"] => Route::RoomClients(room),
             ["users", user, "clients"] => Route::UserClients(user),
+            ["clients", id] => Route::Client(id),
+            ["clients", id, "disconnect"] => Route::Disconnect(id),
             _ => Route::NotFound,
         }
     }
@@ -67,7 +75,9 @@ impl<'a> Route<'a> {
             Route::Ready => HttpRoute::Ready,
             Route::Metrics => HttpRoute::Metrics,
             Route::Stats => HttpRoute::Stats,
-            Route::Dashboard => HttpRoute::Dashboard,
+            Route::Dashboard(_) => HttpRoute::Dashboard,
+            Route::Client(_) => HttpRoute::Client,
+            Route::Disconnect(_) => HttpRoute::Disconnect,
             Route::Publish => HttpRoute::Publish,
             Route::RoomClients(_) => HttpRoute::RoomClients,
             Route::UserClients(_) => HttpRoute::UserClients,
@@ -79,7 +89,7 @@ impl<'a> Route<'a> {
     fn allow(self) -> Option<&'static str> {
         match self {
             Route::UpgradeElsewhere | Route::NotFound => None,
-            Route::Publish => Some("POST"),
+            Route::Publish | Route::Disconnect(_) => Some("POST"),
             _ => Some("GET, HEAD"),
         }
     }
@@ -119,7 +129,7 @@ async fn answer(
     body: &[u8],
 ) -> Response {
     let handle = &service.handle;
-    let key = service.api_key.get();
+    let key = service.keys.api.get();
     let authorized = || authorized(head, key.as_deref());
     match route {
         Route::WsPath => {
@@ -130,12 +140,49 @@ async fn answer(
         Route::Ready => ready(handle),
         Route::Metrics => Response::body(200, PROMETHEUS, handle.render_metrics()),
         Route::Stats => Response::json(200, &handle.stats()),
-        Route::Dashboard => Response::body(200, "text/html; charset=utf-8", DASHBOARD),
+        Route::Dashboard(part) => dashboard::answer(service, head, part).await,
         _ if !authorized() => Response::error(401, "Unauthorized"),
         Route::Publish => super::publish::publish(handle, body),
         Route::RoomClients(room) => clients(handle.clients_of_room(&percent_decode(room)).await),
         Route::UserClients(user) => clients(handle.clients_of_user(&percent_decode(user)).await),
+        Route::Client(id) => client(handle, id).await,
+        Route::Disconnect(id) => disconnect(handle, id).await,
     }
+}
+
+/// `GET /api/clients/{id}`: 200 with the client, 400 for a malformed id, 404 when it is
+/// not connected here.
+async fn client(handle: &Handle, id: &str) -> Response {
+    if id.parse::<crate::id::ClientId>().is_err() {
+        return bad_client_id();
+    }
+    match handle.client_info(id).await {
+        Some(info) => Response::json(200, &info),
+        None => no_such_client(),
+    }
+}
+
+/// `POST /api/clients/{id}/disconnect`: 202 when the client is connected here (its
+/// close with 1000 is on its way), 400 for a malformed id, 404 otherwise.
+async fn disconnect(handle: &Handle, id: &str) -> Response {
+    if id.parse::<crate::id::ClientId>().is_err() {
+        return bad_client_id();
+    }
+    if !handle.is_local_client(id).await {
+        return no_such_client();
+    }
+    match handle.disconnect(id) {
+        Ok(()) => Response::json(202, &serde_json::json!({ "ok": true })),
+        Err(_) => bad_client_id(),
+    }
+}
+
+fn bad_client_id() -> Response {
+    Response::error(400, "not a client id (a lowercase hyphenated UUID)")
+}
+
+fn no_such_client() -> Response {
+    Response::error(404, "no such client on this instance")
 }
 
 /// The content type of `/metrics`.
@@ -149,8 +196,8 @@ fn ready(handle: &Handle) -> Response {
     }
 }
 
-/// Whether the request carries `Authorization: Bearer <api key>` (compared in constant time).
-fn authorized(head: &RequestHead, api_key: Option<&str>) -> bool {
+/// Whether the request carries `Authorization: Bearer <key>` (compared in constant time).
+pub(super) fn authorized(head: &RequestHead, api_key: Option<&str>) -> bool {
     let (Some(key), Some(header)) = (api_key, head.header("authorization")) else {
         return false;
     };
@@ -219,6 +266,15 @@ mod tests {
         }
         let users = head("GET", "/api/users/u/clients", false);
         assert_eq!(Route::of(&users, "/ws"), Route::UserClients("u"));
+        assert_eq!(route("/api/clients/c/disconnect", false), Some("POST"));
+        let client = head("GET", "/api/clients/c", false);
+        assert_eq!(Route::of(&client, "/ws"), Route::Client("c"));
+        for (path, part) in [("/dashboard", Part::Page), ("/api/dashboard", Part::Data)] {
+            assert_eq!(
+                Route::of(&head("GET", path, false), "/ws"),
+                Route::Dashboard(part)
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,10 @@
 //! | `POST /api/publish` | Bearer API key; 202 / 400 / 401 |
 //! | `GET /api/stats` | totals of this instance (JSON) |
 //! | `GET /api/rooms/{room}/clients`, `GET /api/users/{user}/clients` | Bearer API key (401); local client ids |
-//! | `GET /dashboard` | live stats page |
+//! | `GET /api/clients/{id}` | Bearer API key (401); the local client (shard, user, rooms, connected for), 400 / 404 |
+//! | `POST /api/clients/{id}/disconnect` | Bearer API key (401); 202 and the client is closed with 1000, 400 / 404 |
+//! | `GET /dashboard`, `/dashboard/app.js`, `/dashboard/app.css` | the operator dashboard (404 when `dashboard` is off) |
+//! | `GET /api/dashboard` | the dashboard's data: 404 when off; API or dashboard key (401) when protected; aggregates only without a key when public |
 //! | a known method a route above does not serve (`POST /health`, `GET /api/publish`, `OPTIONS {path}`, …) | 405 with `Allow` |
 //! | anything else | 404 |
 //!
@@ -39,6 +42,7 @@
 
 mod api;
 mod api_key;
+mod dashboard;
 mod io;
 mod publish;
 pub mod request;
@@ -53,6 +57,7 @@ use crate::rooms::glob::RoomPolicy;
 use crate::routing::Handle;
 
 pub(crate) use api_key::ApiKey;
+pub(crate) use dashboard::Dashboard;
 pub(crate) use server::{Upgraded, serve};
 
 /// What the HTTP side of the engine's port needs, shared by every shard.
@@ -61,13 +66,24 @@ pub(crate) struct HttpService {
     pub handle: Handle,
     /// The WebSocket path.
     pub path: String,
-    /// Bearer key of `POST /api/publish` and the `/api/` queries (`None`: 401);
-    /// replaceable while running.
-    pub api_key: ApiKey,
+    /// The Bearer keys of the API and the dashboard.
+    pub keys: Keys,
+    /// Who may see the dashboard, and its room summary cache.
+    pub dashboard: Dashboard,
     /// Time allowed for each request (head and body) and for each response write.
     pub request_timeout: Duration,
     /// Who may open one more connection.
     pub admission: Arc<Admission>,
     /// Origins that may upgrade (`None`: every origin).
     pub origins: Option<RoomPolicy>,
+}
+
+/// The Bearer keys a request may carry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Keys {
+    /// The API key: `POST /api/publish`, the `/api/` queries and actions, the whole
+    /// dashboard (`None`: those answer 401); replaceable while running.
+    pub api: ApiKey,
+    /// The dashboard key: the whole dashboard and nothing else.
+    pub dashboard: Option<String>,
 }

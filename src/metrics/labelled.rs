@@ -75,6 +75,10 @@ pub enum HttpRoute {
     RoomClients,
     /// `/api/users/{user}/clients`.
     UserClients,
+    /// `/api/clients/{id}`.
+    Client,
+    /// `/api/clients/{id}/disconnect`.
+    Disconnect,
     /// The WebSocket path without an upgrade (426).
     WsPath,
     /// A WebSocket upgrade of the WebSocket path (101, or its refusal).
@@ -88,7 +92,7 @@ pub enum HttpRoute {
 
 impl HttpRoute {
     /// Every route, in label order.
-    pub const ALL: [HttpRoute; 12] = [
+    pub const ALL: [HttpRoute; 14] = [
         HttpRoute::Health,
         HttpRoute::Ready,
         HttpRoute::Metrics,
@@ -97,6 +101,8 @@ impl HttpRoute {
         HttpRoute::Publish,
         HttpRoute::RoomClients,
         HttpRoute::UserClients,
+        HttpRoute::Client,
+        HttpRoute::Disconnect,
         HttpRoute::WsPath,
         HttpRoute::Upgrade,
         HttpRoute::NotFound,
@@ -114,6 +120,8 @@ impl HttpRoute {
             HttpRoute::Publish => "publish",
             HttpRoute::RoomClients => "room_clients",
             HttpRoute::UserClients => "user_clients",
+            HttpRoute::Client => "client",
+            HttpRoute::Disconnect => "disconnect",
             HttpRoute::WsPath => "ws_path",
             HttpRoute::Upgrade => "upgrade",
             HttpRoute::NotFound => "not_found",

@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 use crate::id::ClientId;
 use crate::protocol::{Frame, Target};
 
+pub use super::inspect::ClientInfo;
+
 /// Client ids a room or broadcast delivery skips (`None`: nobody).
 pub type Exclude = Option<Arc<AHashSet<ClientId>>>;
 
@@ -43,6 +45,10 @@ pub enum Query {
     UserClients(Arc<str>, oneshot::Sender<Vec<ClientId>>),
     /// Whether a client is connected here.
     HasClient(ClientId, oneshot::Sender<bool>),
+    /// Every local room with its local member count (the dashboard's room summary).
+    RoomCounts(oneshot::Sender<Vec<(Arc<str>, usize)>>),
+    /// What a local client is (`None`: not connected here).
+    ClientInfo(ClientId, oneshot::Sender<Option<ClientInfo>>),
 }
 
 /// Everything a shard can be asked to do.

@@ -8,6 +8,7 @@
 //! - [`command`] and [`inbox`]: the commands a shard receives, and the bounded queue that
 //!   carries them (with an async wake-up).
 //! - [`placement`]: which shard owns a client id.
+//! - [`inspect`]: what the dashboard asks the shards (room summary, one client).
 //! - [`remote`]: the trait the Redis bridge is wired in through.
 //!
 //! # Contract
@@ -22,16 +23,19 @@ pub(crate) mod broker;
 pub(crate) mod command;
 pub(crate) mod handle;
 pub(crate) mod inbox;
+pub(crate) mod inspect;
 pub(crate) mod placement;
 pub(crate) mod query;
 pub(crate) mod remote;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
 pub use handle::{Handle, Publication, SendError};
+pub use inspect::{ClientInfo, RoomCount, RoomSummary};
 
 use crate::id::ServerId;
 use crate::metrics::Metrics;
@@ -48,6 +52,8 @@ pub(crate) struct Router {
     pub metrics: Arc<Metrics>,
     /// The other instances, when Redis is configured.
     pub remote: OnceLock<Arc<dyn Remote>>,
+    /// When the engine was created (its uptime).
+    pub started: Instant,
     shutting_down: AtomicBool,
     shutdown_requested: Notify,
 }
@@ -60,6 +66,7 @@ impl Router {
             broker,
             metrics,
             remote: OnceLock::new(),
+            started: Instant::now(),
             shutting_down: AtomicBool::new(false),
             shutdown_requested: Notify::new(),
         }

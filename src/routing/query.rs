@@ -73,22 +73,7 @@ impl Handle {
         &self,
         make: impl Fn(oneshot::Sender<Vec<ClientId>>) -> Query,
     ) -> Vec<ClientId> {
-        let broker = &self.router.broker;
-        let replies: Vec<_> = broker
-            .shards()
-            .iter()
-            .filter_map(|shard| {
-                let (tx, rx) = oneshot::channel();
-                broker
-                    .send_to(shard, Command::Query(make(tx)))
-                    .then_some(rx)
-            })
-            .collect();
-        let mut all = Vec::new();
-        for reply in replies {
-            all.extend(reply.await.unwrap_or_default());
-        }
-        all
+        self.ask_every_shard(make).await.concat()
     }
 
     /// Connection and delivery totals of this instance.

@@ -28,3 +28,28 @@ pub(crate) trait Remote: Send + Sync + 'static {
     /// Disconnects (called once, at shutdown).
     fn shutdown(&self) -> ShutdownFuture;
 }
+
+/// The remote as an operator sees it (the dashboard's "Redis" line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct RemoteStatus {
+    /// Each connection: its name (`subscriber`, `publisher`) and state (`up` or
+    /// `down`).
+    pub links: Vec<RemoteLink>,
+    /// Messages waiting to be published.
+    pub queued: usize,
+    /// Connections lost and re-established since start (both links).
+    pub reconnects: u64,
+    /// Liveness probes that went unanswered.
+    pub probe_timeouts: u64,
+    /// Messages dropped: queue full, refused by Redis, or abandoned at shutdown.
+    pub publish_dropped: u64,
+}
+
+/// One connection of the remote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct RemoteLink {
+    /// What it does: `subscriber` or `publisher`.
+    pub name: &'static str,
+    /// Its state: `up` or `down`.
+    pub state: &'static str,
+}

@@ -6,7 +6,7 @@ use super::deliver::{own_room_member, resolve};
 use super::state::{Shard, ShardState};
 use crate::id::ClientId;
 use crate::protocol::CloseReason;
-use crate::routing::command::{Command, Query};
+use crate::routing::command::{ClientInfo, Command, Query};
 
 /// Handles one command (`Shutdown` is the caller's).
 pub(super) fn handle(shard: &Rc<Shard>, command: Command) {
@@ -47,7 +47,33 @@ impl Shard {
             Query::HasClient(id, reply) => {
                 let _ = reply.send(self.slot_of(&id).is_some());
             }
+            Query::RoomCounts(reply) => {
+                let _ = reply.send(self.state.borrow().index.room_counts());
+            }
+            Query::ClientInfo(id, reply) => {
+                let _ = reply.send(self.client_info(&id));
+            }
         }
+    }
+
+    /// What local client `id` is, for the admin routes.
+    fn client_info(&self, id: &ClientId) -> Option<ClientInfo> {
+        let state = self.state.borrow();
+        let entry = state.conns.get(state.index.client(id)?)?;
+        let membership = entry.conn.membership();
+        let mut rooms: Vec<String> = membership.rooms().map(|r| r.to_string()).collect();
+        rooms.sort();
+        Some(ClientInfo {
+            client_id: id.to_string(),
+            shard: self.id.index(),
+            authenticated: entry.conn.is_authenticated(),
+            user_id: membership.user_id().map(|u| u.to_string()),
+            rooms,
+            connected_for: std::time::Duration::from_micros(crate::metrics::micros_between(
+                entry.accepted_at(),
+                crate::metrics::stamp_now(),
+            )),
+        })
     }
 
     /// The local members of `room`, the client named after it included (if it is still

@@ -99,6 +99,12 @@ impl LocalIndex {
         self.rooms.get(room).into_iter().flatten().copied()
     }
 
+    /// Every non-empty local room with its number of members.
+    pub fn room_counts(&self) -> Vec<(Arc<str>, usize)> {
+        let count = |(name, members): (&Arc<str>, &AHashSet<Slot>)| (name.clone(), members.len());
+        self.rooms.iter().map(count).collect()
+    }
+
     /// Number of non-empty local rooms.
     pub fn room_count(&self) -> usize {
         self.rooms.len()

@@ -30,7 +30,7 @@ async fn health_ready_metrics_stats_and_dashboard() {
     assert_eq!(stats["authenticated"], 1);
     let (status, page) = http(server.addr, "GET", "/dashboard", &[], "").await;
     assert_eq!(status, 200);
-    assert!(page.contains("/api/stats"));
+    assert!(page.contains("/dashboard/app.js"), "{page}");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod support;
 
 mod architecture;
 mod config_cli;
+mod dashboard;
 mod delivery;
 mod emitter;
 mod encryption;
