@@ -350,6 +350,15 @@ fn readme_table_and_help_come_from_the_one_settings_table() {
         assert!(table.contains(needle) || help.contains(needle), "{needle}");
     }
     assert!(table.contains("`--config FILE`") && table.contains("0 = one per available core"));
+    // Regression: RUST_LOG worked but was undocumented.
+    for documented in [
+        "`RUST_LOG` is used when",
+        "`NO_COLOR`",
+        "--log-format json",
+        "kill -HUP",
+    ] {
+        assert!(readme.contains(documented), "README lacks {documented}");
+    }
 }
 
 #[test]
