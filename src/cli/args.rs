@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// shardcast: a shard-per-core WebSocket real-time server (Ignis-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "shardcast", version, about)]
+#[command(name = "shardcast", version = shardcast::build_info::LONG_VERSION, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -12,6 +12,7 @@ mod http_api;
 mod jwt_auth;
 mod limits;
 mod protocol;
+mod readme;
 mod redis_bridge;
 mod redis_engine;
 mod redis_faults;
