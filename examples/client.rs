@@ -3,7 +3,7 @@
 //! it receives, one JSON text per line, until the server closes the connection or Ctrl-C.
 //!
 //! ```sh
-//! cargo run --example client -- ws://127.0.0.1:8081/ws alice public-news
+//! cargo run --release --example client -- ws://127.0.0.1:8081/ws alice public-news
 //! #                              URL                   TOKEN ROOM...
 //! ```
 //!

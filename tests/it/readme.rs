@@ -108,7 +108,7 @@ impl Drop for Server {
 /// Runs the "Try it" client on a thread; its printed lines arrive on the channel.
 fn start_client(command: &str) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
     let args: Vec<String> = command
-        .strip_prefix("cargo run --example client -- ")
+        .strip_prefix("cargo run --release --example client -- ")
         .expect("the client runs as a cargo example")
         .split_whitespace()
         .map(str::to_owned)
@@ -157,7 +157,7 @@ fn flag_value<'a>(command: &'a str, flag: &str) -> &'a str {
 #[tokio::test]
 async fn readme_quick_start_works_as_written() {
     let command1 = readme_line("cargo run --release -- serve");
-    let try_it = readme_line("cargo run --example client -- ");
+    let try_it = readme_line("cargo run --release --example client -- ");
     let curl = readme_line("curl ");
     let printed = readme_quoted_after("The client prints ");
     let server = Server::start(command1);
