@@ -11,6 +11,7 @@ mod fleet;
 mod http_api;
 mod jwt_auth;
 mod limits;
+mod packaging;
 mod protocol;
 mod readme;
 mod redis_bridge;
