@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::stats::Latency;
 use crate::timeline::TimePoint;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::Path;
@@ -78,25 +79,36 @@ fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     (lo.max(0.001) * 0.8)..(hi.max(lo * 2.0).max(0.01) * 2.5)
 }
 
-fn over_time(area: &Area, points: &[TimePoint], origin_us: u64) -> std::result::Result<(), String> {
-    // Each point at the middle of its interval.
-    let x = |p: &TimePoint| (p.start_us / 2 + p.end_us / 2).saturating_sub(origin_us) as f64 / 1e6;
-    let x_max = points.iter().map(x).fold(1.0, f64::max) * 1.02;
-    let lo = points.iter().map(|p| ms(p.p50_us)).fold(f64::MAX, f64::min);
-    let hi = points.iter().map(|p| ms(p.max_us)).fold(0.0, f64::max);
+/// A chart of latency (log ms) against a linear x axis.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+
+/// The x axis of a chart: range, description, label text of a value.
+type XAxis<'f> = (std::ops::Range<f64>, &'f str, &'f dyn Fn(&f64) -> String);
+
+/// Result of a drawing step; the message says what failed.
+type Drawn<T = ()> = std::result::Result<T, String>;
+
+/// The frame both charts share: caption, margins, axes, grid and labels.
+fn chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    x: XAxis,
+    y: std::ops::Range<f64>,
+) -> Drawn<Chart<'a, 'b>> {
+    let (x_range, x_desc, x_format) = x;
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "delivery latency over time (per interval of send time)",
-            (FAMILY, 22),
-        )
+        .caption(caption, (FAMILY, 22))
         .margin(12)
+        .margin_right(45)
         .x_label_area_size(45)
         .y_label_area_size(75)
-        .build_cartesian_2d(0.0..x_max, log_range(lo, hi).log_scale())
+        .build_cartesian_2d(x_range, y.log_scale())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("seconds since the publish started")
+        .x_desc(x_desc)
+        .x_label_formatter(x_format)
         .y_desc("latency, ms (log)")
         .label_style((FAMILY, 14))
         .light_line_style(RGBColor(235, 235, 235))
@@ -104,6 +116,23 @@ fn over_time(area: &Area, points: &[TimePoint], origin_us: u64) -> std::result::
         .y_label_formatter(&|v| log_label(*v))
         .draw()
         .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+fn over_time(area: &Area, points: &[TimePoint], origin_us: u64) -> Drawn {
+    // Each point at the middle of its interval.
+    let x = |p: &TimePoint| (p.start_us / 2 + p.end_us / 2).saturating_sub(origin_us) as f64 / 1e6;
+    let x_max = points.iter().map(x).fold(1.0, f64::max) * 1.02;
+    let lo = points.iter().map(|p| ms(p.p50_us)).fold(f64::MAX, f64::min);
+    let hi = points.iter().map(|p| ms(p.max_us)).fold(0.0, f64::max);
+    let caption = "delivery latency over time (per interval of send time)";
+    let seconds = |v: &f64| format!("{v:.1}");
+    let x_axis = (
+        0.0..x_max,
+        "seconds since the publish started",
+        &seconds as _,
+    );
+    let mut chart = chart(area, caption, x_axis, log_range(lo, hi))?;
     let lines: [Line; 3] = [
         ("max", RGBColor(150, 150, 150), |p| p.max_us),
         ("p99", RED, |p| p.p99_us),
@@ -119,6 +148,10 @@ fn over_time(area: &Area, points: &[TimePoint], origin_us: u64) -> std::result::
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
+    legend(&mut chart)
+}
+
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Drawn {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -141,38 +174,32 @@ fn percent_label(nines: f64) -> String {
     format!("{q:.decimals$}%")
 }
 
-fn by_percentile(area: &Area, latency: &Latency) -> std::result::Result<(), String> {
+/// Latency (ms) at evenly spaced nines from 0 to `nines`.
+fn percentile_curve(latency: &Latency, nines: f64) -> Vec<(f64, f64)> {
     let h = latency.histogram();
-    let nines = nines_for(h.len());
-    let curve: Vec<(f64, f64)> = (0..=CURVE_POINTS)
+    (0..=CURVE_POINTS)
         .map(|i| nines * f64::from(i) / f64::from(CURVE_POINTS))
         .map(|x| (x, ms(h.value_at_quantile(1.0 - 10f64.powf(-x)))))
-        .collect();
+        .collect()
+}
+
+fn by_percentile(area: &Area, latency: &Latency) -> Drawn {
+    let nines = nines_for(latency.count());
+    let curve = percentile_curve(latency, nines);
     let lo = curve.first().map_or(0.001, |p| p.1);
     let hi = curve.last().map_or(1.0, |p| p.1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("delivery latency by percentile (n = {})", h.len()),
-            (FAMILY, 22),
-        )
-        .margin(12)
-        .margin_right(45)
-        .x_label_area_size(45)
-        .y_label_area_size(75)
-        .build_cartesian_2d(0.0..nines, log_range(lo, hi).log_scale())
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_labels(nines as usize + 1)
-        .x_label_formatter(&|x| percent_label(*x))
-        .x_desc("percentile")
-        .y_desc("latency, ms (log)")
-        .label_style((FAMILY, 14))
-        .light_line_style(RGBColor(235, 235, 235))
-        .y_labels(12)
-        .y_label_formatter(&|v| log_label(*v))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    let caption = format!("delivery latency by percentile (n = {})", latency.count());
+    // Labels at whole nines only: 0%, 90%, 99%, 99.9%, …
+    let label = |x: &f64| {
+        let whole = (x - x.round()).abs() < 1e-9;
+        if whole {
+            percent_label(*x)
+        } else {
+            String::new()
+        }
+    };
+    let x_axis = (0.0..nines, "percentile", &label as _);
+    let mut chart = chart(area, &caption, x_axis, log_range(lo, hi))?;
     chart
         .draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))
         .map_err(|e| e.to_string())?;

@@ -42,26 +42,7 @@ impl Check {
 
 /// The checks the options ask for, in a fixed order.
 pub fn evaluate(a: &CiArgs, f: &CiFacts) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let s = f.latency.summary();
-    let quantiles = [
-        ("--max-p50-ms", a.max_p50_ms, "p50", s.p50_us),
-        ("--max-p99-ms", a.max_p99_ms, "p99", s.p99_us),
-        ("--max-p999-ms", a.max_p999_ms, "p99.9", s.p999_us),
-    ];
-    for (option, limit, name, us) in quantiles {
-        let Some(limit) = limit else { continue };
-        let (value, shown) = if s.count == 0 {
-            (
-                None,
-                "no latency sample (nothing was delivered)".to_string(),
-            )
-        } else {
-            let shown = format!("{name} latency was {} (n={})", fmt_us(us), s.count);
-            (Some(us as f64 / 1e3), shown)
-        };
-        checks.push(Check::new(option, limit, value, shown));
-    }
+    let mut checks = latency_checks(a, f);
     if let Some(limit) = a.max_loss {
         let shown = format!(
             "lost {} of {} expected deliveries ({:.4}%)",
@@ -73,14 +54,30 @@ pub fn evaluate(a: &CiArgs, f: &CiFacts) -> Vec<Check> {
     }
     if let Some(limit) = a.max_failed {
         let shown = format!("{} clients failed to connect or authenticate", f.failed);
-        checks.push(Check::new(
-            "--max-failed",
-            limit as f64,
-            Some(f.failed as f64),
-            shown,
-        ));
+        let value = Some(f.failed as f64);
+        checks.push(Check::new("--max-failed", limit as f64, value, shown));
     }
     checks
+}
+
+/// `--max-p50-ms`, `--max-p99-ms`, `--max-p999-ms`, in ms.
+fn latency_checks(a: &CiArgs, f: &CiFacts) -> Vec<Check> {
+    let s = f.latency.summary();
+    let quantiles = [
+        ("--max-p50-ms", a.max_p50_ms, "p50", s.p50_us),
+        ("--max-p99-ms", a.max_p99_ms, "p99", s.p99_us),
+        ("--max-p999-ms", a.max_p999_ms, "p99.9", s.p999_us),
+    ];
+    let check = |(option, limit, name, us): (&'static str, Option<f64>, &str, u64)| {
+        let limit = limit?;
+        if s.count == 0 {
+            let shown = "no latency sample (nothing was delivered)".to_string();
+            return Some(Check::new(option, limit, None, shown));
+        }
+        let shown = format!("{name} latency was {} (n={})", fmt_us(us), s.count);
+        Some(Check::new(option, limit, Some(us as f64 / 1e3), shown))
+    };
+    quantiles.into_iter().filter_map(check).collect()
 }
 
 #[cfg(test)]
