@@ -1,7 +1,9 @@
 //! Stage two of the command line: validate the options, prepare the process (file-descriptor
-//! limit, tokens, addresses), run the chosen scenario on the main thread's runtime and
-//! turn its outcome into a [`Report`].
+//! limit, tokens, addresses), run the chosen scenario on the main thread's runtime, turn
+//! its outcome into a [`Report`], write the exports and judge the thresholds
+//! ([`crate::ci`]).
 
+use crate::ci::{self, thresholds::Check};
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::error::{Error, Result};
 use crate::proc::{self, ServerProbe};
@@ -21,10 +23,22 @@ use std::time::{Duration, Instant, SystemTime};
 /// File descriptors kept free beyond one per client.
 const FD_MARGIN: u64 = 64;
 
-/// Runs what the command line asks for and returns the text to print.
-pub fn run(cli: Cli) -> Result<String> {
+/// What a finished run hands to `main`.
+#[derive(Debug)]
+pub struct Finished {
+    /// The summary to print.
+    pub text: String,
+    /// One line per breached threshold (empty: exit 0).
+    pub breaches: Vec<String>,
+}
+
+/// Runs what the command line asks for.
+pub fn run(cli: Cli) -> Result<Finished> {
     match cli.command {
-        Command::ClientBench(a) => crate::client_bench::run(&a),
+        Command::ClientBench(a) => Ok(Finished {
+            text: crate::client_bench::run(&a)?,
+            breaches: Vec::new(),
+        }),
         cmd => run_scenario(cmd),
     }
 }
@@ -67,10 +81,13 @@ fn parameters(cmd: &Command) -> serde_json::Value {
     v.unwrap_or_default()
 }
 
-fn run_scenario(cmd: Command) -> Result<String> {
+fn run_scenario(cmd: Command) -> Result<Finished> {
     let common = common_of(&cmd)
         .cloned()
         .ok_or_else(|| Error::Config("not a scenario".into()))?;
+    if let Some(a) = cmd.ci() {
+        ci::validate(a)?;
+    }
     let started = SystemTime::now();
     let t0 = Instant::now();
     let ctx = prepare(&common, sockets_needed(&cmd))?;
@@ -80,12 +97,27 @@ fn run_scenario(cmd: Command) -> Result<String> {
         .map_err(Error::io("building the main runtime"))?;
     let outcome = rt.block_on(dispatch(&ctx, &cmd));
     ctx.progress.finish();
-    let outcome = outcome?;
-    let report = build_report(&cmd, &common, started, t0.elapsed(), outcome);
+    let mut outcome = outcome?;
+    let checks = judge(&cmd, outcome.ci.take())?;
+    let report = build_report(&cmd, &common, started, t0.elapsed(), outcome, checks);
     if let Some(path) = &common.json {
         report.write_json(path)?;
     }
-    Ok(report.render())
+    Ok(Finished {
+        text: report.render(),
+        breaches: report.breaches(),
+    })
+}
+
+/// Writes the exports and evaluates the thresholds the options ask for.
+fn judge(cmd: &Command, facts: Option<ci::CiFacts>) -> Result<Vec<Check>> {
+    match (cmd.ci(), facts) {
+        (Some(a), Some(f)) => {
+            ci::export(a, &f)?;
+            Ok(ci::thresholds::evaluate(a, &f))
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 async fn dispatch(ctx: &Ctx, cmd: &Command) -> Result<Outcome> {
@@ -105,6 +137,7 @@ fn build_report(
     started: SystemTime,
     took: Duration,
     o: Outcome,
+    thresholds: Vec<Check>,
 ) -> Report {
     let mut warnings = o.client.warnings();
     warnings.extend(o.warnings);
@@ -123,6 +156,7 @@ fn build_report(
         results: o.results,
         client: o.client,
         warnings,
+        thresholds,
         summary: o.summary,
     }
 }

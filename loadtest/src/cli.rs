@@ -202,6 +202,43 @@ pub struct FanoutArgs {
     /// when all arrived, or none arrived for 3 s).
     #[arg(long, default_value_t = 10_000)]
     pub drain_ms: u64,
+    /// Plot, histogram export and pass/fail thresholds.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub ci: CiArgs,
+}
+
+/// Exports of the delivery latency and thresholds that set the exit code (`fanout`,
+/// `soak`): a breached threshold prints one line on stderr and exits 1.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct CiArgs {
+    /// Draw the publish → receive latency over time (p50, p99, max per interval of send
+    /// time) and by percentile into this PNG file.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
+    /// Write the latency histogram (µs) to this file in HdrHistogram's V2 binary format.
+    #[arg(long, value_name = "FILE")]
+    pub hdr: Option<PathBuf>,
+    /// Write the latency percentile distribution (ms) to this file as HdrHistogram's text
+    /// table.
+    #[arg(long, value_name = "FILE")]
+    pub percentiles: Option<PathBuf>,
+    /// Fail when the median latency is above this, ms.
+    #[arg(long, value_name = "MS")]
+    pub max_p50_ms: Option<f64>,
+    /// Fail when the 99th percentile latency is above this, ms.
+    #[arg(long, value_name = "MS")]
+    pub max_p99_ms: Option<f64>,
+    /// Fail when the 99.9th percentile latency is above this, ms.
+    #[arg(long, value_name = "MS")]
+    pub max_p999_ms: Option<f64>,
+    /// Fail when the share of expected deliveries that never arrived is above this
+    /// (0 = none may be lost, 0.001 = 0.1%).
+    #[arg(long, value_name = "RATIO")]
+    pub max_loss: Option<f64>,
+    /// Fail when more clients than this failed to connect or authenticate.
+    #[arg(long, value_name = "N")]
+    pub max_failed: Option<u64>,
 }
 
 /// `chat` options.
@@ -322,6 +359,10 @@ pub struct SoakArgs {
     /// How long a graceful close may take, ms.
     #[arg(long, default_value_t = 3000)]
     pub close_timeout_ms: u64,
+    /// Plot, histogram export and pass/fail thresholds.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub ci: CiArgs,
 }
 
 /// Where `client-bench` gets its frames.
@@ -361,6 +402,15 @@ pub struct ClientBenchArgs {
 }
 
 impl Command {
+    /// The plot, export and threshold options, for the scenarios that take them.
+    pub fn ci(&self) -> Option<&CiArgs> {
+        match self {
+            Command::Fanout(a) => Some(&a.ci),
+            Command::Soak(a) => Some(&a.ci),
+            _ => None,
+        }
+    }
+
     /// The scenario's name.
     pub fn name(&self) -> &'static str {
         match self {

@@ -17,8 +17,9 @@ use crate::scenario::fanout::{Fanout, Reader};
 use crate::scenario::fleet::{self, FleetPlan};
 use crate::scenario::{Ctx, Phase};
 use crate::session::SessionConfig;
-use crate::stats::{Latency, Live};
+use crate::stats::Live;
 use crate::target::{SourceAddrs, Target};
+use crate::timeline::Recorder;
 use crate::token::TokenSource;
 use crate::ws::conn::now_us;
 use crate::ws::frame::{self, OP_TEXT};
@@ -125,7 +126,7 @@ fn memory(a: &ClientBenchArgs) -> BenchResult {
         tpl.append(now_us(), s, &mut buf);
     }
     let live = Live::default();
-    let mut lat = Latency::new();
+    let mut rec = Recorder::default();
     let (t0, cpu0) = (Instant::now(), thread_cpu());
     let mut frames = 0;
     while t0.elapsed().as_secs_f64() < a.duration_s {
@@ -133,7 +134,7 @@ fn memory(a: &ClientBenchArgs) -> BenchResult {
         let now = now_us();
         let mut pos = 0;
         while let Ok(Some((f, used))) = frame::decode(&buf[pos..], u64::MAX) {
-            r.on_message(f.payload, now, &mut lat, &live);
+            r.on_message(f.payload, now, &mut rec, &live);
             pos += used;
         }
         frames += r.frames();

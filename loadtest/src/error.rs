@@ -18,6 +18,9 @@ pub enum Error {
     /// No client could connect at all; the summary would be meaningless.
     #[error("no client could connect: {0}")]
     NothingConnected(String),
+    /// A plot or histogram file could not be made (the run itself finished).
+    #[error("{0}")]
+    Export(String),
     /// A worker thread panicked or vanished.
     #[error("worker thread {0} died")]
     Worker(String),

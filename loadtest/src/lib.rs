@@ -15,8 +15,11 @@
 //! - [`meter`] and [`proc`]: the server's CPU/RSS from `/proc/<pid>`, and the load
 //!   generator's own CPU, with a loud verdict when it saturated.
 //! - [`scenario`]: the five scenarios; [`report`]: the human summary and the JSON file.
+//! - [`timeline`] and [`ci`]: latency by send time; the plot, the HdrHistogram exports
+//!   and the pass/fail thresholds that set the exit code.
 
 pub mod app;
+pub mod ci;
 pub mod cli;
 pub mod client_bench;
 pub mod error;
@@ -31,6 +34,7 @@ pub mod scenario;
 pub mod session;
 pub mod stats;
 pub mod target;
+pub mod timeline;
 pub mod token;
 pub mod ws;
 

@@ -2,6 +2,7 @@
 //! one JSON document (scenario, parameters, start time, host, versions, server, results,
 //! the load generator's own CPU use, warnings).
 
+use crate::ci::thresholds::Check;
 use crate::error::{Error, Result};
 use crate::meter::ClientUsage;
 use crate::proc::{HostInfo, ServerInfo};
@@ -83,6 +84,8 @@ pub struct Report {
     pub client: ClientUsage,
     /// Loud warnings (saturation first).
     pub warnings: Vec<String>,
+    /// The pass/fail thresholds asked for, each with the measured value.
+    pub thresholds: Vec<Check>,
     /// Human summary lines.
     #[serde(skip)]
     pub summary: Summary,
@@ -110,6 +113,7 @@ impl Report {
             );
         }
         self.summary.render(&mut out);
+        self.render_thresholds(&mut out);
         self.render_client(&mut out);
         self.render_warnings(&mut out);
         out
@@ -154,6 +158,26 @@ impl Report {
             "  other processes    {:.2} cores (neither us nor the server; Redis included)",
             c.other_cores
         );
+    }
+
+    fn render_thresholds(&self, out: &mut String) {
+        if self.thresholds.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\nthresholds");
+        for c in &self.thresholds {
+            let verdict = if c.passed { "pass" } else { "FAIL" };
+            let _ = writeln!(out, "  {verdict}  {}", c.line());
+        }
+    }
+
+    /// One line per breached threshold.
+    pub fn breaches(&self) -> Vec<String> {
+        self.thresholds
+            .iter()
+            .filter(|c| !c.passed)
+            .map(Check::line)
+            .collect()
     }
 
     fn render_warnings(&self, out: &mut String) {

@@ -46,6 +46,11 @@ impl Latency {
         self.0.len()
     }
 
+    /// The underlying histogram (µs), for exports.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.0
+    }
+
     /// Percentile summary.
     pub fn summary(&self) -> LatencySummary {
         let h = &self.0;

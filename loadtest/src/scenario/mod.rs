@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod fleet;
 pub mod soak;
 
+use crate::ci::CiFacts;
 use crate::cli::CommonArgs;
 use crate::meter::ClientUsage;
 use crate::proc::ServerProbe;
@@ -53,6 +54,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// The server's `Server` header, if seen.
     pub server_header: Option<String>,
+    /// What the plot, the exports and the thresholds take (`fanout`, `soak`).
+    pub ci: Option<CiFacts>,
 }
 
 impl Outcome {
@@ -64,6 +67,7 @@ impl Outcome {
             client,
             warnings: Vec::new(),
             server_header: None,
+            ci: None,
         }
     }
 }

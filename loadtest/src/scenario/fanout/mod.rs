@@ -15,7 +15,7 @@
 mod results;
 
 pub use results::{FanoutResults, FanoutServer};
-use results::{collect, summarize, warnings};
+use results::{ci_facts, collect, summarize, warnings};
 
 use super::driver::{Driver, take};
 use super::fleet::Behavior;
@@ -28,7 +28,8 @@ use crate::proc::ServerProbe;
 use crate::publisher::{Endpoint, Plan, PublishReport, Publisher};
 use crate::runtime::{ThreadOutput, Ticker};
 use crate::session::Established;
-use crate::stats::{Latency, Live, SeqSummary, SeqTracker};
+use crate::stats::{Live, SeqSummary, SeqTracker};
+use crate::timeline::{Recorder, Timeline};
 use crate::ws::WsConn;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -36,8 +37,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 thread_local! {
-    /// End-to-end latency of every reader on this worker thread.
-    static LATENCY: RefCell<Latency> = RefCell::new(Latency::new());
+    /// End-to-end latency of every reader on this worker thread, whole run and over time.
+    static RECORDER: RefCell<Recorder> = RefCell::new(Recorder::default());
     /// Latest arrival time (µs since the epoch) of a measured message on this thread.
     static LAST_ARRIVAL: Cell<u64> = const { Cell::new(0) };
 }
@@ -54,6 +55,8 @@ pub struct Fanout {
     heartbeat: Option<Duration>,
     lazy: Option<Duration>,
     live: Arc<Live>,
+    /// Interval of the latency timeline.
+    interval: Duration,
 }
 
 /// One fan-out client's outcome.
@@ -91,12 +94,13 @@ impl Reader {
         self.frames
     }
 
-    /// Handles one message: stamp → latency + sequence; warm-up → first-time flag; else
-    /// counted as other (and as an error event when it is one).
+    /// Handles one message: stamp → latency (whole run and by send time) + sequence;
+    /// warm-up → first-time flag; else counted as other (and as an error event when it is
+    /// one).
     #[inline]
-    pub fn on_message(&mut self, m: &[u8], now: u64, lat: &mut Latency, live: &Live) {
+    pub fn on_message(&mut self, m: &[u8], now: u64, rec: &mut Recorder, live: &Live) {
         if let Some(stamp) = payload::scan(m) {
-            lat.record(now.saturating_sub(stamp.t));
+            rec.record(stamp.t, now.saturating_sub(stamp.t));
             self.tracker.observe(stamp.s);
             self.frames += 1;
             self.last = now;
@@ -114,7 +118,7 @@ impl Reader {
 
 impl Behavior for Fanout {
     type Client = FanoutClient;
-    type Worker = (Latency, u64);
+    type Worker = (Recorder, u64);
 
     async fn run(self: Arc<Self>, est: Established, i: u64) -> FanoutClient {
         let room = (i % self.rooms) as usize;
@@ -144,8 +148,8 @@ impl Behavior for Fanout {
         out
     }
 
-    fn finish_worker(&self) -> (Latency, u64) {
-        (LATENCY.take(), LAST_ARRIVAL.get())
+    fn finish_worker(&self) -> (Recorder, u64) {
+        (RECORDER.take(), LAST_ARRIVAL.get())
     }
 }
 
@@ -159,16 +163,18 @@ impl Fanout {
             heartbeat: secs(args.heartbeat_s),
             lazy: (args.lazy_read_ms > 0).then(|| Duration::from_millis(args.lazy_read_ms)),
             live: ctx.live.clone(),
+            interval: Timeline::interval_for(Duration::from_secs_f64(args.duration_s)),
         }
     }
 
     /// Readers only, each joining room `i % rooms.len()` and sending heartbeats: the
-    /// steady members of `soak`.
+    /// steady members of `soak`, whose publishing lasts `duration`.
     pub fn members(
         phase: watch::Receiver<Phase>,
         rooms: &[String],
         heartbeat: Option<Duration>,
         live: Arc<Live>,
+        duration: Duration,
     ) -> Self {
         Fanout {
             phase,
@@ -178,6 +184,7 @@ impl Fanout {
             heartbeat,
             lazy: None,
             live,
+            interval: Timeline::interval_for(duration),
         }
     }
 
@@ -191,6 +198,7 @@ impl Fanout {
             heartbeat: None,
             lazy: None,
             live,
+            interval: Duration::from_secs(1),
         }
     }
 
@@ -206,6 +214,7 @@ impl Fanout {
 
     async fn read(&self, mut conn: WsConn, i: u64, out: &mut FanoutClient) {
         let mut r = Reader::default();
+        RECORDER.with_borrow_mut(|rec| rec.timeline.set_interval(self.interval));
         let mut hb = Ticker::new(self.heartbeat, heartbeat_phase(self.heartbeat, i));
         let mut phase = self.phase.clone();
         let mut stop = std::pin::pin!(phase.wait_for(|p| *p >= Phase::Stop));
@@ -220,8 +229,8 @@ impl Fanout {
                 res = self.wait_data(&conn) => if let Err(e) = res { break End::Error(e.to_string()) },
             }
             let before = r.frames;
-            let drained = LATENCY.with_borrow_mut(|lat| {
-                conn.drain(&mut |m, now| r.on_message(m, now, lat, &self.live))
+            let drained = RECORDER.with_borrow_mut(|rec| {
+                conn.drain(&mut |m, now| r.on_message(m, now, rec, &self.live))
             });
             Live::add(&self.live.frames, r.frames - before);
             let d = match drained {
@@ -342,10 +351,12 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
     let mut client = meter.finish(&ctx.registry);
     let published = take(published, &mut client);
     let m = fleet.stop(ctx, &mut client).await?;
+    let go_us = window.go_us;
     let results = collect(args, &m, published, window, [s_idle, s_start, s_end]);
     let summary = summarize(&results, args);
     Ok(Outcome {
         warnings: warnings(&results, warmed_all),
+        ci: Some(ci_facts(&m, &results, go_us)),
         server_header: m.server_header,
         ..Outcome::new(&results, summary, client)
     })

@@ -2,6 +2,7 @@
 //! summary lines.
 
 use super::{Fanout, FanoutClient, Window};
+use crate::ci::CiFacts;
 use crate::cli::FanoutArgs;
 use crate::proc::{ServerDelta, Stamped, delta};
 use crate::publisher::PublishReport;
@@ -9,6 +10,7 @@ use crate::report::Summary;
 use crate::scenario::fleet::Merged;
 use crate::scenario::{Endings, count_endings, fmt_bytes, fmt_endings};
 use crate::stats::{Failures, Latency, LatencySummary, SeqSummary};
+use crate::timeline::{self, Recorder};
 use serde::Serialize;
 
 /// Server-side figures of a `fanout` run (measured window: publish start → drain end).
@@ -101,14 +103,27 @@ pub(super) fn collect(
 }
 
 /// The workers' latency histograms merged, and the latest arrival on any of them.
-fn merge_latency(workers: &[(Latency, u64)]) -> (Latency, u64) {
+fn merge_latency(workers: &[(Recorder, u64)]) -> (Latency, u64) {
     let mut latency = Latency::new();
     let mut last_arrival = 0;
-    for (l, last) in workers {
-        latency.merge(l);
+    for (r, last) in workers {
+        latency.merge(&r.latency);
         last_arrival = last_arrival.max(*last);
     }
     (latency, last_arrival)
+}
+
+/// What the plot, the exports and the thresholds take: the readers' latency (time 0 =
+/// publish start), expected and lost deliveries, failed clients.
+pub(super) fn ci_facts(m: &Merged<Fanout>, r: &FanoutResults, go_us: u64) -> CiFacts {
+    CiFacts {
+        latency: merge_latency(&m.workers).0,
+        timeline: timeline::merge(m.workers.iter().map(|(rec, _)| &rec.timeline)),
+        origin_us: go_us,
+        expected: r.expected,
+        lost: r.lost,
+        failed: r.failed,
+    }
 }
 
 /// Warnings: readers never warmed (joins refused?), publisher errors.

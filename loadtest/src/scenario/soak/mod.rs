@@ -28,7 +28,7 @@ pub mod verdict;
 pub use results::SoakResults;
 
 use self::churn::{ChurnLive, ChurnPlan, ChurnTally, population};
-use self::results::{Collected, FdChecks, collect, summarize, warnings};
+use self::results::{Collected, FdChecks, ci_facts, collect, summarize, warnings};
 use self::series::{Counters, Sampler, Stage};
 use self::verdict::{FdCheck, Window, excess};
 use super::driver::{Driver, take};
@@ -162,6 +162,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<Outcome> {
     Ok(Outcome {
         warnings: warnings(&results, warmed_all),
         server_header: m.server_header.clone(),
+        ci: Some(ci_facts(&m, &results)),
         ..Outcome::new(&results, summarize(&results), client)
     })
 }
@@ -180,7 +181,7 @@ async fn setup(ctx: &Ctx, cfg: &Cfg, args: &SoakArgs) -> Result<Running> {
     let idle = fd_check(ctx, cfg.pid)?;
     let heartbeat = secs(args.heartbeat_s);
     let fleet = Driver::spawn(ctx, args.clients, |phase| {
-        Fanout::members(phase, &cfg.rooms, heartbeat, ctx.live.clone())
+        Fanout::members(phase, &cfg.rooms, heartbeat, ctx.live.clone(), cfg.duration)
     })?;
     super::wait_connected(ctx, args.clients).await;
     if Live::get(&ctx.live.established) == 0 {

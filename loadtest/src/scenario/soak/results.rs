@@ -4,6 +4,7 @@
 use super::churn::{ChurnPlan, ChurnTally};
 use super::series::Point;
 use super::verdict::{self, Accounting, ErrorVerdict, FdCheck, Verdict, Window};
+use crate::ci::CiFacts;
 use crate::cli::SoakArgs;
 use crate::publisher::PublishReport;
 use crate::report::Summary;
@@ -11,6 +12,7 @@ use crate::scenario::fanout::{Fanout, FanoutClient};
 use crate::scenario::fleet::Merged;
 use crate::scenario::{Endings, count_endings, fmt_bytes, fmt_endings};
 use crate::stats::{Failures, Latency, LatencySummary};
+use crate::timeline;
 use serde::Serialize;
 
 /// The steady members.
@@ -174,7 +176,9 @@ pub fn collect(args: &SoakArgs, rss_warmup_s: f64, c: Collected<'_>) -> SoakResu
 fn members(args: &SoakArgs, m: &Merged<Fanout>) -> Members {
     let clients = || m.clients.iter().map(|(_, c)| c);
     let mut latency = Latency::new();
-    m.workers.iter().for_each(|(l, _)| latency.merge(l));
+    m.workers
+        .iter()
+        .for_each(|(r, _)| latency.merge(&r.latency));
     Members {
         clients: args.clients,
         established: m.clients.len() as u64,
@@ -243,6 +247,25 @@ fn account(m: &Merged<Fanout>, p: &PublishReport) -> Accounting {
         p.sent,
         p.acked,
     )
+}
+
+/// What the plot, the exports and the thresholds take: the members' latency (time 0 =
+/// the first interval a message was sent in), the accounting, every failed client.
+pub fn ci_facts(m: &Merged<Fanout>, r: &SoakResults) -> CiFacts {
+    let mut latency = Latency::new();
+    m.workers
+        .iter()
+        .for_each(|(rec, _)| latency.merge(&rec.latency));
+    let timeline = timeline::merge(m.workers.iter().map(|(rec, _)| &rec.timeline));
+    let a = &r.verdict.accounting;
+    CiFacts {
+        latency,
+        origin_us: timeline.first().map_or(0, |p| p.start_us),
+        timeline,
+        expected: a.expected,
+        lost: a.lost,
+        failed: r.members.failed + r.churn.failed,
+    }
 }
 
 /// Warnings: the verdict's failures, a churn that fell behind, joins never proven.
