@@ -503,7 +503,10 @@ async fn serve_takes_the_dashboard_mode_and_key_from_flags_and_env() {
         .expect("run shardcast");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
-    assert!(stderr.contains("use off, protected or public"), "{stderr}");
+    assert!(
+        stderr.contains("`maybe` for --dashboard") && stderr.contains("off, protected or public"),
+        "{stderr}"
+    );
 }
 
 /// The cost of the room summary at 150,000 rooms on 2 shards (50,000 of them on both):
