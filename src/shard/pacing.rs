@@ -26,20 +26,22 @@ use std::time::{Duration, Instant};
 
 use super::index::Slot;
 
-/// Microseconds on the shard's own clock (since the shard started).
+/// Microseconds on the shard's clock (since the process' metrics epoch).
 pub(crate) type Micros = u64;
 
-/// The shard's clock for write pacing: microseconds since its start, in a `u64`, so a
-/// connection stores its next write time in 8 bytes.
+/// The shard's clock for write pacing: microseconds since the metrics epoch (shared by
+/// every shard), in a `u64`, so a connection stores its next write time in 8 bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     epoch: Instant,
 }
 
 impl Clock {
+    /// The clock of a new shard, on the epoch of the metrics' stamps
+    /// ([`crate::metrics::clock_epoch`]): `now() + 1` is a delivery-latency stamp.
     pub fn new() -> Self {
         Clock {
-            epoch: Instant::now(),
+            epoch: crate::metrics::clock_epoch(),
         }
     }
 

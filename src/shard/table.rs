@@ -126,6 +126,12 @@ impl Entry {
     /// Writes what the socket takes now, telling the task what it must do next; counts
     /// the bytes and, when the write carried deliveries, records their latency.
     pub fn flush(&mut self, metrics: &ShardMetrics) -> Flushed {
+        self.flush_at(metrics, 0)
+    }
+
+    /// [`Entry::flush`] with `now` already read (a [`crate::metrics::stamp_now`] value;
+    /// 0: read the clock if a latency sample needs it).
+    pub fn flush_at(&mut self, metrics: &ShardMetrics, now: u64) -> Flushed {
         let socket = &self.socket;
         let mut sent = 0;
         let flushed = self.conn.flush(|slices| {
@@ -138,7 +144,7 @@ impl Entry {
         let flushed = socket.settle(flushed);
         if sent > 0 {
             metrics.bytes_sent.add(sent as u64);
-            self.record_latency(metrics);
+            self.record_latency(metrics, now);
         }
         match flushed {
             Flushed::Done => {}
@@ -159,11 +165,14 @@ impl Entry {
 
     /// One delivery-latency sample after a write that carried bytes, if a delivery frame
     /// was waiting; the stamp is forgotten once the queue is empty.
-    fn record_latency(&mut self, metrics: &ShardMetrics) {
+    fn record_latency(&mut self, metrics: &ShardMetrics, now: u64) {
         if self.oldest_stamp == 0 {
             return;
         }
-        let now = crate::metrics::stamp_now();
+        let now = match now {
+            0 => crate::metrics::stamp_now(),
+            now => now,
+        };
         let age = crate::metrics::micros_between(self.oldest_stamp, now);
         metrics.delivery_latency.record(age);
         if self.conn.queued_frames() == 0 {
