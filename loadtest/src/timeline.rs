@@ -36,6 +36,9 @@ pub struct Timeline {
     interval_us: u64,
     first: u64,
     slots: Vec<Slot>,
+    /// The interval samples went to last: its start (µs since the epoch) and slot, so
+    /// that consecutive samples of one interval skip the division.
+    current: Option<(u64, usize)>,
 }
 
 impl Default for Timeline {
@@ -51,6 +54,7 @@ impl Timeline {
             interval_us: (interval.as_micros() as u64).max(1_000),
             first: 0,
             slots: Vec::new(),
+            current: None,
         }
     }
 
@@ -61,30 +65,40 @@ impl Timeline {
         Duration::from_secs_f64(secs)
     }
 
-    /// Sets the interval of a timeline that has no sample yet (no-op otherwise).
-    pub fn set_interval(&mut self, interval: Duration) {
-        if self.slots.is_empty() {
-            *self = Timeline::new(interval);
-        }
-    }
-
     /// Records `latency_us` for a message stamped `stamp_us` (µs since the epoch).
     #[inline]
     pub fn record(&mut self, stamp_us: u64, latency_us: u64) {
+        let i = match self.current {
+            Some((start, i)) if stamp_us.wrapping_sub(start) < self.interval_us => i,
+            _ => match self.seek(stamp_us) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        if let Some(slot) = self.slots.get_mut(i) {
+            slot.get_or_insert_with(new_slot)
+                .saturating_record(latency_us.clamp(1, MAX_US));
+        }
+    }
+
+    /// The slot of `stamp_us`'s interval (allocating its place), made current; `None`
+    /// past [`MAX_SLOTS`].
+    #[cold]
+    fn seek(&mut self, stamp_us: u64) -> Option<usize> {
         let bucket = stamp_us / self.interval_us;
         if self.slots.is_empty() {
             self.first = bucket.saturating_sub(SLACK);
         }
         let i = bucket.saturating_sub(self.first) as usize;
         if i >= MAX_SLOTS {
-            return;
+            return None;
         }
         if i >= self.slots.len() {
             self.slots.resize_with(i + 1, || None);
         }
-        self.slots[i]
-            .get_or_insert_with(new_slot)
-            .saturating_record(latency_us.clamp(1, MAX_US));
+        // A stamp clamped into the first interval does not make it current.
+        self.current = (bucket >= self.first).then(|| (bucket * self.interval_us, i));
+        Some(i)
     }
 
     fn filled(&self) -> impl Iterator<Item = (u64, &Histogram<u32>)> {
@@ -148,22 +162,29 @@ pub fn merge<'a>(timelines: impl IntoIterator<Item = &'a Timeline>) -> Vec<TimeP
         .collect()
 }
 
-/// What a reader thread records for each measured message: the whole-run histogram and
-/// the timeline.
+/// What a reader thread records for each measured message: the whole-run histogram and,
+/// when a plot was asked for, the timeline (it costs the reader about 10 ns a message).
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     /// Every sample of the run (3 significant digits).
     pub latency: Latency,
-    /// Samples by send-time interval (2 significant digits).
-    pub timeline: Timeline,
+    /// Samples by send-time interval (2 significant digits), with `--plot`.
+    pub timeline: Option<Timeline>,
 }
 
 impl Recorder {
+    /// Keeps a timeline of `interval`s from now on (no-op once one is kept).
+    pub fn keep_timeline(&mut self, interval: Duration) {
+        self.timeline.get_or_insert_with(|| Timeline::new(interval));
+    }
+
     /// Records a message stamped `stamp_us` that arrived `latency_us` later.
     #[inline]
     pub fn record(&mut self, stamp_us: u64, latency_us: u64) {
         self.latency.record(latency_us);
-        self.timeline.record(stamp_us, latency_us);
+        if let Some(t) = &mut self.timeline {
+            t.record(stamp_us, latency_us);
+        }
     }
 }
 
@@ -194,8 +215,10 @@ mod tests {
         t.record(0, 7); // earlier than the slack: counted in the first interval
         t.record(u64::MAX, 9); // past MAX_SLOTS: left out
         assert!(t.slots.len() <= SLACK as usize + 1);
+        t.record(10_000_001, 6); // the same interval as the first, found again
         let points = merge([&t]);
-        assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 2);
+        assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 3);
+        assert_eq!(points.last().map(|p| p.count), Some(2));
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub struct Fanout {
     heartbeat: Option<Duration>,
     lazy: Option<Duration>,
     live: Arc<Live>,
-    /// Interval of the latency timeline.
-    interval: Duration,
+    /// Interval of the latency timeline (`--plot` only).
+    interval: Option<Duration>,
 }
 
 /// One fan-out client's outcome.
@@ -163,18 +163,23 @@ impl Fanout {
             heartbeat: secs(args.heartbeat_s),
             lazy: (args.lazy_read_ms > 0).then(|| Duration::from_millis(args.lazy_read_ms)),
             live: ctx.live.clone(),
-            interval: Timeline::interval_for(Duration::from_secs_f64(args.duration_s)),
+            interval: args
+                .ci
+                .plot
+                .is_some()
+                .then(|| Timeline::interval_for(Duration::from_secs_f64(args.duration_s))),
         }
     }
 
     /// Readers only, each joining room `i % rooms.len()` and sending heartbeats: the
-    /// steady members of `soak`, whose publishing lasts `duration`.
+    /// steady members of `soak`; `timeline`: the publishing lasts this long and a plot was
+    /// asked for.
     pub fn members(
         phase: watch::Receiver<Phase>,
         rooms: &[String],
         heartbeat: Option<Duration>,
         live: Arc<Live>,
-        duration: Duration,
+        timeline: Option<Duration>,
     ) -> Self {
         Fanout {
             phase,
@@ -184,7 +189,7 @@ impl Fanout {
             heartbeat,
             lazy: None,
             live,
-            interval: Timeline::interval_for(duration),
+            interval: timeline.map(Timeline::interval_for),
         }
     }
 
@@ -198,7 +203,7 @@ impl Fanout {
             heartbeat: None,
             lazy: None,
             live,
-            interval: Duration::from_secs(1),
+            interval: None,
         }
     }
 
@@ -214,7 +219,9 @@ impl Fanout {
 
     async fn read(&self, mut conn: WsConn, i: u64, out: &mut FanoutClient) {
         let mut r = Reader::default();
-        RECORDER.with_borrow_mut(|rec| rec.timeline.set_interval(self.interval));
+        if let Some(interval) = self.interval {
+            RECORDER.with_borrow_mut(|rec| rec.keep_timeline(interval));
+        }
         let mut hb = Ticker::new(self.heartbeat, heartbeat_phase(self.heartbeat, i));
         let mut phase = self.phase.clone();
         let mut stop = std::pin::pin!(phase.wait_for(|p| *p >= Phase::Stop));

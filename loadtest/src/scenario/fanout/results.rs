@@ -118,7 +118,11 @@ fn merge_latency(workers: &[(Recorder, u64)]) -> (Latency, u64) {
 pub(super) fn ci_facts(m: &Merged<Fanout>, r: &FanoutResults, go_us: u64) -> CiFacts {
     CiFacts {
         latency: merge_latency(&m.workers).0,
-        timeline: timeline::merge(m.workers.iter().map(|(rec, _)| &rec.timeline)),
+        timeline: timeline::merge(
+            m.workers
+                .iter()
+                .filter_map(|(rec, _)| rec.timeline.as_ref()),
+        ),
         origin_us: go_us,
         expected: r.expected,
         lost: r.lost,

@@ -181,7 +181,8 @@ async fn setup(ctx: &Ctx, cfg: &Cfg, args: &SoakArgs) -> Result<Running> {
     let idle = fd_check(ctx, cfg.pid)?;
     let heartbeat = secs(args.heartbeat_s);
     let fleet = Driver::spawn(ctx, args.clients, |phase| {
-        Fanout::members(phase, &cfg.rooms, heartbeat, ctx.live.clone(), cfg.duration)
+        let timeline = args.ci.plot.is_some().then_some(cfg.duration);
+        Fanout::members(phase, &cfg.rooms, heartbeat, ctx.live.clone(), timeline)
     })?;
     super::wait_connected(ctx, args.clients).await;
     if Live::get(&ctx.live.established) == 0 {

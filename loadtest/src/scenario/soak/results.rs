@@ -256,7 +256,11 @@ pub fn ci_facts(m: &Merged<Fanout>, r: &SoakResults) -> CiFacts {
     m.workers
         .iter()
         .for_each(|(rec, _)| latency.merge(&rec.latency));
-    let timeline = timeline::merge(m.workers.iter().map(|(rec, _)| &rec.timeline));
+    let timeline = timeline::merge(
+        m.workers
+            .iter()
+            .filter_map(|(rec, _)| rec.timeline.as_ref()),
+    );
     let a = &r.verdict.accounting;
     CiFacts {
         latency,
