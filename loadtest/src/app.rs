@@ -30,6 +30,9 @@ pub struct Finished {
     pub text: String,
     /// One line per breached threshold (empty: exit 0).
     pub breaches: Vec<String>,
+    /// A plot or histogram file that could not be written (the run and its report are
+    /// complete: exit 2 after printing them).
+    pub export_error: Option<Error>,
 }
 
 /// Runs what the command line asks for.
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> Result<Finished> {
         Command::ClientBench(a) => Ok(Finished {
             text: crate::client_bench::run(&a)?,
             breaches: Vec::new(),
+            export_error: None,
         }),
         cmd => run_scenario(cmd),
     }
@@ -98,25 +102,28 @@ fn run_scenario(cmd: Command) -> Result<Finished> {
     let outcome = rt.block_on(dispatch(&ctx, &cmd));
     ctx.progress.finish();
     let mut outcome = outcome?;
-    let checks = judge(&cmd, outcome.ci.take())?;
+    let facts = outcome.ci.take();
+    let checks = judge(&cmd, facts.as_ref());
     let report = build_report(&cmd, &common, started, t0.elapsed(), outcome, checks);
     if let Some(path) = &common.json {
         report.write_json(path)?;
     }
+    let export_error = match (cmd.ci(), &facts) {
+        (Some(a), Some(f)) => ci::export(a, f).err(),
+        _ => None,
+    };
     Ok(Finished {
         text: report.render(),
         breaches: report.breaches(),
+        export_error,
     })
 }
 
-/// Writes the exports and evaluates the thresholds the options ask for.
-fn judge(cmd: &Command, facts: Option<ci::CiFacts>) -> Result<Vec<Check>> {
+/// The thresholds the options ask for, evaluated.
+fn judge(cmd: &Command, facts: Option<&ci::CiFacts>) -> Vec<Check> {
     match (cmd.ci(), facts) {
-        (Some(a), Some(f)) => {
-            ci::export(a, &f)?;
-            Ok(ci::thresholds::evaluate(a, &f))
-        }
-        _ => Ok(Vec::new()),
+        (Some(a), Some(f)) => ci::thresholds::evaluate(a, f),
+        _ => Vec::new(),
     }
 }
 

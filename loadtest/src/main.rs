@@ -14,7 +14,10 @@ fn main() -> ExitCode {
             for breach in &done.breaches {
                 eprintln!("shardcast-load: threshold breached: {breach}");
             }
-            if done.breaches.is_empty() {
+            if let Some(e) = done.export_error {
+                eprintln!("shardcast-load: error: {e}");
+                ExitCode::from(2)
+            } else if done.breaches.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

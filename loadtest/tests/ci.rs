@@ -208,3 +208,29 @@ fn a_meaningless_threshold_is_refused_before_the_run() {
     assert!(text(&out.stderr).contains("--max-loss is a ratio from 0 to 1"));
     engine.shutdown();
 }
+
+#[test]
+fn an_unwritable_plot_exits_2_after_the_report() {
+    let engine = engine();
+    let dir = scratch("unwritable");
+    let json = dir.join("run.json");
+    let plot = dir.join("no-such-dir").join("latency.png");
+    let out = fanout(&engine, &["--plot", path(&plot), "--json", path(&json)]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("deliveries"),
+        "the summary is printed: {stdout}"
+    );
+    assert!(json.exists(), "the JSON report is written first");
+    assert!(
+        stderr.contains("shardcast-load: error: drawing"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    engine.shutdown();
+}
