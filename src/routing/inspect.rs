@@ -68,8 +68,8 @@ impl Handle {
     /// map by name (on tokio's blocking pool when called inside a runtime) and keeps the
     /// top with a heap of `top` entries. Linear in the number
     /// of rooms: at 150,000 rooms on 2 shards (200,000 shard entries), a shard's thread
-    /// spends about 3 ms listing 100,000 rooms and the whole call takes 70-110 ms
-    /// (release build, 2 busy cores; `room_summary_cost_at_150k_rooms` in
+    /// spends 3-5 ms listing 100,000 rooms and the whole call about 0.1 s (medians of
+    /// 107-134 ms, range 70-230 ms; release build, 2 busy cores; `room_summary_cost_at_150k_rooms` in
     /// `tests/it/dashboard.rs`).
     pub async fn room_summary(&self, top: usize) -> RoomSummary {
         let lists = self.ask_every_shard(Query::RoomCounts).await;
