@@ -37,23 +37,27 @@ fn bearer(key: &str) -> [(&'static str, String); 1] {
 
 /// `GET path` with `key` (or none): status and body.
 async fn get(server: &TestServer, path: &str, key: Option<&str>) -> (u16, String) {
-    let auth = key.map(bearer);
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .flatten()
-        .map(|(n, v)| (*n, v.as_str()))
-        .collect();
-    http(server.addr, "GET", path, &headers, "").await
+    request(server, "GET", path, key).await
 }
 
+/// `POST path` (no body) with `key` (or none): status and body.
 async fn post(server: &TestServer, path: &str, key: Option<&str>) -> (u16, String) {
+    request(server, "POST", path, key).await
+}
+
+async fn request(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, String) {
     let auth = key.map(bearer);
     let headers: Vec<(&str, &str)> = auth
         .iter()
         .flatten()
         .map(|(n, v)| (*n, v.as_str()))
         .collect();
-    http(server.addr, "POST", path, &headers, "").await
+    http(server.addr, method, path, &headers, "").await
 }
 
 /// The whole response head of `GET path` (for its headers).
