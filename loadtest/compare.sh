@@ -10,9 +10,9 @@
 #
 # Pinning: every server on core 0 (SERVER_CPU), load generator and Redis on core 1
 # (LOAD_CPU). Traffic stays on 127.0.0.0/8; every run is bounded in time. The servers
-# of a figure are interleaved run by run (ref, [base,] sc, ref, …), so drift hits each
-# alike. BASELINE_SC adds an older shardcast binary ("base") to every shardcast figure,
-# for before/after comparisons of a change.
+# of a figure are interleaved run by run, their order rotating (ref [base] sc, then
+# [base] sc ref, …), so drift and slot effects hit each alike. BASELINE_SC adds an older
+# shardcast binary ("base") to every shardcast figure, for before/after comparisons.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -82,9 +82,14 @@ stop_server() { kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null
 measure() {
   local label=$1 servers=$2 flags=$3; shift 3
   [[ -n $BASE && " $servers " == *" sc "* ]] && servers="${servers/sc/base sc}"
+  # The order rotates run by run (ref base sc, base sc ref, sc ref base): a slot in the
+  # rotation has its own bias (an A/A run, 2026-12-01T111507Z, gave the same binary 1.36×
+  # the p99 in the third slot), so no server may always hold the same one.
+  local order=($servers) n
+  n=${#order[@]}
   for run in $(seq "${RUNS_OVERRIDE:-$RUNS}"); do
-    for server in $servers; do
-      measure_one "$label" "$server" "$run" "$flags" "$@"
+    for ((i = 0; i < n; i++)); do
+      measure_one "$label" "${order[$(( (i + run - 1) % n ))]}" "$run" "$flags" "$@"
     done
   done
 }
