@@ -3,6 +3,7 @@
 
 mod cdp;
 
+use crate::support::served::listening_addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -432,7 +433,6 @@ struct Served(std::process::Child, std::net::SocketAddr);
 
 impl Served {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
-        use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"))
             .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -441,15 +441,9 @@ impl Served {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn shardcast");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let addr = line.trim().strip_prefix("listening on ").map(str::parse);
-        match addr {
-            Some(Ok(addr)) => Served(child, addr),
-            _ => {
+        match listening_addr(&mut child) {
+            Ok(addr) => Served(child, addr),
+            Err(line) => {
                 let _ = child.kill();
                 panic!("shardcast {args:?} did not start: {line:?}")
             }

@@ -2,6 +2,7 @@
 //! rate, failed-authentication throttling, fairness on the way to `ws:inbound`, one large
 //! message, deep JSON — each refusal counted in /metrics.
 
+use crate::support::served::listening_addr;
 use std::time::Duration;
 
 use serde_json::json;
@@ -228,15 +229,7 @@ async fn out_of_descriptors_keeps_serving_and_logs_once() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn shardcast");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr: std::net::SocketAddr = first
-        .trim()
-        .trim_start_matches("listening on ")
-        .parse()
-        .unwrap();
+    let addr = listening_addr(&mut child).unwrap_or_else(|line| panic!("printed {line:?}"));
     let stderr = child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         BufReader::new(stderr)

@@ -4,7 +4,7 @@
 //! here: no container registry). Also: the image runs as a non-root user and builds with
 //! `--locked`.
 
-use std::io::{BufRead, BufReader};
+use crate::support::served::listening_addr;
 use std::process::{Child, Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardcast");
@@ -81,16 +81,8 @@ fn run_like_the_image() -> Container {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = command.spawn().expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read stdout");
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the image's command printed {line:?}"))
-        .parse()
-        .expect("address");
+    let addr = listening_addr(&mut child)
+        .unwrap_or_else(|line| panic!("the image's command printed {line:?}"));
     Container {
         child,
         port: addr.port(),

@@ -8,7 +8,7 @@
 #[allow(dead_code)]
 mod client_example;
 
-use std::io::{BufRead, BufReader};
+use crate::support::served::listening_addr;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -72,17 +72,8 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn command 1");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("command 1 printed {line:?}"))
-            .parse()
-            .expect("address");
+        let addr =
+            listening_addr(&mut child).unwrap_or_else(|line| panic!("command 1 printed {line:?}"));
         Server { child, addr }
     }
 

@@ -21,6 +21,21 @@ pub struct Served {
     pub log: Arc<Mutex<String>>,
 }
 
+/// The address a started `shardcast serve` prints as its first stdout line
+/// (`listening on ADDR`), taking `child`'s stdout; `Err` holds the line it printed instead.
+pub fn listening_addr(child: &mut Child) -> Result<std::net::SocketAddr, String> {
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read stdout");
+    let addr = line.trim().strip_prefix("listening on ").map(str::parse);
+    match addr {
+        Some(Ok(addr)) => Ok(addr),
+        _ => Err(line),
+    }
+}
+
 impl Served {
     /// Starts `serve` with `args` and extra `env`; waits for its address.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
@@ -36,17 +51,8 @@ impl Served {
         }
         let mut child = command.spawn().expect("spawn shardcast");
         let log = collect(child.stderr.take().expect("stderr"));
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
+        let addr = listening_addr(&mut child)
+            .unwrap_or_else(|line| panic!("unexpected first line {line:?}"));
         Served { child, addr, log }
     }
 
