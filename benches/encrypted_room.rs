@@ -57,7 +57,10 @@ fn plain_rate_with_encrypted_members(c: &mut Criterion) {
             .authenticator(DevAuthenticator)
             .start()
             .expect("engine");
-        let url = format!("ws://{}/ws", engine.local_addr());
+        let url = format!(
+            "ws://{}/ws",
+            engine.local_addr().expect("the engine listens")
+        );
         let plain_count = Arc::new(AtomicU64::new(0));
         let secure_count = Arc::new(AtomicU64::new(0));
         // Plain and encrypted readers on runtimes (threads) of their own, so reading the

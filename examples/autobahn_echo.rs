@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned())
         .parse()?;
     let engine = shardcast::internals::conformance::echo_engine(listen, 2)?;
-    println!("READY {}", engine.local_addr().port());
+    println!(
+        "READY {}",
+        engine.local_addr().expect("the engine listens").port()
+    );
     engine.wait();
     Ok(())
 }

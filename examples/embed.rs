@@ -51,7 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         })
         .start()?;
-    println!("dashboard feed on ws://{}/ws", engine.local_addr());
+    let addr = engine
+        .local_addr()
+        .expect("the engine has its own listener");
+    println!("dashboard feed on ws://{addr}/ws");
 
     // Any thread can push through the handle: it encodes once and never blocks on I/O.
     let handle = engine.handle();

@@ -149,6 +149,53 @@ pub struct EngineConfig {
     /// [`DashboardMode::Protected`]: the API key or the dashboard key
     /// ([`crate::EngineBuilder::dashboard_key`]).
     pub dashboard: DashboardMode,
+    /// Which other built-in HTTP endpoints the engine serves (on its own port, and in
+    /// `mount::endpoints` when mounted on an application's router). Default: all.
+    pub endpoints: Endpoints,
+}
+
+/// The built-in HTTP endpoints besides the dashboard (which has
+/// [`EngineConfig::dashboard`]): each one that is off answers 404, whatever the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    /// `GET /health`.
+    pub health: bool,
+    /// `GET /ready`.
+    pub ready: bool,
+    /// `GET /metrics` (Prometheus).
+    pub metrics: bool,
+    /// `POST /api/publish`.
+    pub publish: bool,
+    /// The `/api/` queries and actions: `GET /api/stats`, `/api/rooms/{room}/clients`,
+    /// `/api/users/{user}/clients`, `/api/clients/{id}`, and
+    /// `POST /api/clients/{id}/disconnect`.
+    pub api: bool,
+}
+
+impl Endpoints {
+    /// Every endpoint (the default).
+    pub const ALL: Endpoints = Endpoints {
+        health: true,
+        ready: true,
+        metrics: true,
+        publish: true,
+        api: true,
+    };
+    /// None of them: the engine answers only WebSocket upgrades (and the dashboard, if
+    /// [`EngineConfig::dashboard`] is on).
+    pub const NONE: Endpoints = Endpoints {
+        health: false,
+        ready: false,
+        metrics: false,
+        publish: false,
+        api: false,
+    };
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints::ALL
+    }
 }
 
 /// Who may see the operator dashboard (`/dashboard` and `GET /api/dashboard`).
@@ -227,6 +274,7 @@ impl Default for EngineConfig {
             auth_failure_window: Duration::from_secs(60),
             optional_encryption: false,
             dashboard: DashboardMode::Protected,
+            endpoints: Endpoints::ALL,
         }
     }
 }

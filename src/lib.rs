@@ -75,6 +75,8 @@ pub mod hooks;
 mod http;
 mod id;
 pub mod metrics;
+#[cfg(feature = "axum")]
+pub mod mount;
 pub mod protocol;
 pub mod redis;
 pub mod rooms;
@@ -83,7 +85,7 @@ mod shard;
 pub mod tls;
 mod ws;
 
-pub use config::EngineConfig;
+pub use config::{Endpoints, EngineConfig};
 pub use engine::{Engine, EngineBuilder, EngineError};
 pub use id::{ClientId, InvalidClientId, ServerId};
 pub use routing::{ClientInfo, Handle, Publication, RoomCount, RoomSummary, SendError};

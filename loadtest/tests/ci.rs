@@ -38,7 +38,8 @@ fn scratch(name: &str) -> PathBuf {
 /// `fanout` against `engine` with `extra` options: 20 clients in 2 rooms, 200 msg/s for
 /// 2 s over HTTP.
 fn fanout(engine: &Engine, extra: &[&str]) -> Output {
-    let url = format!("ws://{}/ws", engine.local_addr());
+    let addr = engine.local_addr().expect("the engine listens");
+    let url = format!("ws://{addr}/ws");
     Command::new(BIN)
         .args([
             "fanout",

@@ -30,7 +30,9 @@ pub fn run(args: ServeArgs) -> Result<(), CommandError> {
     // with its default action.
     let signals = Signals::install()?;
     let engine = builder.start()?;
-    println!("listening on {}", engine.local_addr());
+    if let Some(addr) = engine.local_addr() {
+        println!("listening on {addr}");
+    }
     let live = Live {
         base,
         running,

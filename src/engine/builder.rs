@@ -41,7 +41,7 @@ pub struct EngineBuilder {
     pub(super) api_key: Option<String>,
     pub(super) dashboard_key: Option<String>,
     pub(super) hooks: Hooks,
-    pub(super) listener: Option<StdListener>,
+    pub(super) listener: Listener,
     pub(super) redis: Option<RedisSettings>,
     /// The conformance server's echo mode (see `internals::conformance`).
     pub(crate) echo: bool,
@@ -62,7 +62,7 @@ impl EngineBuilder {
             api_key: None,
             dashboard_key: None,
             hooks: Hooks::default(),
-            listener: None,
+            listener: Listener::Bind,
             redis: None,
             echo: false,
             tls: None,
@@ -83,7 +83,16 @@ impl EngineBuilder {
 
     /// Uses an already-bound listener instead of binding `config.listen`.
     pub fn listener(mut self, listener: StdListener) -> Self {
-        self.listener = Some(listener);
+        self.listener = Listener::Given(listener);
+        self
+    }
+
+    /// Runs without a listener of its own (`config.listen` is not bound): connections
+    /// come only from an application's router (`mount::websocket`, feature `axum`),
+    /// and the built-in endpoints are served only where the application mounts them.
+    /// TLS, which belongs to the engine's listener, cannot be combined with it.
+    pub fn without_listener(mut self) -> Self {
+        self.listener = Listener::None;
         self
     }
 
@@ -124,6 +133,16 @@ impl EngineBuilder {
     pub fn start(self) -> Result<Engine, EngineError> {
         super::start::start(self)
     }
+}
+
+/// Where the engine's connections come from.
+pub(super) enum Listener {
+    /// Bind `config.listen` (the default).
+    Bind,
+    /// An already-bound listener.
+    Given(StdListener),
+    /// No listener: connections come only through an application's router.
+    None,
 }
 
 /// The hooks (see [`crate::hooks`]).

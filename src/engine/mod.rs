@@ -11,14 +11,16 @@ mod start;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 pub use builder::EngineBuilder;
 
 use crate::config::ConfigError;
-use crate::http::ApiKey;
+use crate::http::{ApiKey, HttpService};
 use crate::redis::RedisConfigError;
 use crate::routing::Handle;
+use crate::shard::handoff::HandoffSender;
 use crate::tls::{Tls, TlsError};
 
 /// Why the engine did not start.
@@ -48,6 +50,12 @@ pub enum EngineError {
     /// must contain.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// TLS was configured on an engine without a listener of its own.
+    #[error(
+        "TLS needs the engine's own listener: drop EngineBuilder::without_listener, or serve \
+         TLS in the application that mounts the engine"
+    )]
+    TlsWithoutListener,
 }
 
 /// A running engine. Dropping it without [`Engine::shutdown`] shuts it down too.
@@ -63,11 +71,42 @@ pub enum EngineError {
 /// ```
 pub struct Engine {
     handle: Handle,
-    local_addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     shard_threads: Vec<JoinHandle<()>>,
     control_thread: Option<JoinHandle<()>>,
     tls: Option<Arc<Tls>>,
     api_key: ApiKey,
+    doorway: Arc<Doorway>,
+}
+
+/// What an application's router needs to serve the engine (`crate::mount`): the HTTP
+/// side shared with the engine's own port, and the shards' handoff queues.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) struct Doorway {
+    /// The checks and answers of the engine's port.
+    pub http: Arc<HttpService>,
+    /// Every shard's handoff queue.
+    shards: Vec<HandoffSender>,
+    /// Round-robin over `shards`.
+    next: AtomicUsize,
+}
+
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+impl Doorway {
+    fn new(http: Arc<HttpService>, shards: Vec<HandoffSender>) -> Self {
+        Doorway {
+            http,
+            shards,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The handoff queue of the shard whose turn it is: connections spread evenly, and
+    /// the shard gives each an id that hashes to itself.
+    pub fn next_shard(&self) -> &HandoffSender {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.shards[turn % self.shards.len()]
+    }
 }
 
 impl Engine {
@@ -81,9 +120,16 @@ impl Engine {
         self.handle.clone()
     }
 
-    /// The address the engine listens on (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address the engine listens on (useful with port 0); `None` when it runs
+    /// without a listener ([`EngineBuilder::without_listener`]).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
+    }
+
+    /// What the `mount` handlers of this engine share.
+    #[cfg(feature = "axum")]
+    pub(crate) fn doorway(&self) -> Arc<Doorway> {
+        self.doorway.clone()
     }
 
     /// Re-reads the TLS certificate and key files (after they were renewed). New

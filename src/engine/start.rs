@@ -1,13 +1,14 @@
-//! Starting an engine, in order: validate, bind, create the router and every shard's
-//! inbox, start the control thread (and the Redis bridge), then the shards; wait until
-//! every shard runs. A failure at any step stops what already started.
+//! Starting an engine, in order: validate, bind (unless it runs without a listener),
+//! create the router and every shard's inbox, start the control thread (and the Redis
+//! bridge), then the shards with their handoff queues; wait until every shard runs. A
+//! failure at any step stops what already started.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
-use super::builder::EngineBuilder;
-use super::{Engine, EngineError};
+use super::builder::{EngineBuilder, Listener};
+use super::{Doorway, Engine, EngineError};
 use crate::admission::Admission;
 use crate::http::{ApiKey, Dashboard, HttpService, Keys};
 use crate::metrics::{Metrics, ShardMetrics};
@@ -16,6 +17,7 @@ use crate::routing::broker::Broker;
 use crate::routing::inbox::{ShardInbox, inbox};
 use crate::routing::placement::ShardId;
 use crate::routing::{Handle, Router};
+use crate::shard::handoff::{HandoffReceiver, queue};
 use crate::shard::{ShardContext, ShardStart};
 use crate::tls::Tls;
 
@@ -29,19 +31,12 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     if builder.hooks.authenticator.is_none() {
         return Err(EngineError::NoAuthenticator);
     }
+    if builder.tls.is_some() && matches!(builder.listener, Listener::None) {
+        return Err(EngineError::TlsWithoutListener);
+    }
     let tls = builder.tls.take().map(Tls::load).transpose()?.map(Arc::new);
-    let listen = builder.config.listen;
-    let listener = match builder.listener.take() {
-        Some(listener) => listener,
-        None => bind(listen)?,
-    };
-    let local_addr = listener.local_addr().map_err(|source| EngineError::Bind {
-        addr: listen,
-        source,
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| EngineError::Runtime(e.to_string()))?;
+    let listener = listen(&mut builder)?;
+    let local_addr = listener.as_ref().map(|(_, addr)| *addr);
     let shard_count = builder.config.resolved_shards().min(usize::from(u16::MAX));
     let (router, inboxes, shard_metrics) = create_router(shard_count, &builder);
     // The remote exists before any connection is accepted.
@@ -56,7 +51,9 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     ctx.echo = builder.echo;
     ctx.tls = tls.as_ref().map(|tls| tls.server_config());
     let ctx = Arc::new(ctx);
-    let shards = start_shards(&listener, inboxes, shard_metrics, &ctx);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| queue()).unzip();
+    let listener = listener.map(|(listener, _)| listener);
+    let shards = start_shards(listener.as_ref(), (inboxes, receivers), shard_metrics, &ctx);
     let shard_threads = shards.inspect_err(|_| handle.shutdown())?;
     log_started(&handle, &ctx, local_addr);
     Ok(Engine {
@@ -66,7 +63,25 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
         control_thread: Some(control_thread),
         tls,
         api_key,
+        doorway: Arc::new(Doorway::new(ctx.http.clone(), senders)),
     })
+}
+
+/// The engine's listening socket and its address (non-blocking), unless it runs without.
+fn listen(builder: &mut EngineBuilder) -> Result<Option<(StdListener, SocketAddr)>, EngineError> {
+    let addr = builder.config.listen;
+    let listener = match std::mem::replace(&mut builder.listener, Listener::None) {
+        Listener::Bind => bind(addr)?,
+        Listener::Given(listener) => listener,
+        Listener::None => return Ok(None),
+    };
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| EngineError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| EngineError::Runtime(e.to_string()))?;
+    Ok(Some((listener, local_addr)))
 }
 
 /// The router (with the shards' inboxes and counters), before any shard exists.
@@ -104,6 +119,7 @@ fn context(
         request_timeout: config.request_timeout,
         origins,
         admission: Arc::new(Admission::new(&config)),
+        endpoints: config.endpoints,
     };
     ShardContext {
         config,
@@ -115,21 +131,27 @@ fn context(
     }
 }
 
-/// Spawns every shard on its own handle of the listener and waits until each runs.
+/// Spawns every shard (on its own handle of the listener, if any) with its inbox and
+/// handoff queue, and waits until each runs.
 fn start_shards(
-    listener: &StdListener,
-    inboxes: Vec<ShardInbox>,
+    listener: Option<&StdListener>,
+    (inboxes, handoffs): (Vec<ShardInbox>, Vec<HandoffReceiver>),
     metrics: Vec<Arc<ShardMetrics>>,
     ctx: &Arc<ShardContext>,
 ) -> Result<Vec<JoinHandle<()>>, EngineError> {
     let runtime_error = |e: std::io::Error| EngineError::Runtime(e.to_string());
     let (ready, ready_rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(inboxes.len());
-    for (i, (inbox, metrics)) in inboxes.into_iter().zip(metrics).enumerate() {
+    let queues = inboxes.into_iter().zip(handoffs);
+    for (i, ((inbox, handoffs), metrics)) in queues.zip(metrics).enumerate() {
         let start = ShardStart {
             id: ShardId(i as u16),
             inbox,
-            listener: listener.try_clone().map_err(runtime_error)?,
+            handoffs,
+            listener: listener
+                .map(StdListener::try_clone)
+                .transpose()
+                .map_err(runtime_error)?,
             ctx: ctx.clone(),
             metrics,
             ready: ready.clone(),
@@ -156,7 +178,8 @@ fn await_ready(
     Ok(())
 }
 
-fn log_started(handle: &Handle, ctx: &ShardContext, addr: SocketAddr) {
+fn log_started(handle: &Handle, ctx: &ShardContext, addr: Option<SocketAddr>) {
+    let addr = addr.map_or_else(|| "none (mounted)".to_owned(), |addr| addr.to_string());
     tracing::info!(
         server_id = %handle.server_id(),
         shards = handle.router.shard_count(),

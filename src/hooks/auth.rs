@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::LocalFuture;
+use super::{LocalFuture, UpgradeInfo};
 use crate::auth::jwt::JwtVerifier;
 use crate::id::ClientId;
 
-/// What a client sent in `{"event":"authenticate","data":…}`.
+/// What a client sent in `{"event":"authenticate","data":…}`, and what its upgrade
+/// request said.
 #[derive(Debug)]
 pub struct AuthRequest {
     /// The connection's id.
@@ -21,6 +22,10 @@ pub struct AuthRequest {
     pub remote_addr: SocketAddr,
     /// The raw `data` member, if any.
     pub data: Option<Box<RawValue>>,
+    /// The upgrade request's headers (cookies included), path and query: an application
+    /// whose users hold a session authenticates the socket by it (see
+    /// [`UpgradeInfo::cookie`]).
+    pub upgrade: UpgradeInfo,
 }
 
 impl AuthRequest {

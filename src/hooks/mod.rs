@@ -9,6 +9,9 @@
 //!   [`RoomPolicy`](crate::rooms::glob::RoomPolicy)).
 //! - [`message`]: [`MessageHandler`], and the connect/disconnect notifications.
 //! - [`encryption`]: [`Handshake`] and [`OutboundTransformer`].
+//! - [`upgrade`]: [`UpgradeInfo`], what the client's upgrade request said (headers,
+//!   cookies, peer, path, query), for an authenticator that accepts the application's
+//!   own session.
 //!
 //! # Contract
 //!
@@ -44,6 +47,7 @@ pub mod auth;
 pub mod encryption;
 pub mod message;
 pub mod rooms;
+pub mod upgrade;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,6 +59,7 @@ pub use auth::{
 pub use encryption::{Handshake, HandshakeRequest, OutboundTransformer};
 pub use message::{ConnectedClient, DisconnectedClient, MessageHandler};
 pub use rooms::{JoinRequest, RoomValidator};
+pub use upgrade::UpgradeInfo;
 
 pub use crate::protocol::ClientMessage;
 

@@ -4,6 +4,7 @@ use super::HttpService;
 use super::dashboard::{self, Part};
 use super::request::RequestHead;
 use super::response::Response;
+use crate::config::Endpoints;
 use crate::metrics::HttpRoute;
 use crate::routing::Handle;
 
@@ -35,8 +36,34 @@ enum Route<'a> {
 }
 
 impl<'a> Route<'a> {
-    /// The route of `head`; `ws_path` is the WebSocket path.
-    fn of(head: &'a RequestHead, ws_path: &str) -> Self {
+    /// The route of `head` among the `endpoints` that are on; `ws_path` is the WebSocket
+    /// path.
+    fn of(head: &'a RequestHead, ws_path: &str, endpoints: &Endpoints) -> Self {
+        match Self::by_path(head, ws_path) {
+            route if route.is_on(endpoints) => route,
+            _ => Route::NotFound,
+        }
+    }
+
+    /// Whether the endpoint of this route is on (the dashboard's parts decide for
+    /// themselves, by its mode).
+    fn is_on(self, endpoints: &Endpoints) -> bool {
+        match self {
+            Route::Health => endpoints.health,
+            Route::Ready => endpoints.ready,
+            Route::Metrics => endpoints.metrics,
+            Route::Publish => endpoints.publish,
+            Route::Stats
+            | Route::RoomClients(_)
+            | Route::UserClients(_)
+            | Route::Client(_)
+            | Route::Disconnect(_) => endpoints.api,
+            Route::WsPath | Route::UpgradeElsewhere | Route::Dashboard(_) | Route::NotFound => true,
+        }
+    }
+
+    /// The route `head`'s path names.
+    fn by_path(head: &'a RequestHead, ws_path: &str) -> Self {
         match head.path.as_str() {
             path if path == ws_path => Route::WsPath,
             _ if head.is_websocket_upgrade() => Route::UpgradeElsewhere,
@@ -96,22 +123,33 @@ impl<'a> Route<'a> {
 }
 
 /// Answers one request that is not an upgrade of the WebSocket path: 501 for a method
-/// outside [`KNOWN_METHODS`](super::request::KNOWN_METHODS), 405 (with `Allow`) for a
-/// known method the route does not serve, else the route's answer. Each answer is
-/// counted by route and status.
-pub(crate) async fn route(service: &HttpService, head: &RequestHead, body: &[u8]) -> Response {
-    let (route, response) = respond(service, head, body).await;
+/// outside [`KNOWN_METHODS`](super::request::KNOWN_METHODS), 404 for a path with no route
+/// or whose endpoint is off in `endpoints`, 405 (with `Allow`) for a known method the
+/// route does not serve, else the route's answer. Each answer is counted by route and
+/// status.
+pub(crate) async fn route(
+    service: &HttpService,
+    endpoints: &Endpoints,
+    head: &RequestHead,
+    body: &[u8],
+) -> Response {
+    let (route, response) = respond(service, endpoints, head, body).await;
     let metrics = service.handle.metrics();
     metrics.http.record(route, response.status);
     response
 }
 
 /// [`route`] without the counting: the route label and the answer.
-async fn respond(service: &HttpService, head: &RequestHead, body: &[u8]) -> (HttpRoute, Response) {
+async fn respond(
+    service: &HttpService,
+    endpoints: &Endpoints,
+    head: &RequestHead,
+    body: &[u8],
+) -> (HttpRoute, Response) {
     if !head.has_known_method() {
         return (HttpRoute::Invalid, Response::error(501, "Not Implemented"));
     }
-    let route = Route::of(head, &service.path);
+    let route = Route::of(head, &service.path, endpoints);
     let response = match route.allow() {
         Some(allow) if !allow.split(", ").any(|m| m == head.method) => {
             Response::error(405, "Method Not Allowed").with_header("Allow", allow)
@@ -248,6 +286,7 @@ mod tests {
         RequestHead {
             method: method.to_owned(),
             path: path.to_owned(),
+            query: None,
             minor_version: 1,
             headers,
         }
@@ -255,7 +294,8 @@ mod tests {
 
     #[test]
     fn route_table() {
-        let route = |path, upgrade| Route::of(&head("GET", path, upgrade), "/ws").allow();
+        let route =
+            |path, upgrade| Route::of(&head("GET", path, upgrade), "/ws", &Endpoints::ALL).allow();
         assert_eq!(route("/ws", false), Some("GET, HEAD"));
         assert_eq!(route("/ws", true), Some("GET, HEAD"));
         assert_eq!(route("/health", true), None, "an upgrade elsewhere is 404");
@@ -265,13 +305,19 @@ mod tests {
             assert_eq!(route(missing, false), None, "{missing}");
         }
         let users = head("GET", "/api/users/u/clients", false);
-        assert_eq!(Route::of(&users, "/ws"), Route::UserClients("u"));
+        assert_eq!(
+            Route::of(&users, "/ws", &Endpoints::ALL),
+            Route::UserClients("u")
+        );
         assert_eq!(route("/api/clients/c/disconnect", false), Some("POST"));
         let client = head("GET", "/api/clients/c", false);
-        assert_eq!(Route::of(&client, "/ws"), Route::Client("c"));
+        assert_eq!(
+            Route::of(&client, "/ws", &Endpoints::ALL),
+            Route::Client("c")
+        );
         for (path, part) in [("/dashboard", Part::Page), ("/api/dashboard", Part::Data)] {
             assert_eq!(
-                Route::of(&head("GET", path, false), "/ws"),
+                Route::of(&head("GET", path, false), "/ws", &Endpoints::ALL),
                 Route::Dashboard(part)
             );
         }

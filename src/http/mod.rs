@@ -20,6 +20,7 @@
 //! | `GET {path}` with `Upgrade: websocket` | 503 while shutting down, 403 if `Origin` is not allowed (`allowed_origins`), 400 (or 426 for the version) for a bad handshake, else 101 and the connection moves to its shard |
 //! | `GET` or `HEAD {path}` otherwise | 426 |
 //! | an upgrade on any other path | 404 |
+//! | an endpoint below that is off in [`EngineConfig::endpoints`](crate::EngineConfig::endpoints) | 404, whatever the method |
 //! | `GET /health` | 200 `{"status":"ok"}` |
 //! | `GET /ready` | 200 when Redis (if configured) is subscribed, else 503 |
 //! | `GET /metrics` | Prometheus text |
@@ -53,12 +54,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Admission;
+use crate::config::Endpoints;
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::Handle;
 
+pub(crate) use api::route;
 pub(crate) use api_key::ApiKey;
 pub(crate) use dashboard::Dashboard;
-pub(crate) use server::{Upgraded, serve};
+pub(crate) use request::RequestHead;
+pub(crate) use response::Response;
+pub(crate) use server::{Upgraded, admit, check_upgrade, refused, serve, upgrade_info};
 
 /// What the HTTP side of the engine's port needs, shared by every shard.
 pub(crate) struct HttpService {
@@ -76,6 +81,8 @@ pub(crate) struct HttpService {
     pub admission: Arc<Admission>,
     /// Origins that may upgrade (`None`: every origin).
     pub origins: Option<RoomPolicy>,
+    /// Which built-in endpoints the engine's port serves.
+    pub endpoints: Endpoints,
 }
 
 /// The Bearer keys a request may carry.

@@ -44,6 +44,8 @@ pub struct RequestHead {
     /// The path of the target, without the query string (and without the scheme and
     /// authority of an absolute-form target).
     pub path: String,
+    /// The query string of the target, without the `?` (`None` when it has none).
+    pub query: Option<String>,
     /// HTTP minor version (0 or 1).
     pub minor_version: u8,
     /// Header name (lowercase) and value pairs.
@@ -141,11 +143,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestErr
 
 /// The owned head of a complete parse.
 fn head_of(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
-    let path =
-        target_path(req.path.unwrap_or_default()).ok_or(RequestError::Malformed(BAD_TARGET))?;
+    let target = req.path.unwrap_or_default();
+    let path = target_path(target).ok_or(RequestError::Malformed(BAD_TARGET))?;
     Ok(RequestHead {
         method: req.method.unwrap_or_default().to_owned(),
         path: path.to_owned(),
+        query: target.split_once('?').map(|(_, query)| query.to_owned()),
         minor_version: req.version.unwrap_or(1),
         headers: req.headers.iter().map(owned_header).collect(),
     })

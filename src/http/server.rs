@@ -25,6 +25,7 @@ use super::io::HttpStream;
 use super::request::{self, RequestError, RequestHead};
 use super::response::Response;
 use crate::admission::{CAPACITY_RETRY, Permit, Refusal};
+use crate::hooks::UpgradeInfo;
 use crate::metrics::HttpRoute;
 use crate::rooms::glob::RoomPolicy;
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
@@ -39,18 +40,31 @@ pub(crate) struct Upgraded<S = TcpStream> {
     pub leftover: Vec<u8>,
     /// The connection's place under the connection caps, held for its whole life.
     pub permit: Permit,
+    /// What the upgrade request said, for the authenticator.
+    pub info: Box<UpgradeInfo>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Upgraded<S> {
-    /// The socket of `conn`, which has just written `101`, holding `permit`.
-    fn new(conn: HttpStream<S>, peer: SocketAddr, permit: Permit) -> Self {
+    /// The socket of `conn`, which has just written `101` for `head`, holding `permit`.
+    fn new(conn: HttpStream<S>, peer: SocketAddr, permit: Permit, head: RequestHead) -> Self {
         let (stream, leftover) = conn.into_parts();
         Upgraded {
             stream,
             peer,
             leftover,
             permit,
+            info: Box::new(upgrade_info(head, peer)),
         }
+    }
+}
+
+/// The facts of an upgrade request the authenticator sees.
+pub(crate) fn upgrade_info(head: RequestHead, peer: SocketAddr) -> UpgradeInfo {
+    UpgradeInfo {
+        peer,
+        path: head.path,
+        query: head.query,
+        headers: head.headers,
     }
 }
 
@@ -79,7 +93,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         match exchange(&mut conn, &head, service).await {
             Ok(Next::KeepAlive) => {}
             Ok(Next::Close) => return close(conn).await,
-            Ok(Next::Upgrade) => return upgrade(conn, peer, &head, service).await,
+            Ok(Next::Upgrade) => return upgrade(conn, peer, head, service).await,
             Err(err) => return fail(conn, &err, head.is_head(), service).await,
         }
     }
@@ -96,7 +110,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         return bodiless_upgrade(len);
     }
     let body = conn.read_body(len).await?;
-    let response = super::api::route(service, head, &body).await;
+    let response = super::api::route(service, &service.endpoints, head, &body).await;
     let keep_alive = head.keep_alive() && !service.handle.is_shutting_down();
     conn.send(&response.encode(keep_alive, head.is_head()))
         .await?;
@@ -175,32 +189,41 @@ async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(
 async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: HttpStream<S>,
     peer: SocketAddr,
-    head: &RequestHead,
+    head: RequestHead,
     service: &HttpService,
 ) -> Option<Upgraded<S>> {
-    match accept(head, service).and_then(|switching| Ok((switching, admit(service, peer)?))) {
-        Ok((switching, permit)) => {
+    let checked = check_upgrade(&head, service).and_then(|key| Ok((key, admit(service, peer)?)));
+    match checked {
+        Ok((key, permit)) => {
             service
                 .handle
                 .metrics()
                 .http
                 .record(HttpRoute::Upgrade, 101);
-            conn.send(&switching).await.ok()?;
-            Some(Upgraded::new(conn, peer, permit))
+            conn.send(&handshake::switching_protocols(&key))
+                .await
+                .ok()?;
+            Some(Upgraded::new(conn, peer, permit, head))
         }
         Err(response) => {
-            let metrics = service.handle.metrics();
-            metrics.upgrades_refused.inc();
-            metrics.http.record(HttpRoute::Upgrade, response.status);
-            answer_and_close(conn, &response, false).await;
+            answer_and_close(conn, &refused(service, response), false).await;
             None
         }
     }
 }
 
-/// The `101` response, or the refusal: 503 while shutting down, 403 for an `Origin`
-/// outside the allow-list, 400 or 426 for a bad handshake.
-fn accept(head: &RequestHead, service: &HttpService) -> Result<Vec<u8>, Response> {
+/// Counts a refused upgrade (by its status) and hands the refusal back.
+pub(crate) fn refused(service: &HttpService, response: Response) -> Response {
+    let metrics = service.handle.metrics();
+    metrics.upgrades_refused.inc();
+    metrics.http.record(HttpRoute::Upgrade, response.status);
+    response
+}
+
+/// The `Sec-WebSocket-Accept` value of an acceptable upgrade, or the refusal: 503 while
+/// shutting down, 403 for an `Origin` outside the allow-list, 400 or 426 for a bad
+/// handshake. The caller counts a refusal ([`refused`]).
+pub(crate) fn check_upgrade(head: &RequestHead, service: &HttpService) -> Result<String, Response> {
     if service.handle.is_shutting_down() {
         return Err(Response::error(503, "Shutting down"));
     }
@@ -208,12 +231,12 @@ fn accept(head: &RequestHead, service: &HttpService) -> Result<Vec<u8>, Response
         service.handle.metrics().origin_refused.inc();
         return Err(Response::error(403, "Origin not allowed"));
     }
-    handshake::accept(&upgrade_request(head)).map_err(refusal)
+    handshake::accept_key(&upgrade_request(head)).map_err(refusal)
 }
 
 /// A place under the connection caps, or the answer that refuses it (503 at a cap, 429
 /// for an address that failed authentication too often), counted.
-fn admit(service: &HttpService, peer: SocketAddr) -> Result<Permit, Response> {
+pub(crate) fn admit(service: &HttpService, peer: SocketAddr) -> Result<Permit, Response> {
     let refusal = match service.admission.admit(peer.ip(), Instant::now()) {
         Ok(permit) => return Ok(permit),
         Err(refusal) => refusal,
@@ -271,6 +294,7 @@ mod tests {
         RequestHead {
             method: "GET".into(),
             path: "/ws".into(),
+            query: None,
             minor_version: 1,
             headers: origins
                 .iter()

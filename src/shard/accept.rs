@@ -94,6 +94,7 @@ fn plain(upgraded: Upgraded) -> Upgraded<Socket> {
         peer: upgraded.peer,
         leftover: upgraded.leftover,
         permit: upgraded.permit,
+        info: upgraded.info,
     }
 }
 
@@ -116,6 +117,7 @@ async fn serve_tls(
         peer,
         leftover,
         permit,
+        info,
         ..
     }) = served
     else {
@@ -134,6 +136,7 @@ async fn serve_tls(
         peer,
         leftover,
         permit,
+        info,
     })
 }
 

@@ -4,6 +4,7 @@
 //!
 //! - [`thread`]: starting a shard's thread and runtime; pinning it to a core.
 //! - [`accept`]: the acceptor: TCP accept, HTTP (through [`crate::http`]), adoption.
+//! - [`handoff`]: sockets an application's router upgraded, adopted like accepted ones.
 //! - [`task`]: the task that drives one connection's socket ([`socket`]: plain or TLS).
 //! - [`state`] and [`table`]: the shard's connection table and indexes ([`index`]).
 //! - [`deliver`]: the delivery walk; [`encrypt`]: the encrypted path.
@@ -27,6 +28,7 @@ pub(crate) mod commands;
 pub(crate) mod deliver;
 pub(crate) mod encrypt;
 pub(crate) mod flush;
+pub(crate) mod handoff;
 pub(crate) mod index;
 pub(crate) mod pacing;
 pub(crate) mod session;
@@ -53,10 +55,17 @@ const BATCH: usize = 256;
 /// How long shutdown waits for clients to receive their close frame.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs a shard until shutdown: its acceptor, sweeps, encryptor and flusher as local
-/// tasks, and the inbox on this task.
-async fn run(shard: Rc<Shard>, inbox: ShardInbox, listener: tokio::net::TcpListener) {
-    let acceptor = tokio::task::spawn_local(accept::accept_loop(listener, shard.clone()));
+/// Runs a shard until shutdown: its acceptor (when the engine listens), its handoff
+/// queue, sweeps, encryptor and flusher as local tasks, and the inbox on this task.
+async fn run(
+    shard: Rc<Shard>,
+    inbox: ShardInbox,
+    listener: Option<tokio::net::TcpListener>,
+    handoffs: handoff::HandoffReceiver,
+) {
+    let acceptor = listener
+        .map(|listener| tokio::task::spawn_local(accept::accept_loop(listener, shard.clone())));
+    let adopter = tokio::task::spawn_local(handoff::adopt_loop(handoffs, shard.clone()));
     let workers = [
         tokio::task::spawn_local(sweep::heartbeat_sweeps(shard.clone())),
         tokio::task::spawn_local(sweep::idle_sweeps(shard.clone())),
@@ -65,7 +74,8 @@ async fn run(shard: Rc<Shard>, inbox: ShardInbox, listener: tokio::net::TcpListe
     ];
     drain_inbox(&shard, &inbox).await;
     // Stop accepting first, then close everyone.
-    acceptor.abort();
+    acceptor.iter().for_each(JoinHandle::abort);
+    adopter.abort();
     workers.iter().for_each(JoinHandle::abort);
     shard.close_all();
     shard.flush_all();

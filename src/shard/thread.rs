@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use tokio::net::TcpListener;
 use tokio::task::LocalSet;
 
+use super::handoff::HandoffReceiver;
 use super::state::{Shard, ShardContext};
 use crate::metrics::ShardMetrics;
 use crate::routing::inbox::ShardInbox;
@@ -20,8 +21,10 @@ pub(crate) struct ShardStart {
     pub id: ShardId,
     /// Its inbox (created with every other before any shard runs).
     pub inbox: ShardInbox,
-    /// Its own handle of the one listening socket.
-    pub listener: std::net::TcpListener,
+    /// Its own handle of the one listening socket (`None`: the engine has no listener).
+    pub listener: Option<std::net::TcpListener>,
+    /// Its handoff queue (sockets upgraded by an application's router).
+    pub handoffs: super::handoff::HandoffReceiver,
     /// What every shard shares.
     pub ctx: Arc<ShardContext>,
     /// Its counters.
@@ -56,18 +59,23 @@ fn run_thread(start: ShardStart) {
         }
     };
     let shard = Shard::new(id, start.ctx, start.metrics);
-    let serving = serve(shard, start.inbox, start.listener, start.ready);
+    let serving = serve(
+        shard,
+        start.inbox,
+        (start.listener, start.handoffs),
+        start.ready,
+    );
     LocalSet::new().block_on(&runtime, serving);
 }
 
-/// Registers the listener with this runtime, reports ready, and runs the shard.
+/// Registers the listener (if any) with this runtime, reports ready, and runs the shard.
 async fn serve(
     shard: Rc<Shard>,
     inbox: ShardInbox,
-    listener: std::net::TcpListener,
+    (listener, handoffs): (Option<std::net::TcpListener>, HandoffReceiver),
     ready: Sender<Result<(), String>>,
 ) {
-    let listener = match TcpListener::from_std(listener) {
+    let listener = match listener.map(TcpListener::from_std).transpose() {
         Ok(listener) => listener,
         Err(err) => {
             let _ = ready.send(Err(format!("shard {}: cannot listen: {err}", shard.id)));
@@ -75,7 +83,7 @@ async fn serve(
         }
     };
     let _ = ready.send(Ok(()));
-    super::run(shard, inbox, listener).await;
+    super::run(shard, inbox, listener, handoffs).await;
 }
 
 /// Pins the calling thread to the core for `shard` (round-robin over available cores).

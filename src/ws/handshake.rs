@@ -34,8 +34,18 @@ pub enum HandshakeError {
     BadKey,
 }
 
-/// Validates an upgrade request and returns the `101 Switching Protocols` response.
-pub fn accept(request: &UpgradeRequest<'_>) -> Result<Vec<u8>, HandshakeError> {
+/// The complete `101 Switching Protocols` response for a `Sec-WebSocket-Accept` value.
+pub fn switching_protocols(accept_key: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Validates an upgrade request and returns its `Sec-WebSocket-Accept` value (the
+/// engine's port writes it with [`switching_protocols`]; an application's HTTP stack
+/// writes its own `101`).
+pub fn accept_key(request: &UpgradeRequest<'_>) -> Result<String, HandshakeError> {
     if request.method != "GET" {
         return Err(HandshakeError::NotGet);
     }
@@ -50,11 +60,7 @@ pub fn accept(request: &UpgradeRequest<'_>) -> Result<Vec<u8>, HandshakeError> {
         Ok(raw) if raw.len() == 16 => {}
         _ => return Err(HandshakeError::BadKey),
     }
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    Ok(format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    )
-    .into_bytes())
+    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
 }
 
 #[cfg(test)]
@@ -72,7 +78,9 @@ mod tests {
 
     #[test]
     fn answers_with_the_rfc_6455_accept_key() {
-        let response = String::from_utf8(accept(&request("dGhlIHNhbXBsZSBub25jZQ==")).unwrap());
+        let response = String::from_utf8(switching_protocols(
+            &accept_key(&request("dGhlIHNhbXBsZSBub25jZQ==")).unwrap(),
+        ));
         assert!(
             response
                 .unwrap()
@@ -87,17 +95,20 @@ mod tests {
             method: "POST",
             ..request(key)
         };
-        assert_eq!(accept(&post), Err(HandshakeError::NotGet));
+        assert_eq!(accept_key(&post), Err(HandshakeError::NotGet));
         let plain = UpgradeRequest {
             connection_upgrade: false,
             ..request(key)
         };
-        assert_eq!(accept(&plain), Err(HandshakeError::NoConnectionUpgrade));
+        assert_eq!(accept_key(&plain), Err(HandshakeError::NoConnectionUpgrade));
         let old = UpgradeRequest {
             version: Some("8"),
             ..request(key)
         };
-        assert_eq!(accept(&old), Err(HandshakeError::UnsupportedVersion));
-        assert_eq!(accept(&request("c2hvcnQ=")), Err(HandshakeError::BadKey));
+        assert_eq!(accept_key(&old), Err(HandshakeError::UnsupportedVersion));
+        assert_eq!(
+            accept_key(&request("c2hvcnQ=")),
+            Err(HandshakeError::BadKey)
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! The operator dashboard: its access modes and admin routes over real HTTP, and the page
 //! itself loaded in headless Chromium against a live engine.
 
-mod cdp;
-
+use crate::support::cdp;
 use crate::support::served::listening_addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,6 +15,7 @@ mod jwt_auth;
 mod limits;
 mod metrics;
 mod metrics_redis;
+mod mount;
 mod packaging;
 mod protocol;
 mod readme;

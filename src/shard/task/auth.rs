@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::ConnTask;
 use crate::conn::encryption::Encryption;
 use crate::conn::machine::AuthVerdict;
-use crate::hooks::{AuthRequest, Handshake, HandshakeRequest, Identity, LocalFuture};
+use crate::hooks::{AuthRequest, Handshake, HandshakeRequest, Identity, LocalFuture, UpgradeInfo};
 use crate::id::ClientId;
 
 /// The authenticator's and the negotiation's answer, awaited by the task.
@@ -36,10 +36,12 @@ impl ConnTask {
             self.shard.reject(self.slot, AuthVerdict::Failed);
             return;
         };
+        let upgrade = self.upgrade.take();
         let request = AuthRequest {
             client_id: self.client_id,
             remote_addr: self.peer,
             data: data.map(ToOwned::to_owned),
+            upgrade: upgrade.map_or_else(|| UpgradeInfo::bare(self.peer), |info| *info),
         };
         let negotiation = self.negotiation(&request, data);
         let authenticating = authenticator.authenticate(request);

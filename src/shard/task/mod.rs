@@ -27,6 +27,7 @@ use tokio::time::Sleep;
 use super::index::Slot;
 use super::socket::Socket;
 use super::state::Shard;
+use crate::hooks::UpgradeInfo;
 use crate::http::Upgraded;
 use crate::id::ClientId;
 use crate::ws::decode::FrameDecoder;
@@ -49,6 +50,7 @@ pub(crate) fn adopt(
         slot: admitted.slot,
         client_id,
         peer: upgraded.peer,
+        upgrade: Some(upgraded.info),
         decoder: FrameDecoder::new(shard.limits()),
         auth: None,
         peer_gone: false,
@@ -81,6 +83,8 @@ struct ConnTask {
     slot: Slot,
     client_id: ClientId,
     peer: SocketAddr,
+    /// What the upgrade request said, until the authenticator takes it.
+    upgrade: Option<Box<UpgradeInfo>>,
     decoder: FrameDecoder,
     auth: Option<AuthFuture>,
     /// The peer closed its side (EOF) or the socket failed.

@@ -59,10 +59,17 @@ impl WsClient {
 
     /// Connects with an `Origin` header, as a browser on that page would.
     pub async fn connect_from(url: &str, origin: &str) -> WsClient {
+        Self::connect_with(url, &[("Origin", origin)]).await
+    }
+
+    /// Connects with extra request headers (a `Cookie`, an `Origin`, …).
+    pub async fn connect_with(url: &str, headers: &[(&'static str, &str)]) -> WsClient {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = url.into_client_request().expect("request");
-        let origin = origin.parse().expect("header value");
-        request.headers_mut().insert("Origin", origin);
+        for (name, value) in headers {
+            let value = value.parse().expect("header value");
+            request.headers_mut().append(*name, value);
+        }
         let rest = url.strip_prefix("ws://").expect("a ws:// URL");
         let host = rest.split('/').next().expect("host:port");
         let tcp = tokio::net::TcpStream::connect(host)

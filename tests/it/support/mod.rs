@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod client;
 pub mod raw;
 pub mod raw_ws;
@@ -64,7 +65,7 @@ impl TestServer {
     /// Starts `builder`.
     pub fn start(builder: EngineBuilder) -> TestServer {
         let engine = builder.start().expect("engine starts");
-        let addr = engine.local_addr();
+        let addr = engine.local_addr().expect("the test engine listens");
         let handle = engine.handle();
         TestServer {
             engine: Some(engine),
