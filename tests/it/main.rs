@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod axum_example;
 mod config_cli;
 mod dashboard;
 mod delivery;

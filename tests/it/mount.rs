@@ -144,6 +144,7 @@ async fn a_mounted_socket_authenticates_by_cookie_and_lives_on_a_shard() {
     );
     assert_eq!(client_info.user_id.as_deref(), Some("alice"));
     client.join(&["public-news"]).await;
+    wait_members(&app.handle, "public-news", 1).await;
     app.handle
         .send_to_room("public-news", "headline", &json!({ "n": 1 }), &[])
         .expect("send");
@@ -181,6 +182,18 @@ async fn frames_sent_behind_the_upgrade_request_reach_the_shard() {
         "no connected event: {}",
         received.text
     );
+}
+
+/// Waits until `room` has `n` members (a join is processed asynchronously).
+async fn wait_members(handle: &Handle, room: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while handle.clients_of_room(room).await.len() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{room}: not {n} members"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// A masked client text frame (payload under 126 bytes).

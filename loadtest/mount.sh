@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Mounted on an application's router vs the engine's own listener, side by side: connect
+# + hold with HS256 JWT auth against examples/mounted_server.rs (one binary, one shard;
+# `mounted`: the WebSocket route on the axum application's port, each socket handed to
+# the shard after the upgrade; `own`: the engine's own listener in the same process),
+# interleaved run by run. Records RSS per idle authenticated connection and server CPU
+# per connect (the connect scenario's `server` figures) in a dated run folder with the
+# exact commands, machine facts and raw JSON.
+#
+#   loadtest/mount.sh                      # 5,000 and 10,000 clients, 3 runs each (~5 min)
+#   COUNTS=2000 RUNS=1 loadtest/mount.sh   # quick look
+#
+# Pinning: the server on core 0 (SERVER_CPU), the load generator on core 1 (LOAD_CPU).
+# Traffic stays on 127.0.0.1; every run is bounded in time.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+RUNS="${RUNS:-3}"
+COUNTS="${COUNTS:-5000 10000}"
+MODES="${MODES:-own mounted}"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
+OUT="$HERE/runs/$STAMP-$(hostname)-mount"
+mkdir -p "$OUT/raw" "$OUT/logs"
+SECRET=mount-secret
+log() { echo "[mount] $*" >&2; }
+
+log "building release binaries"
+(cd "$ROOT" && cargo build --release -p shardcast --example mounted_server >/dev/null 2>&1 &&
+  cargo build --release -p shardcast-load >/dev/null 2>&1)
+SERVER="$TARGET_DIR/release/examples/mounted_server"
+LOAD="$TARGET_DIR/release/shardcast-load"
+
+SPID=""
+cleanup() { [[ -n $SPID ]] && kill "$SPID" 2>/dev/null || true; }
+trap cleanup EXIT
+
+# start_server MODE LOG → sets SPID and PORT
+start_server() {
+  taskset -c "$SERVER_CPU" "$SERVER" "$1" 127.0.0.1:0 "$SECRET" >"$2.out" 2>"$2.err" &
+  SPID=$!
+  for _ in $(seq 100); do grep -q READY "$2.out" 2>/dev/null && break; sleep 0.1; done
+  PORT="$(sed -n 's/READY //p' "$2.out")"
+  sleep 0.5
+}
+stop_server() { kill -INT "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=""; sleep 0.5; }
+
+# connect_one MODE CLIENTS RUN
+connect_one() {
+  local name="connect$2-$1-$3"
+  start_server "$1" "$OUT/logs/$name"
+  local cmd=(taskset -c "$LOAD_CPU" "$LOAD" connect --clients "$2" --connect-rate 1000 --hold-s 5
+    --heartbeat-s 2 --url "ws://127.0.0.1:$PORT/ws" --jwt-secret "$SECRET" --server-pid "$SPID"
+    --no-progress --json "$OUT/raw/$name.json")
+  echo "${cmd[*]}" >>"$OUT/commands.txt"
+  log "$name"
+  "${cmd[@]}" >"$OUT/raw/$name.txt" 2>&1 || log "  run failed (see raw/$name.txt)"
+  stop_server
+}
+
+for run in $(seq "$RUNS"); do
+  for mode in $MODES; do
+    for clients in $COUNTS; do connect_one "$mode" "$clients" "$run"; done
+  done
+done
+
+{
+  echo "date: $STAMP"
+  echo "host: $(hostname)  kernel: $(uname -r)  cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  echo "shardcast: $(git -C "$ROOT" rev-parse --short HEAD)  rustc: $(rustc --version)"
+  echo "load average at the end (the machine may be shared): $(cut -d" " -f1-3 /proc/loadavg)"
+  echo "pinning: server (examples/mounted_server, 1 shard) on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU; runs: $RUNS per figure, modes ($MODES) interleaved run by run; clients: $COUNTS"
+} >"$OUT/machine.txt"
+
+python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
+import json, pathlib, statistics, sys
+out = pathlib.Path(sys.argv[1])
+rows = {}
+for f in sorted((out / "raw").glob("connect*.json")):
+    clients, mode, _run = f.stem.removeprefix("connect").split("-")
+    r = json.loads(f.read_text())["results"]
+    s = r["server"]
+    rows.setdefault((int(clients), mode), []).append(
+        (s["rss_per_conn_bytes"], s["cpu_per_conn_ms"] * 1000, r["connect_latency"]["p50_us"],
+         r["connect_latency"]["p99_us"], r["established"]))
+print("| clients | mode | runs | RSS per idle conn (B) | server CPU per connect (µs) | connect p50 / p99 (µs) | established |")
+print("|---|---|---|---|---|---|---|")
+for (clients, mode), v in sorted(rows.items()):
+    med = lambda i: statistics.median(x[i] for x in v)
+    spread = lambda i: f"{min(x[i] for x in v):.0f}–{max(x[i] for x in v):.0f}"
+    print(f"| {clients} | {mode} | {len(v)} | {med(0):.0f} ({spread(0)}) | {med(1):.0f} ({spread(1)}) "
+          f"| {med(2):.0f} / {med(3):.0f} | {min(x[4] for x in v)} |")
+PY
+log "done: $OUT"
