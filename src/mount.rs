@@ -117,6 +117,7 @@ where
         ("/metrics", on.metrics),
         ("/api/{*rest}", on.publish || on.api || dashboard),
         ("/dashboard", dashboard),
+        ("/dashboard/", dashboard),
         ("/dashboard/{*rest}", dashboard),
     ];
     for (path, _) in paths.iter().filter(|(_, on)| *on) {

@@ -104,16 +104,22 @@ pub(super) async fn answer(service: &HttpService, head: &RequestHead, part: Part
         return Response::error(404, "Not Found");
     }
     match part {
-        Part::Page => page(mode),
+        Part::Page => page(mode, head.path.ends_with('/')),
         Part::Script => asset("text/javascript; charset=utf-8", SCRIPT),
         Part::Style => asset("text/css; charset=utf-8", STYLE),
         Part::Data => data(service, head, mode).await,
     }
 }
 
-/// The page, told its mode (so it knows whether to ask for a key before polling).
-fn page(mode: DashboardMode) -> Response {
-    let html = PAGE.replace("{{MODE}}", mode.as_str());
+/// The page, told its mode (so it knows whether to ask for a key before polling). Its
+/// assets are linked relative to the page (`dashboard/app.js` from `/dashboard`,
+/// `app.js` from `/dashboard/`), so it works wherever an application mounts the
+/// endpoints (`mount::endpoints` nested under a prefix).
+fn page(mode: DashboardMode, trailing_slash: bool) -> Response {
+    let assets = if trailing_slash { "" } else { "dashboard/" };
+    let html = PAGE
+        .replace("{{MODE}}", mode.as_str())
+        .replace("{{ASSETS}}", assets);
     asset("text/html; charset=utf-8", &html).with_header("Content-Security-Policy", CSP)
 }
 

@@ -414,3 +414,33 @@ async fn shutdown_closes_mounted_clients_with_1001() {
     assert_eq!(&head, b"HTTP/1.1 503", "{}", String::from_utf8_lossy(&head));
     let _ = conn.stream.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_nested_under_a_prefix_in_headless_chromium() {
+    let seen = Seen::default();
+    let engine = engine_builder(&seen)
+        .configure(|c| c.dashboard = shardcast::config::DashboardMode::Public)
+        .start()
+        .expect("engine starts");
+    let router = Router::new()
+        .route("/live", mount::websocket(&engine))
+        .nest("/admin", mount::endpoints(&engine));
+    let app = App::serve(engine, router, true).await;
+    let browser = crate::support::cdp::Chromium::launch();
+    let mut page = crate::support::cdp::Page::open(&browser).await;
+    for path in ["/admin/dashboard", "/admin/dashboard/"] {
+        let url = format!("http://{}{path}", app.addr);
+        page.call("Page.navigate", json!({ "url": url })).await;
+        // Its script, style and data all load from under the prefix: two polls drawn.
+        let drawn = "+document.querySelector('#chart-deliveries path.series')?.dataset.points >= 1";
+        page.wait_for(drawn, WAIT).await;
+        let styled = "getComputedStyle(document.body).backgroundColor === 'rgb(246, 247, 249)'";
+        assert_eq!(page.eval(styled).await, json!(true), "{path}");
+    }
+    let errors = page.errors();
+    assert!(
+        errors.is_empty(),
+        "the page logged errors:\n{}",
+        errors.join("\n")
+    );
+}

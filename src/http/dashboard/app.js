@@ -1,4 +1,4 @@
-// The shardcast operator dashboard: polls GET /api/dashboard every second, keeps the last
+// The shardcast operator dashboard: polls GET <prefix>/api/dashboard every second, keeps the last
 // five minutes in memory and draws them as SVG charts with axes, tick labels and units.
 // No dependencies, no build step. The key (API or dashboard key) is entered in the page,
 // kept in sessionStorage and sent as `Authorization: Bearer`, never in a URL.
@@ -11,6 +11,9 @@
   const SVG = 'http://www.w3.org/2000/svg';
   const W = 480, H = 190, M = { l: 52, r: 12, t: 28, b: 26 };
   const mode = document.body.dataset.mode;
+  // The API beside this page: `/api` under whatever prefix the endpoints are mounted at
+  // (the page is `<prefix>/dashboard`, with or without a trailing slash).
+  const API = location.pathname.replace(/\/dashboard\/?$/, '') + '/api';
   const $ = (id) => document.getElementById(id);
 
   const history = [];
@@ -55,7 +58,7 @@
 
   async function poll() {
     try {
-      const res = await fetch('/api/dashboard', { headers: auth(), cache: 'no-store' });
+      const res = await fetch(API + '/dashboard', { headers: auth(), cache: 'no-store' });
       if (res.status === 401) {
         sessionStorage.removeItem(KEY);
         return askKey('key refused');
@@ -361,7 +364,7 @@
       return;
     }
     const body = { type: 'room', target: $('pub-room').value, event: $('pub-event').value, data };
-    const r = await call('POST', '/api/publish', JSON.stringify(body));
+    const r = await call('POST', API + '/publish', JSON.stringify(body));
     out.textContent = r.status === 202 ? 'published (202)' : failure(r);
   }
 
@@ -375,7 +378,7 @@
     e.preventDefault();
     const id = $('client-id').value.trim();
     const out = $('client-result');
-    const r = await call('GET', '/api/clients/' + encodeURIComponent(id));
+    const r = await call('GET', API + '/clients/' + encodeURIComponent(id));
     $('disconnect').disabled = r.status !== 200;
     if (r.status !== 200) {
       out.textContent = failure(r);
@@ -389,7 +392,7 @@
 
   async function disconnect() {
     const id = $('client-id').value.trim();
-    const r = await call('POST', '/api/clients/' + encodeURIComponent(id) + '/disconnect');
+    const r = await call('POST', API + '/clients/' + encodeURIComponent(id) + '/disconnect');
     $('client-result').textContent = r.status === 202 ? 'disconnected (202)' : failure(r);
     $('disconnect').disabled = true;
   }
