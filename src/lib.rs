@@ -8,7 +8,8 @@
 //! ## Architecture
 //!
 //! ```text
-//!                    one listening socket, accepted by every shard
+//!   the engine's listening socket, accepted by every shard  ─┐
+//!   or an application's router (`mount`): upgraded, handed ─┤
 //!  clients ──▶ shard 0 ─┐  own thread, runtime, connections and local indexes:
 //!              shard 1 ─┤  client → conn, user → conns, room → conns
 //!                …     ─┘
@@ -28,12 +29,14 @@
 //! | edges | `admission`, `http`, [`redis`] | connection caps and the failed-authentication throttle; HTTP/1.1 on the engine's port; the Redis bridge and [`redis::Emitter`] |
 //! | shard | `shard` | the thread, the acceptor, the connection task, the delivery walk, flushing |
 //! | engine | `engine` | [`EngineBuilder`] wires it all; [`Engine`] owns the threads |
+//! | integration | `mount` (feature `axum`) | the engine on an application's axum router: the WebSocket route and the built-in endpoints as handlers |
 //!
 //! - **Shards**: each an OS thread pinned to a core, running a single-threaded tokio
-//!   runtime, accepting on the shared listener. A connection lives on shard
-//!   `hash(client_id) % shards` for its whole life (the accepting shard picks an id that
-//!   hashes to itself); the shard owns it and its indexes, so the per-message path takes
-//!   no lock.
+//!   runtime, accepting on the shared listener (when the engine has one) and adopting
+//!   sockets an application's router upgraded. A connection lives on shard
+//!   `hash(client_id) % shards` for its whole life (the shard that takes it picks an id
+//!   that hashes to itself); the shard owns it and its indexes, so the per-message path
+//!   takes no lock.
 //! - **Routing**: every outbound message becomes one immutable WebSocket frame
 //!   ([`protocol::Frame`]) and the same buffer goes to every shard that may have
 //!   recipients, over bounded crossbeam queues with an async wake-up.
@@ -44,7 +47,13 @@
 //! - **Remote**: one Redis bridge per process carries Ignis envelopes between instances;
 //!   an envelope is parsed once, straight into the frame its recipients get.
 //!
-//! ## Embedding
+//! ## Embedding: two ways to run the engine
+//!
+//! Either way the application pushes data through the [`Handle`] (`Clone + Send +
+//! Sync`, from any thread or runtime), and a connection costs and behaves the same: same
+//! shard, socket, task, delivery path and memory (measured in `PERF.md`).
+//!
+//! **On its own listener** (its own port; the built-in endpoints on it):
 //!
 //! ```no_run
 //! use shardcast::Engine;
@@ -63,6 +72,38 @@
 //! handle.send_to_room("prices", "tick", &serde_json::json!({"btc": 1}), &[]).unwrap();
 //! engine.shutdown();
 //! ```
+//!
+//! **Mounted on an application's axum router** (feature `axum`; one port and one
+//! origin for the page, its API and the WebSocket; the application's own session
+//! authenticates the socket, from the upgrade request's cookie):
+//!
+#![cfg_attr(feature = "axum", doc = "```no_run")]
+#![cfg_attr(not(feature = "axum"), doc = "```ignore")]
+//! use std::net::SocketAddr;
+//!
+//! use axum::{Router, routing::get};
+//! use shardcast::{Engine, hooks::Identity, mount};
+//!
+//! # fn user_of_session(_token: &str) -> Option<String> { None }
+//! # async fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder()
+//!     .without_listener()
+//!     .authenticate(|req| {
+//!         let user = req.upgrade.cookie("session").and_then(user_of_session);
+//!         async move { Ok(user.map(|u| Identity { user_id: Some(u), ..Default::default() })) }
+//!     })
+//!     .start()?;
+//! let app = Router::new()
+//!     .route("/", get(|| async { "the application's page" }))
+//!     .route("/ws", mount::websocket(&engine))
+//!     .merge(mount::endpoints(&engine));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/axum_dashboard.rs` is a complete application built this way (a page with a
+//! live chart, a login, a publishing route); `mount`'s documentation has the contract.
 
 mod admission;
 pub mod auth;
@@ -89,6 +130,11 @@ pub use config::{Endpoints, EngineConfig};
 pub use engine::{Engine, EngineBuilder, EngineError};
 pub use id::{ClientId, InvalidClientId, ServerId};
 pub use routing::{ClientInfo, Handle, Publication, RoomCount, RoomSummary, SendError};
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Not part of the API: internal pieces re-exported for this crate's own benchmarks and
 /// integration tests (`benches/`, `tests/`). No stability promise of any kind.

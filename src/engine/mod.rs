@@ -65,7 +65,9 @@ pub enum EngineError {
 /// let engine = shardcast::Engine::builder()
 ///     .authenticator(shardcast::hooks::DevAuthenticator)
 ///     .start()?;
-/// println!("listening on {}", engine.local_addr());
+/// if let Some(addr) = engine.local_addr() {
+///     println!("listening on {addr}");
+/// }
 /// engine.shutdown();
 /// # Ok(()) }
 /// ```
