@@ -1,7 +1,7 @@
 //! The measuring server of `loadtest/mount.sh`: one axum application with the engine
 //! either mounted on the application's port (`mounted`) or on its own listener (`own`),
-//! HS256 JWT authentication as the standalone server does it, one shard, so the two ways
-//! in can be compared with the same binary and the same load.
+//! HS256 JWT authentication and mimalloc as the standalone server has them, one shard, so
+//! the two ways in can be compared with the same binary and the same load.
 //!
 //! ```text
 //! cargo run --release --example mounted_server -- mounted 127.0.0.1:0 SECRET
@@ -17,6 +17,10 @@ use axum::routing::get;
 use shardcast::Engine;
 use shardcast::auth::jwt::{JwtAlgorithm, JwtVerifier};
 use shardcast::hooks::JwtAuthenticator;
+
+/// The allocator the standalone server uses, so the figures compare with its own.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

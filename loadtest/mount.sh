@@ -7,7 +7,7 @@
 # per connect (the connect scenario's `server` figures) in a dated run folder with the
 # exact commands, machine facts and raw JSON.
 #
-#   loadtest/mount.sh                      # 5,000 and 10,000 clients, 3 runs each (~5 min)
+#   loadtest/mount.sh                      # 5,000 and 15,000 clients, 3 runs each (~7 min)
 #   COUNTS=2000 RUNS=1 loadtest/mount.sh   # quick look
 #
 # Pinning: the server on core 0 (SERVER_CPU), the load generator on core 1 (LOAD_CPU).
@@ -16,7 +16,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 RUNS="${RUNS:-3}"
-COUNTS="${COUNTS:-5000 10000}"
+COUNTS="${COUNTS:-5000 15000}"
 MODES="${MODES:-own mounted}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
@@ -92,5 +92,18 @@ for (clients, mode), v in sorted(rows.items()):
     spread = lambda i: f"{min(x[i] for x in v):.0f}–{max(x[i] for x in v):.0f}"
     print(f"| {clients} | {mode} | {len(v)} | {med(0):.0f} ({spread(0)}) | {med(1):.0f} ({spread(1)}) "
           f"| {med(2):.0f} / {med(3):.0f} | {min(x[4] for x in v)} |")
+# The marginal cost of a connection between the smallest and the largest count: what the
+# RSS grows by per added connection, free of fixed costs (allocator pages, runtime
+# threads) that a per-connection average spreads over the count.
+print()
+print("| mode | marginal RSS per added connection (B), medians |")
+print("|---|---|")
+for mode in sorted({m for _, m in rows}):
+    counts = sorted(c for c, m in rows if m == mode)
+    if len(counts) < 2:
+        continue
+    lo, hi = counts[0], counts[-1]
+    held = lambda c: statistics.median(x[0] for x in rows[(c, mode)]) * c
+    print(f"| {mode} | {(held(hi) - held(lo)) / (hi - lo):.0f} ({lo:,} → {hi:,}) |")
 PY
 log "done: $OUT"
