@@ -9,6 +9,7 @@
 #
 #   loadtest/mount.sh                      # 5,000 and 15,000 clients, 3 runs each (~7 min)
 #   COUNTS=2000 RUNS=1 loadtest/mount.sh   # quick look
+#   CONNECT_RATE=200 loadtest/mount.sh     # fewer upgrades in flight at once (default 1000/s)
 #
 # Pinning: the server on core 0 (SERVER_CPU), the load generator on core 1 (LOAD_CPU).
 # Traffic stays on 127.0.0.1; every run is bounded in time.
@@ -18,6 +19,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 RUNS="${RUNS:-3}"
 COUNTS="${COUNTS:-5000 15000}"
 MODES="${MODES:-own mounted}"
+CONNECT_RATE="${CONNECT_RATE:-1000}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -51,7 +53,7 @@ stop_server() { kill -INT "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null 
 connect_one() {
   local name="connect$2-$1-$3"
   start_server "$1" "$OUT/logs/$name"
-  local cmd=(taskset -c "$LOAD_CPU" "$LOAD" connect --clients "$2" --connect-rate 1000 --hold-s 5
+  local cmd=(taskset -c "$LOAD_CPU" "$LOAD" connect --clients "$2" --connect-rate "$CONNECT_RATE" --hold-s 5
     --heartbeat-s 2 --url "ws://127.0.0.1:$PORT/ws" --jwt-secret "$SECRET" --server-pid "$SPID"
     --no-progress --json "$OUT/raw/$name.json")
   echo "${cmd[*]}" >>"$OUT/commands.txt"
@@ -71,7 +73,7 @@ done
   echo "host: $(hostname)  kernel: $(uname -r)  cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   echo "shardcast: $(git -C "$ROOT" rev-parse --short HEAD)  rustc: $(rustc --version)"
   echo "load average at the end (the machine may be shared): $(cut -d" " -f1-3 /proc/loadavg)"
-  echo "pinning: server (examples/mounted_server, 1 shard) on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU; runs: $RUNS per figure, modes ($MODES) interleaved run by run; clients: $COUNTS"
+  echo "pinning: server (examples/mounted_server, 1 shard) on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU; runs: $RUNS per figure, modes ($MODES) interleaved run by run; clients: $COUNTS at $CONNECT_RATE connects/s"
 } >"$OUT/machine.txt"
 
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
