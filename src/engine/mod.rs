@@ -78,6 +78,8 @@ pub struct Engine {
     control_thread: Option<JoinHandle<()>>,
     tls: Option<Arc<Tls>>,
     api_key: ApiKey,
+    /// Read only by `crate::mount` (feature `axum`).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     doorway: Arc<Doorway>,
 }
 

@@ -58,12 +58,17 @@ use crate::config::Endpoints;
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::Handle;
 
-pub(crate) use api::route;
 pub(crate) use api_key::ApiKey;
 pub(crate) use dashboard::Dashboard;
-pub(crate) use request::RequestHead;
-pub(crate) use response::Response;
-pub(crate) use server::{Upgraded, admit, check_upgrade, refused, serve, upgrade_info};
+pub(crate) use server::{Upgraded, serve};
+/// What `crate::mount` answers an application's requests with.
+#[cfg(feature = "axum")]
+pub(crate) use {
+    api::route,
+    request::RequestHead,
+    response::Response,
+    server::{admit, check_upgrade, refused, upgrade_info},
+};
 
 /// What the HTTP side of the engine's port needs, shared by every shard.
 pub(crate) struct HttpService {
