@@ -76,36 +76,5 @@ done
   echo "pinning: server (examples/mounted_server, 1 shard) on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU; runs: $RUNS per figure, modes ($MODES) interleaved run by run; clients: $COUNTS at $CONNECT_RATE connects/s"
 } >"$OUT/machine.txt"
 
-python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
-import json, pathlib, statistics, sys
-out = pathlib.Path(sys.argv[1])
-rows = {}
-for f in sorted((out / "raw").glob("connect*.json")):
-    clients, mode, _run = f.stem.removeprefix("connect").split("-")
-    r = json.loads(f.read_text())["results"]
-    s = r["server"]
-    rows.setdefault((int(clients), mode), []).append(
-        (s["rss_per_conn_bytes"], s["cpu_per_conn_ms"] * 1000, r["connect_latency"]["p50_us"],
-         r["connect_latency"]["p99_us"], r["established"]))
-print("| clients | mode | runs | RSS per idle conn (B) | server CPU per connect (µs) | connect p50 / p99 (µs) | established |")
-print("|---|---|---|---|---|---|---|")
-for (clients, mode), v in sorted(rows.items()):
-    med = lambda i: statistics.median(x[i] for x in v)
-    spread = lambda i: f"{min(x[i] for x in v):.0f}–{max(x[i] for x in v):.0f}"
-    print(f"| {clients} | {mode} | {len(v)} | {med(0):.0f} ({spread(0)}) | {med(1):.0f} ({spread(1)}) "
-          f"| {med(2):.0f} / {med(3):.0f} | {min(x[4] for x in v)} |")
-# The marginal cost of a connection between the smallest and the largest count: what the
-# RSS grows by per added connection, free of fixed costs (allocator pages, runtime
-# threads) that a per-connection average spreads over the count.
-print()
-print("| mode | marginal RSS per added connection (B), medians |")
-print("|---|---|")
-for mode in sorted({m for _, m in rows}):
-    counts = sorted(c for c, m in rows if m == mode)
-    if len(counts) < 2:
-        continue
-    lo, hi = counts[0], counts[-1]
-    held = lambda c: statistics.median(x[0] for x in rows[(c, mode)]) * c
-    print(f"| {mode} | {(held(hi) - held(lo)) / (hi - lo):.0f} ({lo:,} → {hi:,}) |")
-PY
+python3 "$HERE/scripts/connect_summary.py" "$OUT" | tee "$OUT/summary.md"
 log "done: $OUT"

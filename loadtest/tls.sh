@@ -144,29 +144,18 @@ done
   echo "pinning: server on CPU $SERVER_CPU (--shards 1), load generator on CPU $LOAD_CPU; runs: $RUNS per figure, modes ($MODES) interleaved run by run; clients: $COUNTS"
 } >"$OUT/machine.txt"
 
-python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "$HERE/scripts" <<'PY' | tee "$OUT/summary.md"
 import json, pathlib, statistics, sys
 out = pathlib.Path(sys.argv[1])
-rows, fan = {}, {}
+fan = {}
 for f in sorted((out / "raw").glob("fanout1k-*.json")):
     _, mode, _run = f.stem.split("-")
     r = json.loads(f.read_text())["results"]
     fan.setdefault(mode, []).append((r["server"]["cpu_s_per_million_deliveries"],
         r["server"]["measured"]["cores"], r["latency"]["p50_us"], r["latency"]["p99_us"], r["lost"]))
-for f in sorted((out / "raw").glob("connect*.json")):
-    clients, mode, _run = f.stem.removeprefix("connect").split("-")
-    r = json.loads(f.read_text())["results"]
-    s = r["server"]
-    rows.setdefault((int(clients), mode), []).append(
-        (s["rss_per_conn_bytes"], s["cpu_per_conn_ms"] * 1000, r["connect_latency"]["p50_us"],
-         r["connect_latency"]["p99_us"], r["established"]))
-print("| clients | mode | runs | RSS per idle conn (B) | server CPU per connect (µs) | connect p50 / p99 (µs) | established |")
-print("|---|---|---|---|---|---|---|")
-for (clients, mode), v in sorted(rows.items()):
-    med = lambda i: statistics.median(x[i] for x in v)
-    spread = lambda i: f"{min(x[i] for x in v):.0f}–{max(x[i] for x in v):.0f}"
-    print(f"| {clients} | {mode} | {len(v)} | {med(0):.0f} ({spread(0)}) | {med(1):.0f} ({spread(1)}) "
-          f"| {med(2):.0f} / {med(3):.0f} | {min(x[4] for x in v)} |")
+sys.path.insert(0, str(pathlib.Path(sys.argv[2])))
+from connect_summary import print_table, rows_of
+print_table(rows_of(out))
 if fan:
     print()
     print("fan-out: 1 room x 1,000 clients, 1,000 publishes/s (10 s; 1 M deliveries/s)")
