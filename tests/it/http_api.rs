@@ -30,7 +30,11 @@ async fn health_ready_metrics_stats_and_dashboard() {
     assert_eq!(stats["authenticated"], 1);
     let (status, page) = http(server.addr, "GET", "/dashboard", &[], "").await;
     assert_eq!(status, 200);
-    assert!(page.contains("/dashboard/app.js"), "{page}");
+    // Assets relative to the page, so it also works under an application's prefix.
+    assert!(page.contains(r#"src="dashboard/app.js""#), "{page}");
+    let (status, page) = http(server.addr, "GET", "/dashboard/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"src="app.js""#), "{page}");
 }
 
 #[tokio::test]
