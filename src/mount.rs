@@ -36,16 +36,18 @@
 //!   same metrics. The application's handler writes the `101`.
 //! - **Then the socket changes hands.** Once hyper has written the `101`, the upgraded
 //!   connection is taken apart (`hyper_util`'s `downcast`) into its `TcpStream` and the
-//!   bytes hyper already read; the stream leaves the application's reactor and goes to
+//!   bytes hyper already read (and, under TLS, its rustls state); the stream leaves the
+//!   application's reactor and goes to
 //!   the next shard's handoff queue (round-robin). From there the connection costs and
 //!   behaves exactly like one the engine accepted: same socket, task, delivery path and
 //!   memory; the application's runtime keeps nothing of it.
-//! - **Requirements.** The router must be served over plain TCP by hyper's HTTP/1
-//!   server (what `axum::serve` does): a connection whose transport is not a tokio
-//!   `TcpStream` (TLS terminated by the application, a Unix socket) cannot be taken over
-//!   and is closed after the `101`, logged once as an error that says so; terminate TLS
-//!   in front of the application, or let the engine own the listener
-//!   ([`EngineBuilder::tls`](crate::EngineBuilder::tls)). Serve with
+//! - **Transports.** The router must be served by hyper's HTTP/1 server (what
+//!   `axum::serve` does, or hyper-util's server) over a tokio `TcpStream`, plain or under
+//!   tokio-rustls 0.26 (an application that terminates TLS itself, such as axum-server
+//!   with rustls): the rustls state moves to the shard with the socket, as the engine's
+//!   own TLS acceptor does it, plaintext rustls already decrypted included. Any other
+//!   transport (a Unix socket, another TLS library) cannot be taken over and is closed
+//!   after the `101`, logged once as an error that says so. Serve with
 //!   `into_make_service_with_connect_info::<SocketAddr>()` so the peer address is known
 //!   before the `101`: without it the per-address caps are checked after the upgrade, and
 //!   a refusal is a close frame (1013) instead of an HTTP 503/429.
@@ -246,27 +248,31 @@ async fn hand_off(doorway: Arc<Doorway>, on_upgrade: hyper::upgrade::OnUpgrade, 
             return;
         }
     };
-    let Some((stream, read_buf)) = into_tcp(upgraded) else {
+    let Some((transport, read_buf)) = take_apart(upgraded) else {
         not_tcp();
         return;
     };
-    let Some(peer) = pending.peer.or_else(|| stream.peer_addr().ok()) else {
+    let Some(peer) = pending.peer.or_else(|| transport.tcp().peer_addr().ok()) else {
         return;
     };
     let permit = match pending.permit {
         Some(permit) => permit,
         None => match http::admit(&doorway.http, peer) {
             Ok(permit) => permit,
-            Err(refusal) => return refuse_after_upgrade(&doorway, stream, refusal).await,
+            Err(refusal) => return refuse_after_upgrade(&doorway, transport, refusal).await,
         },
+    };
+    let Some((stream, tls, leftover)) = transport.split(read_buf.to_vec(), &doorway).await else {
+        return;
     };
     let Ok(stream) = stream.into_std() else {
         return;
     };
     let handoff = Handoff {
         stream,
+        tls,
         peer,
-        leftover: read_buf.to_vec(),
+        leftover,
         permit,
         info: Box::new(http::upgrade_info(pending.head, peer)),
         accepted_at: pending.accepted_at,
@@ -275,19 +281,72 @@ async fn hand_off(doorway: Arc<Doorway>, on_upgrade: hyper::upgrade::OnUpgrade, 
     let _ = doorway.next_shard().send(handoff).await;
 }
 
-/// The `TcpStream` under an upgraded connection and the bytes hyper read past the
-/// request; `None` when the transport is something else.
-fn into_tcp(upgraded: hyper::upgrade::Upgraded) -> Option<(TcpStream, Bytes)> {
-    // `axum::serve` (hyper-util's auto connection) wraps the transport in its own
-    // buffered type; a bare hyper HTTP/1 connection does not.
-    use hyper_util::server::conn::auto::upgrade::downcast;
-    match downcast::<TokioIo<TcpStream>>(upgraded) {
-        Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
-        Err(upgraded) => upgraded
-            .downcast::<TokioIo<TcpStream>>()
-            .ok()
-            .map(|parts| (parts.io.into_inner(), parts.read_buf)),
+/// A TLS connection as tokio-rustls serves it (axum-server's rustls acceptor, or an
+/// application's own `TlsAcceptor`).
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The transport under an upgraded connection.
+enum Transport {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS the application terminated, over TCP.
+    Tls(Box<TlsStream>),
+}
+
+impl Transport {
+    /// The TCP stream underneath.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(tls) => tls.get_ref().0,
+        }
     }
+
+    /// The TCP stream, the TLS state over it (records the application's stack still held
+    /// are sent first) and every byte already received past the request: `leftover`,
+    /// then what rustls decrypted that hyper did not read. `None` when the connection
+    /// broke meanwhile.
+    async fn split(
+        self,
+        leftover: Vec<u8>,
+        doorway: &Doorway,
+    ) -> Option<(TcpStream, Option<Box<rustls::ServerConnection>>, Vec<u8>)> {
+        match self {
+            Transport::Plain(tcp) => Some((tcp, None, leftover)),
+            Transport::Tls(mut tls) => {
+                let flushed = tokio::time::timeout(doorway.http.request_timeout, tls.flush());
+                flushed.await.ok()?.ok()?;
+                let (tcp, mut state) = tls.into_inner();
+                let leftover = crate::tls::with_decrypted(&mut state, leftover)?;
+                Some((tcp, Some(Box::new(state)), leftover))
+            }
+        }
+    }
+}
+
+/// The transport under an upgraded connection and the bytes hyper read past the
+/// request; `None` when it is neither a tokio `TcpStream` nor tokio-rustls over one.
+fn take_apart(upgraded: hyper::upgrade::Upgraded) -> Option<(Transport, Bytes)> {
+    // `axum::serve` (hyper-util's auto connection) wraps the transport in its own
+    // buffered type, reached by hyper-util's `downcast`; a bare hyper HTTP/1 connection
+    // does not, and hyper's own `downcast` reaches it.
+    use hyper_util::server::conn::auto::upgrade::downcast;
+    let plain = |io: TokioIo<TcpStream>| Transport::Plain(io.into_inner());
+    let tls = |io: TokioIo<TlsStream>| Transport::Tls(Box::new(io.into_inner()));
+    let upgraded = match downcast::<TokioIo<TcpStream>>(upgraded) {
+        Ok(parts) => return Some((plain(parts.io), parts.read_buf)),
+        Err(upgraded) => upgraded,
+    };
+    let upgraded = match downcast::<TokioIo<TlsStream>>(upgraded) {
+        Ok(parts) => return Some((tls(parts.io), parts.read_buf)),
+        Err(upgraded) => upgraded,
+    };
+    let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => return Some((plain(parts.io), parts.read_buf)),
+        Err(upgraded) => upgraded,
+    };
+    let parts = upgraded.downcast::<TokioIo<TlsStream>>().ok()?;
+    Some((tls(parts.io), parts.read_buf))
 }
 
 /// Logs, once per process, that an upgraded transport could not be taken over.
@@ -295,17 +354,19 @@ fn not_tcp() {
     static LOGGED: AtomicBool = AtomicBool::new(false);
     if !LOGGED.swap(true, Ordering::Relaxed) {
         tracing::error!(
-            "a WebSocket upgraded by the application's router is not a plain tokio \
-             TcpStream served by hyper (TLS in the application? a Unix socket?), so the \
-             engine cannot take it over and closes it: serve the router with axum::serve \
-             over TCP and terminate TLS in front, or give the engine its own TLS listener"
+            "a WebSocket upgraded by the application's router runs over neither a tokio \
+             TcpStream nor tokio-rustls 0.26 over one (a Unix socket? another TLS \
+             library?), so the engine cannot take it over and closes it: serve the router \
+             over TCP (axum::serve, or TLS with tokio-rustls) or give the engine its own \
+             listener"
         );
     }
 }
 
 /// A refusal the caps decided after the `101` (the peer address was unknown before):
-/// a close frame, 1013 with the refusal's reason, then the socket is dropped.
-async fn refuse_after_upgrade(doorway: &Doorway, mut stream: TcpStream, refusal: http::Response) {
+/// a close frame, 1013 with the refusal's reason (through TLS when the application
+/// terminated it), then the socket is dropped.
+async fn refuse_after_upgrade(doorway: &Doorway, transport: Transport, refusal: http::Response) {
     let refusal = http::refused(&doorway.http, refusal);
     let body: Option<serde_json::Value> = serde_json::from_slice(&refusal.body).ok();
     let reason = body
@@ -313,7 +374,16 @@ async fn refuse_after_upgrade(doorway: &Doorway, mut stream: TcpStream, refusal:
         .and_then(|b| b["error"].as_str())
         .unwrap_or("");
     let frame = crate::ws::frame::close_frame(1013, reason);
-    let _ = tokio::time::timeout(doorway.http.request_timeout, stream.write_all(&frame)).await;
+    let write = async {
+        match transport {
+            Transport::Plain(mut tcp) => tcp.write_all(&frame).await,
+            Transport::Tls(mut tls) => {
+                tls.write_all(&frame).await?;
+                tls.shutdown().await
+            }
+        }
+    };
+    let _ = tokio::time::timeout(doorway.http.request_timeout, write).await;
 }
 
 /// The `101 Switching Protocols` response.

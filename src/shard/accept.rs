@@ -14,13 +14,11 @@
 //! the shard drives it like any socket. A connection that ends without upgrading gets
 //! `close_notify`.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ServerConnection;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -130,7 +128,7 @@ async fn serve_tls(
         return None;
     }
     let (tcp, mut connection) = stream.into_inner();
-    let leftover = with_decrypted(&mut connection, leftover)?;
+    let leftover = crate::tls::with_decrypted(&mut connection, leftover)?;
     Some(Upgraded {
         stream: Socket::tls(tcp, connection),
         peer,
@@ -138,19 +136,6 @@ async fn serve_tls(
         permit,
         info,
     })
-}
-
-/// `leftover` followed by the plaintext rustls decrypted during the HTTP phase that HTTP
-/// did not read (frames sent right behind the upgrade request): the socket will not
-/// become readable again for it. `None` when rustls reports a broken connection.
-fn with_decrypted(tls: &mut ServerConnection, mut leftover: Vec<u8>) -> Option<Vec<u8>> {
-    tls.process_new_packets().ok()?;
-    match tls.reader().read_to_end(&mut leftover) {
-        // Read up to the end of what was decrypted (or to the peer's close_notify).
-        Ok(_) => Some(leftover),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(leftover),
-        Err(_) => None,
-    }
 }
 
 fn handshake_failed(peer: SocketAddr, why: &str) -> Option<Upgraded<Socket>> {

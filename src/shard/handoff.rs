@@ -6,9 +6,10 @@
 //! - A handoff arrives after the application wrote the `101` and after the connection
 //!   passed the same checks as on the engine's port (shutdown, origin, handshake, caps:
 //!   the [`Permit`] rides along). Its socket is already out of the application's reactor
-//!   (`into_std`); the shard registers it with its own, so from here on the connection is
-//!   indistinguishable from one the shard accepted: same [`Socket`], same task, same
-//!   delivery path, same memory.
+//!   (`into_std`), with its rustls state beside it when the application terminated TLS;
+//!   the shard registers it with its own, so from here on the connection is
+//!   indistinguishable from one the shard accepted: same [`Socket`] (plain or TLS), same
+//!   task, same delivery path, same memory.
 //! - Each shard has one bounded queue of [`HANDOFF_QUEUE`] handoffs; the application's
 //!   task waits when it is full (a connection storm is paced, never dropped here).
 //! - The queue is drained by a local task that stops with the acceptor at shutdown; a
@@ -34,6 +35,8 @@ pub(crate) const HANDOFF_QUEUE: usize = 1024;
 pub(crate) struct Handoff {
     /// The socket, out of the application's reactor (non-blocking).
     pub stream: std::net::TcpStream,
+    /// The TLS state over it, when the application terminated TLS (tokio-rustls).
+    pub tls: Option<Box<rustls::ServerConnection>>,
     /// The peer's address.
     pub peer: SocketAddr,
     /// Bytes the application's HTTP stack read past the upgrade request (the client's
@@ -74,8 +77,12 @@ fn adopt(shard: &Rc<Shard>, handoff: Handoff) {
         }
     };
     let _ = stream.set_nodelay(true);
+    let socket = match handoff.tls {
+        Some(tls) => Socket::tls(stream, *tls),
+        None => Socket::Plain(stream),
+    };
     let upgraded = Upgraded {
-        stream: Socket::Plain(stream),
+        stream: socket,
         peer: handoff.peer,
         leftover: handoff.leftover,
         permit: handoff.permit,

@@ -100,3 +100,21 @@ impl Tls {
         Ok(())
     }
 }
+
+/// `leftover` followed by the plaintext rustls decrypted during the HTTP phase that HTTP
+/// did not read (frames sent right behind the upgrade request): the socket will not
+/// become readable again for it, so it travels with the connection's leftover bytes.
+/// `None` when rustls reports a broken connection.
+pub(crate) fn with_decrypted(
+    tls: &mut rustls::ServerConnection,
+    mut leftover: Vec<u8>,
+) -> Option<Vec<u8>> {
+    use std::io::Read;
+    tls.process_new_packets().ok()?;
+    match tls.reader().read_to_end(&mut leftover) {
+        // Read up to the end of what was decrypted (or to the peer's close_notify).
+        Ok(_) => Some(leftover),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(leftover),
+        Err(_) => None,
+    }
+}

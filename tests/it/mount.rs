@@ -444,3 +444,103 @@ async fn the_dashboard_works_nested_under_a_prefix_in_headless_chromium() {
         errors.join("\n")
     );
 }
+
+/// A rustls server configuration for `cert` (HTTP/1.1 by ALPN), as an application that
+/// terminates TLS itself builds one.
+fn app_tls_config(cert: &crate::support::tls::ServerCert) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert_path)
+        .expect("certificate file")
+        .collect::<Result<_, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(&cert.key_path).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("certificate and key");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Serves `router` over TLS the way an application that terminates TLS does it:
+/// tokio-rustls, then hyper-util's HTTP/1-or-2 server with upgrades.
+async fn serve_tls(
+    router: Router,
+    config: Arc<rustls::ServerConfig>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let executor = hyper_util::rt::TokioExecutor::new();
+                let builder = hyper_util::server::conn::auto::Builder::new(executor);
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = builder.serve_connection_with_upgrades(io, service).await;
+            });
+        }
+    });
+    (addr, server)
+}
+
+#[tokio::test]
+async fn an_application_that_terminates_tls_hands_its_sockets_over_too() {
+    let ca = crate::support::tls::TestCa::new();
+    let dir = crate::support::tls::tempdir();
+    let cert = ca.issue(&dir, "app");
+    let seen = Seen::default();
+    let engine = engine_builder(&seen)
+        .configure(|c| c.max_connections_per_ip = 1)
+        .start()
+        .expect("engine starts");
+    let handle = engine.handle();
+    let router = Router::new().route("/live", mount::websocket(&engine));
+    let (addr, server) = serve_tls(router, app_tls_config(&cert)).await;
+    let url = format!("wss://localhost:{}/live", addr.port());
+    let cookie = [("Cookie", "session=u-tina")];
+
+    let tls = ca.connect(addr).await.expect("TLS handshake");
+    let mut client = WsClient::over_with(&url, &cookie, Box::new(tls)).await;
+    client
+        .send_json(json!({ "event": "authenticate", "data": {} }))
+        .await;
+    let connected = client.expect_event("connected").await;
+    assert_eq!(connected["data"]["userId"], "tina");
+    let id = connected["data"]["id"].as_str().expect("client id");
+    assert!(handle.client_info(id).await.is_some(), "on a shard");
+    handle
+        .send_to_user("tina", "direct", &json!("over TLS"))
+        .expect("send");
+    assert_eq!(
+        client.expect_event("direct").await["data"],
+        json!("over TLS")
+    );
+    client.join(&["public-tls"]).await;
+    wait_members(&handle, "public-tls", 1).await;
+
+    // Without connect-info the caps decide after the upgrade: the close frame goes
+    // through TLS.
+    let tls = ca.connect(addr).await.expect("TLS handshake");
+    let mut second = WsClient::over_with(&url, &cookie, Box::new(tls)).await;
+    match second.next_within(WAIT).await {
+        crate::support::client::Next::Close(code, _) => assert_eq!(code, 1013),
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+    server.abort();
+    drop(client);
+    tokio::task::spawn_blocking(move || engine.shutdown())
+        .await
+        .expect("engine stops");
+}

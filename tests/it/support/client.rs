@@ -64,18 +64,27 @@ impl WsClient {
 
     /// Connects with extra request headers (a `Cookie`, an `Origin`, …).
     pub async fn connect_with(url: &str, headers: &[(&'static str, &str)]) -> WsClient {
+        let rest = url.strip_prefix("ws://").expect("a ws:// URL");
+        let host = rest.split('/').next().expect("host:port");
+        let tcp = tokio::net::TcpStream::connect(host)
+            .await
+            .expect("TCP connects");
+        Self::over_with(url, headers, Box::new(tcp)).await
+    }
+
+    /// Upgrades on `stream` (TLS or not) with the request for `url` and extra headers.
+    pub async fn over_with(
+        url: &str,
+        headers: &[(&'static str, &str)],
+        stream: Transport,
+    ) -> WsClient {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = url.into_client_request().expect("request");
         for (name, value) in headers {
             let value = value.parse().expect("header value");
             request.headers_mut().append(*name, value);
         }
-        let rest = url.strip_prefix("ws://").expect("a ws:// URL");
-        let host = rest.split('/').next().expect("host:port");
-        let tcp = tokio::net::TcpStream::connect(host)
-            .await
-            .expect("TCP connects");
-        let (ws, _) = tokio_tungstenite::client_async(request, Box::new(tcp) as Transport)
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
             .await
             .expect("websocket connects");
         WsClient { ws }
