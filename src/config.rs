@@ -192,6 +192,29 @@ impl Endpoints {
     };
 }
 
+impl Endpoints {
+    /// The names of the endpoints, as settings write them.
+    pub const NAMES: [&'static str; 5] = ["health", "ready", "metrics", "publish", "api"];
+
+    /// The endpoints named in `names` on, every other off; `none` alone turns them all
+    /// off. Names are case-insensitive.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, ConfigError> {
+        let mut on = Endpoints::NONE;
+        for name in names {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "health" => on.health = true,
+                "ready" => on.ready = true,
+                "metrics" => on.metrics = true,
+                "publish" => on.publish = true,
+                "api" => on.api = true,
+                "none" => {}
+                _ => return Err(ConfigError::UnknownEndpoint(name.to_owned())),
+            }
+        }
+        Ok(on)
+    }
+}
+
 impl Default for Endpoints {
     fn default() -> Self {
         Endpoints::ALL
@@ -303,6 +326,11 @@ pub enum ConfigError {
     /// The dashboard mode is not one of `off`, `protected`, `public`.
     #[error("dashboard `{0}` is not a mode: use off, protected or public")]
     BadDashboardMode(String),
+    /// An endpoint name that is not one of [`Endpoints::NAMES`].
+    #[error(
+        "endpoint `{0}` is unknown: name some of health, ready, metrics, publish, api (or none)"
+    )]
+    UnknownEndpoint(String),
 }
 
 impl EngineConfig {

@@ -7,10 +7,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shardcast::EngineConfig;
 use shardcast::config::ConfigError;
 use shardcast::rooms::glob::{PatternError, RoomPolicy};
 use shardcast::tls::TlsConfig;
+use shardcast::{Endpoints, EngineConfig};
 
 use super::auth::{self, AuthMode};
 use super::layers::{FileLayer, Layers, SettingError, Sourced, describe};
@@ -182,6 +182,8 @@ fn engine_config(s: &Settings) -> Result<EngineConfig, CliError> {
         optional_encryption: s.optional_encryption.value,
         write_coalesce_factor: s.write_coalesce_factor.value,
         dashboard: s.dashboard.value,
+        endpoints: Endpoints::from_names(s.endpoints.value.iter().map(String::as_str))
+            .map_err(|e| engine_error(s, &e))?,
         ..limits(s, timing(s))
     };
     config.validate().map_err(|e| engine_error(s, &e))?;
@@ -228,6 +230,7 @@ fn engine_error(s: &Settings, err: &ConfigError) -> CliError {
         ConfigError::BadDefaultRoom(_) => "default_rooms",
         ConfigError::BadOriginPattern(_) | ConfigError::OriginPlaceholder(_) => "allowed_origins",
         ConfigError::BadDashboardMode(_) => "dashboard",
+        ConfigError::UnknownEndpoint(_) => "endpoints",
     };
     let entry = s.entries().into_iter().find(|e| e.key == key);
     let at = match entry {

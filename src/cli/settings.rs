@@ -171,6 +171,10 @@ settings! {
     /// Bearer key that shows the whole dashboard and nothing else (no publish, no
     /// disconnect); the API key always works.
     dashboard_key: Option<String> = "", "KEY", SECRET;
+    /// The built-in endpoints served besides the WebSocket and the dashboard: some of
+    /// `health`, `ready`, `metrics`, `publish` and `api` (the `/api/` queries), or
+    /// `none`; the others answer 404.
+    endpoints: Vec<String> = "health,ready,metrics,publish,api", "NAME", PLAIN;
     /// Rooms clients may join, as globs (`*`, `?`, `{userId}`: `public-*`,
     /// `user-{userId}-*`); unset, every join is rejected. Re-read on SIGHUP.
     allow_rooms: Vec<String> = "", "GLOB", LIVE;

@@ -369,3 +369,34 @@ fn version_names_the_commit_and_build_date() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn endpoints_are_chosen_by_flag_or_env() {
+    let get = |addr, path: &'static str| crate::support::http(addr, "GET", path, &[], "");
+    let some = Served::start(
+        &[
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--endpoints",
+            "health,READY",
+        ],
+        &[],
+    );
+    assert_eq!(get(some.addr, "/health").await.0, 200);
+    assert_eq!(get(some.addr, "/ready").await.0, 200);
+    assert_eq!(get(some.addr, "/metrics").await.0, 404);
+    assert_eq!(get(some.addr, "/api/stats").await.0, 404);
+    let none = Served::start(
+        &["--dev", "--listen", "127.0.0.1:0"],
+        &[("SHARDCAST_ENDPOINTS", "none")],
+    );
+    for path in ["/health", "/ready", "/metrics", "/api/stats"] {
+        assert_eq!(get(none.addr, path).await.0, 404, "{path}");
+    }
+    // The WebSocket stays.
+    let mut client = WsClient::connect(&format!("ws://{}/ws", none.addr)).await;
+    client.authenticate("u").await;
+    let err = refusal(&["serve", "--dev", "--endpoints", "health,helth"]);
+    said_once(&err, "endpoint `helth` is unknown", "--endpoints");
+}
