@@ -17,8 +17,9 @@ use crate::support::cdp;
 use crate::support::client::WsClient;
 use crate::support::raw::RawConn;
 
-/// The example's binary, built by `cargo test` next to this test's own binary
-/// (`target/<profile>/examples/`).
+/// The example's binary, next to this test's own binary (`target/<profile>/examples/`),
+/// where `./scripts/test` builds it first (`cargo build --examples`; `cargo test`
+/// builds examples only as test harnesses).
 fn example_binary() -> PathBuf {
     let test_binary = std::env::current_exe().expect("the test binary's path");
     let profile_dir = test_binary
@@ -28,8 +29,8 @@ fn example_binary() -> PathBuf {
     let binary = profile_dir.join("examples").join("axum_dashboard");
     assert!(
         binary.is_file(),
-        "{} is missing: `cargo test` builds the examples (a run filtered with `--test it` \
-         does not); run `cargo build --example axum_dashboard` first",
+        "{} is missing: run ./scripts/test, which builds the examples first, or \
+         `cargo build --examples` before `cargo test`",
         binary.display()
     );
     binary
