@@ -50,8 +50,9 @@
 //! ## Embedding: two ways to run the engine
 //!
 //! Either way the application pushes data through the [`Handle`] (`Clone + Send +
-//! Sync`, from any thread or runtime), and a connection costs and behaves the same: same
-//! shard, socket, task, delivery path and memory (measured in `PERF.md`).
+//! Sync`, from any thread or runtime), and a connection behaves the same and keeps the
+//! same state: same shard, socket, task and delivery path (a mounted connect costs the
+//! application's HTTP parsing; measured in `PERF.md`).
 //!
 //! **On its own listener** (its own port; the built-in endpoints on it):
 //!

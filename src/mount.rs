@@ -37,10 +37,10 @@
 //! - **Then the socket changes hands.** Once hyper has written the `101`, the upgraded
 //!   connection is taken apart (`hyper_util`'s `downcast`) into its `TcpStream` and the
 //!   bytes hyper already read (and, under TLS, its rustls state); the stream leaves the
-//!   application's reactor and goes to
-//!   the next shard's handoff queue (round-robin). From there the connection costs and
-//!   behaves exactly like one the engine accepted: same socket, task, delivery path and
-//!   memory; the application's runtime keeps nothing of it.
+//!   application's reactor and goes to the next shard's handoff queue (round-robin).
+//!   From there the connection behaves exactly like one the engine accepted: same
+//!   socket, task, delivery path and state, allocated on the shard; the application's
+//!   runtime keeps nothing of it.
 //! - **Transports.** The router must be served by hyper's HTTP/1 server (what
 //!   `axum::serve` does, or hyper-util's server) over a tokio `TcpStream`, plain or under
 //!   tokio-rustls 0.26 (an application that terminates TLS itself, such as axum-server

@@ -9,7 +9,7 @@
 //!   (`into_std`), with its rustls state beside it when the application terminated TLS;
 //!   the shard registers it with its own, so from here on the connection is
 //!   indistinguishable from one the shard accepted: same [`Socket`] (plain or TLS), same
-//!   task, same delivery path, same memory.
+//!   task, same delivery path, the same state allocated on the shard.
 //! - Each shard has one bounded queue of [`HANDOFF_QUEUE`] handoffs; the application's
 //!   task waits when it is full (a connection storm is paced, never dropped here).
 //! - The queue is drained by a local task that stops with the acceptor at shutdown; a
