@@ -70,7 +70,7 @@ pub struct CommonArgs {
     /// Worker threads driving connections (each its own single-threaded tokio runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Server process to sample (CPU time and RSS from /proc/<pid>).
+    /// Server process to sample (CPU time and RSS from `/proc/<pid>`).
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Write the full report as JSON to this file.

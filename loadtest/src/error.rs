@@ -42,5 +42,5 @@ impl Error {
     }
 }
 
-/// Result with [`Error`].
+/// Result with [`enum@Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -6,7 +6,7 @@
 //!
 //! Every connection's [`UpgradeInfo`] is taken from its upgrade request, whichever way it
 //! came in (the engine's own listener or an application's router, see
-//! [`crate::mount`]), and kept only until the connection authenticates: it is handed to
+//! `mount`), and kept only until the connection authenticates: it is handed to
 //! the [`Authenticator`](super::Authenticator) in [`AuthRequest::upgrade`](super::AuthRequest)
 //! and dropped with the authenticator's future, so an authenticated idle connection does
 //! not pay for its headers. What the application wants to keep longer goes into the

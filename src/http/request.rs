@@ -112,10 +112,10 @@ pub enum RequestError {
     /// A request started but its head or body did not arrive in time (slowloris): 408.
     #[error("request timed out")]
     Timeout,
-    /// The head exceeded [`MAX_HEAD`] or had too many headers: 431.
+    /// The head exceeded `MAX_HEAD` or had too many headers: 431.
     #[error("request head too large")]
     HeadTooLarge,
-    /// The body exceeded [`MAX_BODY`]: 413.
+    /// The body exceeded `MAX_BODY`: 413.
     #[error("request body too large")]
     BodyTooLarge,
     /// Not an HTTP/1.x head, an unusable target, or ambiguous body framing: 400.
@@ -127,7 +127,7 @@ pub enum RequestError {
 }
 
 /// Parses the request head at the start of `buf`: the head and the bytes it used, or
-/// `None` when the head is not complete yet (and not over [`MAX_HEAD`]). Pure (no I/O),
+/// `None` when the head is not complete yet (and not over `MAX_HEAD`). Pure (no I/O),
 /// so it is fuzzed directly.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
