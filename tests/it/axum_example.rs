@@ -3,7 +3,6 @@
 //! origin and port, publish through the application's route and see it on the page,
 //! with no JavaScript error.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +15,7 @@ use crate::support::WAIT;
 use crate::support::cdp;
 use crate::support::client::WsClient;
 use crate::support::raw::RawConn;
+use crate::support::served::ready_port;
 
 /// The example's binary, next to this test's own binary (`target/<profile>/examples/`),
 /// where `./scripts/test` builds it first (`cargo build --examples`; `cargo test`
@@ -51,18 +51,8 @@ impl Example {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the example starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(WAIT * 4).expect("READY within 20 s");
-        let port: u16 = line
-            .strip_prefix("READY ")
-            .and_then(|port| port.trim().parse().ok())
-            .unwrap_or_else(|| panic!("expected `READY <port>`, got {line:?}"));
+        let port = ready_port(&mut child, WAIT * 4)
+            .unwrap_or_else(|line| panic!("expected `READY <port>` within 20 s, got {line:?}"));
         Example {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

@@ -2,7 +2,7 @@
 //! itself loaded in headless Chromium against a live engine.
 
 use crate::support::cdp;
-use crate::support::served::listening_addr;
+use crate::support::served::{Served, refusal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -37,16 +37,17 @@ fn bearer(key: &str) -> [(&'static str, String); 1] {
 
 /// `GET path` with `key` (or none): status and body.
 async fn get(server: &TestServer, path: &str, key: Option<&str>) -> (u16, String) {
-    request(server, "GET", path, key).await
+    request(server.addr, "GET", path, key).await
 }
 
 /// `POST path` (no body) with `key` (or none): status and body.
 async fn post(server: &TestServer, path: &str, key: Option<&str>) -> (u16, String) {
-    request(server, "POST", path, key).await
+    request(server.addr, "POST", path, key).await
 }
 
+/// `method path` (no body) at `addr` with `key` (or none): status and body.
 async fn request(
-    server: &TestServer,
+    addr: std::net::SocketAddr,
     method: &str,
     path: &str,
     key: Option<&str>,
@@ -57,7 +58,7 @@ async fn request(
         .flatten()
         .map(|(n, v)| (*n, v.as_str()))
         .collect();
-    http(server.addr, method, path, &headers, "").await
+    http(addr, method, path, &headers, "").await
 }
 
 /// The whole response head of `GET path` (for its headers).
@@ -427,79 +428,44 @@ async fn screenshot(page: &mut cdp::Page) {
     println!("dashboard screenshot: {}", path.display());
 }
 
-/// `shardcast serve --dev` on a free port with `args` and `env`; killed by PID on drop.
-struct Served(std::process::Child, std::net::SocketAddr);
-
-impl Served {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"))
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn shardcast");
-        match listening_addr(&mut child) {
-            Ok(addr) => Served(child, addr),
-            Err(line) => {
-                let _ = child.kill();
-                panic!("shardcast {args:?} did not start: {line:?}")
-            }
-        }
-    }
-
-    async fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
-        let auth = key.map(bearer);
-        let headers: Vec<(&str, &str)> = auth
-            .iter()
-            .flatten()
-            .map(|(n, v)| (*n, v.as_str()))
-            .collect();
-        http(self.1, "GET", path, &headers, "").await
-    }
+/// `shardcast serve --dev` on a free port with `args` and `env` (killed by PID on drop).
+fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
+    Served::start(&[&["--dev", "--listen", "127.0.0.1:0"], args].concat(), env)
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `GET path` from a served binary, with `key` (or none).
+async fn get_from(served: &Served, path: &str, key: Option<&str>) -> (u16, String) {
+    request(served.addr, "GET", path, key).await
 }
 
 #[tokio::test]
 async fn serve_takes_the_dashboard_mode_and_key_from_flags_and_env() {
-    let off = Served::start(&["--dashboard", "off", "--api-key", "k"], &[]);
-    assert_eq!(off.get("/dashboard", None).await.0, 404);
-    assert_eq!(off.get("/api/dashboard", Some("k")).await.0, 404);
+    let off = serve(&["--dashboard", "off", "--api-key", "k"], &[]);
+    assert_eq!(get_from(&off, "/dashboard", None).await.0, 404);
+    assert_eq!(get_from(&off, "/api/dashboard", Some("k")).await.0, 404);
     drop(off);
-    let public = Served::start(&[], &[("SHARDCAST_DASHBOARD", "public")]);
-    let (status, body) = public.get("/api/dashboard", None).await;
+    let public = serve(&[], &[("SHARDCAST_DASHBOARD", "public")]);
+    let (status, body) = get_from(&public, "/api/dashboard", None).await;
     assert_eq!(
         (status, json_of(&body)["access"].clone()),
         (200, json!("aggregate"))
     );
     drop(public);
-    let keyed = Served::start(&["--dashboard-key", "dk"], &[]);
-    assert_eq!(keyed.get("/api/dashboard", None).await.0, 401);
-    let (status, body) = keyed.get("/api/dashboard", Some("dk")).await;
+    let keyed = serve(&["--dashboard-key", "dk"], &[]);
+    assert_eq!(get_from(&keyed, "/api/dashboard", None).await.0, 401);
+    let (status, body) = get_from(&keyed, "/api/dashboard", Some("dk")).await;
     assert_eq!(
         (status, json_of(&body)["access"].clone()),
         (200, json!("full"))
     );
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"))
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--dashboard",
-            "maybe",
-        ])
-        .output()
-        .expect("run shardcast");
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success());
+    let stderr = refusal(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--dashboard",
+        "maybe",
+    ]);
     assert!(
         stderr.contains("`maybe` for --dashboard") && stderr.contains("off, protected or public"),
         "{stderr}"

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::client::WsClient;
 use crate::support::raw::{self, RawConn};
-use crate::support::{WAIT, http};
+use crate::support::{WAIT, http, wait_members};
 
 /// Upgrade requests the authenticator saw, in order.
 type Seen = Arc<Mutex<Vec<UpgradeInfo>>>;
@@ -182,18 +182,6 @@ async fn frames_sent_behind_the_upgrade_request_reach_the_shard() {
         "no connected event: {}",
         received.text
     );
-}
-
-/// Waits until `room` has `n` members (a join is processed asynchronously).
-async fn wait_members(handle: &Handle, room: &str, n: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while handle.clients_of_room(room).await.len() != n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{room}: not {n} members"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
 }
 
 /// A masked client text frame (payload under 126 bytes).

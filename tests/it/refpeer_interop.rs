@@ -10,7 +10,7 @@
 //! first use, the npm registry), e.g.
 //! `SHARDCAST_REFPEER=/work/shared/refpeer/run.sh cargo test --test it refpeer`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -26,6 +26,7 @@ use crate::support::redis::{
     ARRIVE, RawSubscriber, RedisServer, envelope, fast_settings, next_within, start_bridge,
     wait_ready,
 };
+use crate::support::served::ready_port;
 
 const SECRET: &str = "interop-secret";
 
@@ -46,23 +47,12 @@ impl RefPeer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn refpeer");
-        let stdout = child.stdout.take().expect("refpeer stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_default();
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            panic!("refpeer did not print READY <port> (got {line:?})");
+        let port = match ready_port(&mut child, Duration::from_secs(120)) {
+            Ok(port) => port,
+            Err(line) => {
+                let _ = child.kill();
+                panic!("refpeer did not print READY <port> (got {line:?})");
+            }
         };
         RefPeer { child, port }
     }

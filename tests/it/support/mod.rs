@@ -119,18 +119,23 @@ pub fn shard_of(id: &str, shards: usize) -> usize {
 impl TestServer {
     /// Waits until `room` has exactly `n` local members (joins are asynchronous).
     pub async fn wait_members(&self, room: &str, n: usize) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let got = self.handle.clients_of_room(room).await.len();
-            if got == n {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "room {room}: expected {n} members, have {got}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        wait_members(&self.handle, room, n).await;
+    }
+}
+
+/// Waits until `room` has exactly `n` members on the engine of `handle`.
+pub async fn wait_members(handle: &shardcast::Handle, room: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = handle.clients_of_room(room).await.len();
+        if got == n {
+            return;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room {room}: expected {n} members, have {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

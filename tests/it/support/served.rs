@@ -36,6 +36,25 @@ pub fn listening_addr(child: &mut Child) -> Result<std::net::SocketAddr, String>
     }
 }
 
+/// The port a child prints as its first stdout line, `READY <port>` (the Ignis reference's
+/// run.sh, the examples), waiting at most `wait` and taking `child`'s stdout; `Err` holds
+/// the line it printed instead (empty when it printed nothing in time).
+pub fn ready_port(child: &mut Child, wait: Duration) -> Result<u16, String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(wait).unwrap_or_default();
+    let port = line.trim().strip_prefix("READY ").map(str::parse);
+    match port {
+        Some(Ok(port)) => Ok(port),
+        _ => Err(line),
+    }
+}
+
 impl Served {
     /// Starts `serve` with `args` and extra `env`; waits for its address.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
