@@ -33,6 +33,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use shardcast::hooks::Identity;
+use shardcast::hooks::upgrade::cookie_in;
 use shardcast::{Engine, Handle};
 
 /// The session cookie's name.
@@ -183,14 +184,9 @@ async fn announce(State(app): State<App>, headers: HeaderMap, Json(body): Json<V
 
 /// The user of the request's session cookie.
 fn session_user(sessions: &Sessions, headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION)
-        .and_then(|(_, token)| sessions.user(token))
+    let cookies = headers.get_all(header::COOKIE).iter();
+    let cookies = cookies.filter_map(|value| value.to_str().ok());
+    cookie_in(cookies, SESSION).and_then(|token| sessions.user(token))
 }
 
 /// Pushes a `sample` to the room every [`SAMPLE_EVERY`]: a smooth signal (two sines and

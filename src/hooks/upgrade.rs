@@ -58,11 +58,7 @@ impl UpgradeInfo {
     /// separated by `;`; a value in double quotes is returned without them). The first
     /// one wins when a name repeats.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers_named("cookie")
-            .flat_map(|header| header.split(';'))
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(n, _)| n.trim() == name)
-            .map(|(_, value)| unquote(value.trim()))
+        cookie_in(self.headers_named("cookie"), name)
     }
 
     /// The first value of the query parameter `name`, as it appears in the query
@@ -75,6 +71,21 @@ impl UpgradeInfo {
             .find(|(n, _)| *n == name)
             .map(|(_, value)| value)
     }
+}
+
+/// The value of the cookie `name` among the values of `Cookie` headers, parsed as
+/// [`UpgradeInfo::cookie`] does: for an application's own HTTP routes, so the routes and
+/// the socket read the session cookie the same way.
+pub fn cookie_in<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    name: &str,
+) -> Option<&'a str> {
+    cookie_headers
+        .into_iter()
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, value)| unquote(value.trim()))
 }
 
 /// `value` without one pair of surrounding double quotes.
