@@ -152,6 +152,23 @@ pub struct EngineConfig {
     /// Which other built-in HTTP endpoints the engine serves (on its own port, and in
     /// `mount::endpoints` when mounted on an application's router). Default: all.
     pub endpoints: Endpoints,
+    /// Rooms that keep history, as globs (`*`, `?`, `{userId}` standing for any user):
+    /// their messages carry `room`, `offset` and `epoch`, a join may recover what it
+    /// missed (`since`), and `ws:history` reads them. Default: none.
+    pub history_rooms: Vec<String>,
+    /// Messages each history room keeps (exactly its last N). Default 100.
+    pub history_size: usize,
+    /// How long a room's history lives after its last message. Default 300 s.
+    pub history_ttl: Duration,
+    /// Bytes the history of every room may take together, in memory (without Redis;
+    /// with Redis the history lives there). Default 64 MiB.
+    pub history_max_bytes: usize,
+    /// Rooms whose members are tracked fleet-wide, as globs: `ws:presence` lists them,
+    /// and joins and leaves are announced (`ws:join`, `ws:leave`). Default: none.
+    pub presence_rooms: Vec<String>,
+    /// With Redis: how long a node's presence entries outlive the node (each node
+    /// refreshes its own at a third of it). Default 30 s.
+    pub presence_ttl: Duration,
 }
 
 /// The built-in HTTP endpoints besides the dashboard (which has
@@ -298,6 +315,12 @@ impl Default for EngineConfig {
             optional_encryption: false,
             dashboard: DashboardMode::Protected,
             endpoints: Endpoints::ALL,
+            history_rooms: Vec::new(),
+            history_size: 100,
+            history_ttl: Duration::from_secs(300),
+            history_max_bytes: 64 * 1024 * 1024,
+            presence_rooms: Vec::new(),
+            presence_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -331,6 +354,14 @@ pub enum ConfigError {
         "endpoint `{0}` is unknown: name some of health, ready, metrics, publish, api (or none)"
     )]
     UnknownEndpoint(String),
+    /// A `history_rooms` or `presence_rooms` pattern cannot be compiled: fix or remove it.
+    #[error("invalid `{setting}` pattern (the room glob grammar): {error}")]
+    BadRoomPattern {
+        /// `history_rooms` or `presence_rooms`.
+        setting: &'static str,
+        /// What is wrong with the pattern.
+        error: PatternError,
+    },
 }
 
 impl EngineConfig {
@@ -355,6 +386,10 @@ impl EngineConfig {
                 self.max_forwarded_per_client == 0,
             ),
             ("auth_failure_window", self.auth_failure_window.is_zero()),
+            ("history_size", self.history_size == 0),
+            ("history_ttl", self.history_ttl.is_zero()),
+            ("history_max_bytes", self.history_max_bytes == 0),
+            ("presence_ttl", self.presence_ttl.is_zero()),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));
@@ -366,7 +401,28 @@ impl EngineConfig {
         {
             return Err(ConfigError::BadDefaultRoom(bad.clone()));
         }
+        self.history_policy()?;
+        self.presence_policy()?;
         self.origin_policy().map(drop)
+    }
+
+    /// The compiled `history_rooms`: `None` when empty (no room keeps history).
+    pub fn history_policy(&self) -> Result<Option<RoomPolicy>, ConfigError> {
+        room_list("history_rooms", &self.history_rooms)
+    }
+
+    /// The compiled `presence_rooms`: `None` when empty (no presence is tracked).
+    pub fn presence_policy(&self) -> Result<Option<RoomPolicy>, ConfigError> {
+        room_list("presence_rooms", &self.presence_rooms)
+    }
+
+    /// The history bounds.
+    pub fn history_settings(&self) -> crate::history::HistorySettings {
+        crate::history::HistorySettings {
+            size: self.history_size,
+            ttl: self.history_ttl,
+            max_bytes: self.history_max_bytes,
+        }
     }
 
     /// The compiled `allowed_origins`: `None` when empty (every origin may upgrade).
@@ -389,6 +445,19 @@ impl EngineConfig {
         }
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
+}
+
+/// A room list setting compiled (`None` when empty).
+fn room_list(
+    setting: &'static str,
+    patterns: &[String],
+) -> Result<Option<RoomPolicy>, ConfigError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    RoomPolicy::new(patterns)
+        .map(Some)
+        .map_err(|error| ConfigError::BadRoomPattern { setting, error })
 }
 
 #[cfg(test)]

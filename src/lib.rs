@@ -22,7 +22,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | wire | [`build_info`], `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`config`], [`metrics`], [`tls`] | version, commit and build date; ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; settings; counters; TLS certificates and their reload |
+//! | wire | [`build_info`], `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`presence`], [`history`], [`config`], [`metrics`], [`tls`] | version, commit and build date; ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; who is in a room; a room's history (positions, recovery rules, the in-memory store); settings; counters; TLS certificates and their reload |
 //! | routing | `routing` | the [`Handle`], the broker, shard inbox commands, placement |
 //! | hooks | [`hooks`] | every embedder hook: traits and what they receive |
 //! | connection | `conn` | one connection without its socket: every protocol, close, liveness and backpressure rule |
@@ -113,12 +113,14 @@ pub mod config;
 mod conn;
 pub mod crypto;
 mod engine;
+pub mod history;
 pub mod hooks;
 mod http;
 mod id;
 pub mod metrics;
 #[cfg(feature = "axum")]
 pub mod mount;
+pub mod presence;
 pub mod protocol;
 pub mod redis;
 pub mod rooms;

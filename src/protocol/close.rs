@@ -89,6 +89,8 @@ pub enum ErrorText {
     EncryptionHandshakeFailed,
     /// An inbound `encrypted` message that does not decrypt.
     DecryptionFailed,
+    /// `ws:history` or `ws:presence` whose `data` names no room.
+    NoRoomNamed,
 }
 
 impl ErrorText {
@@ -102,6 +104,7 @@ impl ErrorText {
             Self::InvalidMessageFormat => "Invalid message format",
             Self::EncryptionHandshakeFailed => "Encryption handshake failed",
             Self::DecryptionFailed => "Decryption failed",
+            Self::NoRoomNamed => "Invalid request: data must be {\"room\": string}",
         }
     }
 }

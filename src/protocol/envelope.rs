@@ -48,7 +48,9 @@ use simd_json::prelude::*;
 use simd_json::{Node, StaticNode};
 use thiserror::Error;
 
-use super::frame::Frame;
+use std::sync::Arc;
+
+use super::frame::{Frame, Position};
 use super::target::{Target, TargetError};
 
 /// The `serverId` used by emitters (never equal to a node's random UUID, so every node
@@ -81,6 +83,9 @@ pub struct Envelope {
     pub message: Frame,
     /// Client ids to skip; honoured for rooms and broadcasts only.
     pub exclude: Vec<String>,
+    /// A history room's message carries its position (`"offset":N,"epoch":"S"`, which
+    /// only shardcast's publish script writes); Ignis ignores both members.
+    pub position: Option<Position>,
 }
 
 /// Why a payload is not an acceptable envelope. Every variant means "log (rate-limited) and
@@ -119,6 +124,8 @@ struct Fields<'t> {
     data: Option<usize>,
     /// Tape index of the `exclude` value.
     exclude: Option<usize>,
+    offset: Option<Node<'t>>,
+    epoch: Option<Node<'t>>,
 }
 
 impl Envelope {
@@ -149,6 +156,7 @@ impl Envelope {
             target,
             message: Frame::event_with(event, capacity, write),
             exclude,
+            position: None,
         }
     }
 
@@ -170,11 +178,13 @@ impl Envelope {
                 write_node(nodes, i, out);
             }
         });
+        let position = position_of(fields.offset, fields.epoch);
         Ok(Envelope {
             server_id: server_id.to_owned(),
             target,
             message: Frame::event_with(event, size, write_data),
             exclude,
+            position,
         })
     }
 
@@ -316,9 +326,27 @@ impl<'t> Fields<'t> {
             "event" => self.event = node,
             "data" => self.data = Some(at),
             "exclude" => self.exclude = Some(at),
+            "offset" => self.offset = node,
+            "epoch" => self.epoch = node,
             _ => {}
         }
     }
+}
+
+/// The position of a history room's message: a positive integer `offset` and a
+/// non-empty string `epoch`, both present; anything else is no position (the message is
+/// delivered as any other).
+fn position_of(offset: Option<Node<'_>>, epoch: Option<Node<'_>>) -> Option<Position> {
+    let offset = match offset? {
+        Node::Static(StaticNode::U64(n)) => n,
+        Node::Static(StaticNode::I64(n)) => u64::try_from(n).ok()?,
+        _ => return None,
+    };
+    let epoch = string_of(epoch).filter(|e| !e.is_empty())?;
+    (offset > 0).then(|| Position {
+        offset,
+        epoch: Arc::from(epoch),
+    })
 }
 
 /// The exclude list, kept for rooms and broadcasts (checked for every type).

@@ -17,6 +17,16 @@ const EVENT_PREFIX: &[u8] = b"{\"event\":";
 /// `,"data":` — between the event name and the data.
 const DATA_KEY: &[u8] = b",\"data\":";
 
+/// A message's place in its room's history (the `offset` and `epoch` a history room's
+/// frames and envelopes carry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// 1 for the room's first message, then +1 per message.
+    pub offset: u64,
+    /// The lifetime of the room's history this offset belongs to.
+    pub epoch: std::sync::Arc<str>,
+}
+
 /// A complete, immutable WebSocket text frame carrying `{"event":…,"data":…}`.
 ///
 /// ```
@@ -33,6 +43,8 @@ pub struct Frame {
     header_len: u8,
     /// Where `data`'s JSON starts in the payload (0: no `data`, or not an event frame).
     data_start: u32,
+    /// Where it ends (exclusive).
+    data_end: u32,
 }
 
 impl Frame {
@@ -62,7 +74,7 @@ impl Frame {
     pub fn from_json_text(json: &[u8]) -> Frame {
         Self::build(json.len(), |buf| {
             buf.extend_from_slice(json);
-            0
+            (0, 0)
         })
     }
 
@@ -76,24 +88,64 @@ impl Frame {
         Self::build(capacity, |buf| {
             buf.extend_from_slice(EVENT_PREFIX);
             super::envelope::write_json_string(buf, event);
-            let mut data_start = 0;
+            let (mut data_start, mut data_end) = (0, 0);
             if let Some(write) = write_data {
                 buf.extend_from_slice(DATA_KEY);
                 data_start = buf.len();
                 write(buf);
+                data_end = buf.len();
             }
             buf.push(b'}');
-            data_start
+            (data_start, data_end)
+        })
+    }
+
+    /// This event frame with its place in a room's history appended:
+    /// `{"event":…,"data":…,"room":R,"offset":N,"epoch":"S"}` (one copy of the payload;
+    /// every member of the room gets these same bytes).
+    ///
+    /// ```
+    /// use shardcast::protocol::Frame;
+    ///
+    /// let frame = Frame::from_serialize("tick", &1).unwrap().with_position("lobby", 7, "e1");
+    /// assert_eq!(
+    ///     &frame.payload()[..],
+    ///     br#"{"event":"tick","data":1,"room":"lobby","offset":7,"epoch":"e1"}"#
+    /// );
+    /// assert_eq!(frame.data_json(), Some(&b"1"[..]));
+    /// ```
+    pub fn with_position(&self, room: &str, offset: u64, epoch: &str) -> Frame {
+        let payload = self.payload_slice();
+        let body = &payload[..payload.len().saturating_sub(1)];
+        let capacity = body.len() + room.len() + epoch.len() + 64;
+        let (start, end) = (self.data_start, self.data_end);
+        Self::build(capacity, |buf| {
+            let base = buf.len();
+            buf.extend_from_slice(body);
+            buf.extend_from_slice(b",\"room\":");
+            super::envelope::write_json_string(buf, room);
+            buf.extend_from_slice(b",\"offset\":");
+            // Writing to a Vec cannot fail.
+            let _ = std::io::Write::write_fmt(buf, format_args!("{offset}"));
+            buf.extend_from_slice(b",\"epoch\":");
+            super::envelope::write_json_string(buf, epoch);
+            buf.push(b'}');
+            match start {
+                0 => (0, 0),
+                _ => (base + start as usize, base + end as usize),
+            }
         })
     }
 
     /// Reserves room for the largest header, lets `fill` write the payload, then writes
     /// the header right-aligned in the reserved room so the result needs no copy.
-    fn build(capacity_hint: usize, fill: impl FnOnce(&mut Vec<u8>) -> usize) -> Frame {
+    /// `fill` returns where `data` starts and ends in `buf` (0, 0 without data).
+    fn build(capacity_hint: usize, fill: impl FnOnce(&mut Vec<u8>) -> (usize, usize)) -> Frame {
         let mut buf = Vec::with_capacity(MAX_HEADER_LEN + capacity_hint);
         buf.resize(MAX_HEADER_LEN, 0);
-        let data_at = fill(&mut buf);
+        let (data_at, data_until) = fill(&mut buf);
         let data_start = data_at.saturating_sub(MAX_HEADER_LEN) as u32;
+        let data_end = data_until.saturating_sub(MAX_HEADER_LEN) as u32;
         let payload_len = buf.len() - MAX_HEADER_LEN;
         let mut header = [0u8; MAX_HEADER_LEN];
         let header_len = write_header(&mut header, OpCode::Text, payload_len as u64);
@@ -103,6 +155,7 @@ impl Frame {
             bytes: Bytes::from(buf).slice(start..),
             header_len: header_len as u8,
             data_start,
+            data_end,
         }
     }
 
@@ -130,8 +183,8 @@ impl Frame {
         if self.data_start == 0 {
             return None;
         }
-        let payload = self.payload_slice();
-        payload.get(self.data_start as usize..payload.len() - 1)
+        self.payload_slice()
+            .get(self.data_start as usize..self.data_end as usize)
     }
 
     /// The event name as its JSON string literal (quotes and escapes included). Only

@@ -21,6 +21,6 @@ pub mod target;
 
 pub use close::{CloseReason, ErrorText};
 pub use forward::ClientMessage;
-pub use frame::Frame;
+pub use frame::{Frame, Position};
 pub use serde_json::value::RawValue as RawJson;
 pub use target::{Target, TargetError};

@@ -1,9 +1,12 @@
-//! The server's own events: `error` and `connected`, encoded as [`Frame`]s, and the ISO
-//! time `connected` carries.
+//! The server's own events: `error` and `connected`, the history and presence events
+//! (`ws:presence`, `ws:join`, `ws:leave`; `ws:joined` and `ws:history` are
+//! [`crate::history`]'s), encoded as
+//! [`Frame`]s, and the ISO time `connected` carries.
 
 use serde::Serialize;
 
 use super::frame::Frame;
+use crate::presence::PresenceEntry;
 
 /// The `{"message": text}` data of an `error` event.
 pub fn error_frame(text: &str) -> Frame {
@@ -34,6 +37,66 @@ pub fn connected_frame(
         data.insert(key.clone(), value.clone());
     }
     Frame::from_serialize("connected", &data).unwrap_or_else(|_| Frame::from_raw("connected", None))
+}
+
+/// `ws:presence`: `{"room","clients":[{"id","userId"?}…]}`.
+pub fn presence_frame(room: &str, clients: &[PresenceEntry]) -> Frame {
+    #[derive(Serialize)]
+    struct Presence<'a> {
+        room: &'a str,
+        clients: &'a [PresenceEntry],
+    }
+    Frame::from_serialize("ws:presence", &Presence { room, clients })
+        .unwrap_or_else(|_| Frame::from_raw("ws:presence", None))
+}
+
+/// Whether a presence event announces a join or a leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceChange {
+    /// `ws:join`.
+    Join,
+    /// `ws:leave`.
+    Leave,
+}
+
+impl PresenceChange {
+    /// The event name.
+    pub const fn event(self) -> &'static str {
+        match self {
+            PresenceChange::Join => "ws:join",
+            PresenceChange::Leave => "ws:leave",
+        }
+    }
+}
+
+/// The data of `ws:join` and `ws:leave`: `{"room","id","userId"?}`.
+#[derive(Serialize)]
+struct Change<'a> {
+    room: &'a str,
+    id: &'a str,
+    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+}
+
+impl<'a> Change<'a> {
+    fn new(room: &'a str, client: &'a PresenceEntry) -> Self {
+        Change {
+            room,
+            id: &client.id,
+            user_id: client.user_id.as_deref(),
+        }
+    }
+}
+
+/// `ws:join` / `ws:leave`: `{"room","id","userId"?}`.
+pub fn presence_change_frame(change: PresenceChange, room: &str, client: &PresenceEntry) -> Frame {
+    Frame::from_serialize(change.event(), &Change::new(room, client))
+        .unwrap_or_else(|_| Frame::from_raw(change.event(), None))
+}
+
+/// The data of a presence event as JSON text (what Redis keeps per client).
+pub fn presence_data(room: &str, client: &PresenceEntry) -> Vec<u8> {
+    serde_json::to_vec(&Change::new(room, client)).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// `time` as ISO-8601 UTC with milliseconds, like JavaScript's `Date.prototype.toISOString`.

@@ -68,6 +68,8 @@ struct Pattern {
     source: Box<str>,
     tokens: Box<[Token]>,
     needs_user: bool,
+    /// The tokens with `{userId}` standing for any non-empty run (`?*`), when it has one.
+    any_user: Option<Box<[Token]>>,
 }
 
 impl Pattern {
@@ -77,11 +79,19 @@ impl Pattern {
         }
         let tokens = tokenize(source)?;
         let needs_user = tokens.contains(&Token::UserId);
+        let any_user = needs_user.then(|| any_user_tokens(&tokens));
         Ok(Pattern {
             source: source.into(),
             tokens: tokens.into_boxed_slice(),
             needs_user,
+            any_user,
         })
+    }
+
+    /// Whether the room matches for some non-empty user id.
+    fn matches_any_user(&self, room: &str) -> bool {
+        let tokens = self.any_user.as_deref().unwrap_or(&self.tokens);
+        glob_match(tokens, room, "")
     }
 
     fn matches(&self, room: &str, user_id: Option<&str>) -> bool {
@@ -122,6 +132,20 @@ fn tokenize(source: &str) -> Result<Vec<Token>, PatternError> {
     }
     push_literal(&mut tokens, &source[literal_start..]);
     Ok(tokens)
+}
+
+/// `tokens` with each `{userId}` replaced by `?*` (one character or more), keeping no
+/// two `*` in a row.
+fn any_user_tokens(tokens: &[Token]) -> Box<[Token]> {
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len() + 2);
+    for token in tokens {
+        match token {
+            Token::UserId => out.extend([Token::AnyChar, Token::AnyRun]),
+            Token::AnyRun if out.last() == Some(&Token::AnyRun) => {}
+            other => out.push(other.clone()),
+        }
+    }
+    out.into_boxed_slice()
 }
 
 /// Reads the `{…}` starting at byte `at` of `source`.
@@ -233,6 +257,22 @@ impl RoomPolicy {
     /// Whether a client with `user_id` may join `room`. Does not allocate.
     pub fn allows(&self, room: &str, user_id: Option<&str>) -> bool {
         self.patterns.iter().any(|p| p.matches(room, user_id))
+    }
+
+    /// Whether `room` matches for some user: `{userId}` stands for any non-empty run of
+    /// characters. This is how a room list that is not about who joins (which rooms keep
+    /// history, which track presence) reads the same patterns.
+    ///
+    /// ```
+    /// use shardcast::rooms::glob::RoomPolicy;
+    ///
+    /// let rooms = RoomPolicy::new(&["user-{userId}-inbox", "news"]).unwrap();
+    /// assert!(rooms.matches_any_user("user-42-inbox"));
+    /// assert!(!rooms.matches_any_user("user--inbox"));
+    /// assert!(rooms.matches_any_user("news"));
+    /// ```
+    pub fn matches_any_user(&self, room: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches_any_user(room))
     }
 
     /// The allowed subset of `rooms`, in the order given (duplicates are kept).

@@ -1,0 +1,105 @@
+//! What a client asks of a room's history and presence: the `since` of a `join`, the
+//! `data` of `ws:history` and of `ws:presence`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::Since;
+
+/// `ws:history`'s `data`: `{"room":R,"limit"?:L,"since"?:{"offset":N,"epoch":S}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HistoryRequest {
+    /// The room.
+    pub room: String,
+    /// At most this many messages (default and cap: the room's `history_size`).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Only those after this position.
+    #[serde(default)]
+    pub since: Option<Since>,
+}
+
+/// `ws:presence`'s `data`: `{"room":R}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PresenceRequest {
+    /// The room.
+    pub room: String,
+}
+
+impl HistoryRequest {
+    /// Parses a `ws:history` `data`; `None` when it names no room.
+    pub fn parse(data: Option<&RawValue>) -> Option<Self> {
+        serde_json::from_str(data?.get()).ok()
+    }
+}
+
+impl PresenceRequest {
+    /// Parses a `ws:presence` `data`; `None` when it names no room.
+    pub fn parse(data: Option<&RawValue>) -> Option<Self> {
+        serde_json::from_str(data?.get()).ok()
+    }
+}
+
+/// The positions a `join`'s `data.since` gives, by room: `{"since":{R:{"offset":N,
+/// "epoch":S}}}`. Entries that are not a position are left out (that room joins without
+/// recovery); anything else gives none.
+pub fn join_since(data: Option<&RawValue>) -> Vec<(String, Since)> {
+    #[derive(Deserialize)]
+    struct Join {
+        #[serde(default)]
+        since: Option<BTreeMap<String, serde_json::Value>>,
+    }
+    let Some(Ok(Join { since: Some(since) })) = data.map(|d| serde_json::from_str(d.get())) else {
+        return Vec::new();
+    };
+    since
+        .into_iter()
+        .filter_map(|(room, position)| Some((room, serde_json::from_value(position).ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn requests_parse_or_name_no_room() {
+        let got = HistoryRequest::parse(Some(&raw(r#"{"room":"r","limit":5}"#))).unwrap();
+        assert_eq!(
+            (got.room.as_str(), got.limit, got.since),
+            ("r", Some(5), None)
+        );
+        let got = HistoryRequest::parse(Some(&raw(
+            r#"{"room":"r","since":{"offset":3,"epoch":"e"}}"#,
+        )));
+        assert_eq!(got.unwrap().since.unwrap().offset, 3);
+        assert!(HistoryRequest::parse(Some(&raw(r#"{"limit":5}"#))).is_none());
+        assert!(HistoryRequest::parse(Some(&raw(r#"{"room":"r","limit":-1}"#))).is_none());
+        assert!(HistoryRequest::parse(None).is_none());
+        assert_eq!(
+            PresenceRequest::parse(Some(&raw(r#"{"room":"p"}"#)))
+                .unwrap()
+                .room,
+            "p"
+        );
+        assert!(PresenceRequest::parse(Some(&raw(r#"["p"]"#))).is_none());
+    }
+
+    #[test]
+    fn join_since_keeps_the_positions_given() {
+        let data = raw(r#"{"rooms":["a","b","c"],"since":{"a":{"offset":4,"epoch":"e"},"b":7}}"#);
+        let since = join_since(Some(&data));
+        assert_eq!(since.len(), 1);
+        assert_eq!(since[0].0, "a");
+        assert_eq!(since[0].1.offset, 4);
+        assert!(join_since(Some(&raw(r#"{"rooms":["a"]}"#))).is_empty());
+        assert!(join_since(Some(&raw(r#"{"rooms":["a"],"since":[1]}"#))).is_empty());
+        assert!(join_since(None).is_empty());
+    }
+}
