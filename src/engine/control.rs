@@ -1,5 +1,5 @@
-//! The control thread: one small runtime that runs the Redis bridge and performs the
-//! ordered shutdown. (Shards accept and serve HTTP themselves.)
+//! The control thread: one small runtime that runs the Redis bridge and the upkeep of
+//! history and presence ([`super::upkeep`]), and performs the ordered shutdown. (Shards accept and serve HTTP themselves.)
 //!
 //! Shutdown order: every shard stops accepting, closes its clients with 1001 and drains
 //! → the remote disconnects → the thread ends (the shards end on their own).
@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::EngineError;
+use crate::config::EngineConfig;
 use crate::redis::RedisSettings;
 use crate::routing::command::Command;
 use crate::routing::{Handle, Router};
@@ -21,6 +22,7 @@ const SHUTDOWN_SEND: Duration = Duration::from_secs(5);
 pub(super) fn spawn(
     router: Arc<Router>,
     redis: Option<RedisSettings>,
+    config: &EngineConfig,
 ) -> Result<JoinHandle<()>, EngineError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -28,9 +30,10 @@ pub(super) fn spawn(
         .map_err(|e| EngineError::Runtime(e.to_string()))?;
     if let Some(settings) = redis {
         let handle = Handle::new(router.clone());
-        let remote = super::remote::start(settings, &handle, runtime.handle())?;
+        let remote = super::remote::start(settings, config, &handle, runtime.handle())?;
         let _ = router.remote.set(remote);
     }
+    super::upkeep::start(&router, config.presence_ttl, runtime.handle());
     std::thread::Builder::new()
         .name("shardcast-control".into())
         .spawn(move || runtime.block_on(shut_down_when_asked(router)))

@@ -8,6 +8,7 @@ mod builder;
 mod control;
 mod remote;
 mod start;
+mod upkeep;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +57,13 @@ pub enum EngineError {
          TLS in the application that mounts the engine"
     )]
     TlsWithoutListener,
+    /// History or presence rooms with several Redis URLs (a Redis Cluster): their keys
+    /// and scripts need one Redis. Use a single Redis URL (a primary, with replicas and
+    /// Sentinel behind it if needed), or leave history_rooms and presence_rooms unset.
+    #[error(
+        "history_rooms and presence_rooms need a single Redis, not a cluster: give one Redis URL or unset them"
+    )]
+    HistoryOnCluster,
 }
 
 /// A running engine. Dropping it without [`Engine::shutdown`] shuts it down too.

@@ -3,8 +3,16 @@
 //! from other instances delivered locally, never re-published).
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+
+use crate::config::EngineConfig;
+use crate::history::{HistorySettings, Publication, Query, Snapshot, new_epoch};
+use crate::presence::PresenceEntry;
+use crate::protocol::envelope::write_json_string;
+use crate::redis::scripts::{self, LuaScript};
+use crate::routing::remote::{PresenceRead, RemoteAnswer, RemoteError};
 
 use crate::metrics::RedisStats;
 use crate::protocol::channel::INBOUND;
@@ -19,6 +27,7 @@ use crate::routing::remote::{Remote, ShutdownFuture};
 /// Starts the bridge on `runtime` and wires it to `handle`'s router.
 pub(super) fn start(
     settings: RedisSettings,
+    config: &EngineConfig,
     handle: &Handle,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Arc<dyn Remote>, RedisConfigError> {
@@ -28,7 +37,15 @@ pub(super) fn start(
     // bridge's subscriber task ends at shutdown.
     let sink = Arc::new(EngineSink(handle.clone()));
     let bridge = RedisBridge::start(settings, server_id.clone(), sink, runtime)?;
-    Ok(Arc::new(EngineRemote { bridge, server_id }))
+    let features = &handle.router.features;
+    let history = features.history.as_ref().map(|h| h.settings);
+    let presence_ttl = features.presence.as_ref().map(|_| config.presence_ttl);
+    Ok(Arc::new(EngineRemote {
+        bridge,
+        server_id,
+        history,
+        presence_ttl: presence_ttl.unwrap_or_default(),
+    }))
 }
 
 /// Envelopes from other instances → local delivery.
@@ -45,6 +62,10 @@ impl EnvelopeSink for EngineSink {
 struct EngineRemote {
     bridge: RedisBridge,
     server_id: String,
+    /// The history bounds, when rooms keep history.
+    history: Option<HistorySettings>,
+    /// How long presence entries outlive their node.
+    presence_ttl: Duration,
 }
 
 impl EngineRemote {
@@ -55,10 +76,192 @@ impl EngineRemote {
     }
 }
 
+impl EngineRemote {
+    /// Queues a script (counted like a PUBLISH when refused).
+    fn script(&self, script: &'static LuaScript, keys: [String; 2], args: Vec<Bytes>) -> bool {
+        self.bridge.run_script(script, keys, args).is_ok()
+    }
+
+    /// A presence client's `ws:join` / `ws:leave` envelope (exclude: the client itself).
+    fn presence_envelope(&self, room: &str, id: &str, announce: &Frame) -> Bytes {
+        let target = Target::room(room);
+        Bytes::from(Envelope::write(
+            &self.server_id,
+            &target,
+            announce,
+            &[id.to_owned()],
+        ))
+    }
+}
+
+/// Text as a script argument.
+fn arg(text: impl Into<Vec<u8>>) -> Bytes {
+    Bytes::from(text.into())
+}
+
+/// Milliseconds since the Unix epoch (the presence expiries; every node's clock).
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+/// Decodes the history read script's answer `{epoch, top, covered, envelopes}`.
+fn snapshot_of(room: &str, value: redis::Value) -> Result<Snapshot, RemoteError> {
+    let bad = |what: &str| RemoteError::Unavailable(format!("unexpected history answer: {what}"));
+    let redis::Value::Array(items) = value else {
+        return Err(bad("not an array"));
+    };
+    let [epoch, top, covered, envelopes] =
+        <[redis::Value; 4]>::try_from(items).map_err(|_| bad("not four items"))?;
+    let epoch: String = redis::from_redis_value(epoch).map_err(|_| bad("epoch"))?;
+    let top: u64 = redis::from_redis_value(top).map_err(|_| bad("top"))?;
+    let covered: i64 = redis::from_redis_value(covered).map_err(|_| bad("covered"))?;
+    let envelopes: Vec<Vec<u8>> = redis::from_redis_value(envelopes).map_err(|_| bad("list"))?;
+    let mut publications = Vec::with_capacity(envelopes.len());
+    for mut raw in envelopes {
+        let envelope = Envelope::parse(&mut raw).map_err(|e| bad(&e.to_string()))?;
+        let position = envelope
+            .position
+            .ok_or_else(|| bad("an entry without offset"))?;
+        publications.push(Publication {
+            offset: position.offset,
+            frame: envelope
+                .message
+                .with_position(room, position.offset, &position.epoch),
+        });
+    }
+    Ok(Snapshot {
+        epoch: Arc::from(epoch),
+        top,
+        publications,
+        covered: covered == 1,
+    })
+}
+
+/// Decodes the presence read script's answer `{expired…, "", current…}`.
+fn presence_of(value: redis::Value) -> Result<PresenceRead, RemoteError> {
+    let bad = |what: &str| RemoteError::Unavailable(format!("unexpected presence answer: {what}"));
+    let items: Vec<Vec<u8>> = redis::from_redis_value(value).map_err(|_| bad("not a list"))?;
+    let mut read = PresenceRead::default();
+    let mut expired = true;
+    for item in items {
+        if item.is_empty() {
+            expired = false;
+            continue;
+        }
+        let entry: PresenceEntry = serde_json::from_slice(&item).map_err(|_| bad("an entry"))?;
+        match expired {
+            true => read.expired.push(entry),
+            false => read.current.push(entry),
+        }
+    }
+    read.current.sort();
+    Ok(read)
+}
+
 impl Remote for EngineRemote {
     fn publish(&self, target: &Target, message: &Frame, exclude: &[String]) -> bool {
         let payload = Envelope::write(&self.server_id, target, message, exclude);
         self.queue(target.channel(), payload, None)
+    }
+
+    fn publish_positioned(&self, room: &str, message: &Frame, exclude: &[String]) -> bool {
+        let Some(history) = self.history else {
+            return false;
+        };
+        let target = Target::room(room);
+        let mut head = Envelope::write(&self.server_id, &target, message, exclude);
+        head.pop(); // its closing brace: the script appends offset and epoch
+        let args = vec![
+            arg(history.size.to_string()),
+            arg(history.ttl.as_secs().max(1).to_string()),
+            arg(new_epoch().as_bytes()),
+            arg(target.channel()),
+            Bytes::from(head),
+        ];
+        self.script(&scripts::PUBLISH, scripts::history_keys(room), args)
+    }
+
+    fn read_history(&self, room: &str, query: &Query) -> RemoteAnswer<Snapshot> {
+        let Some(history) = self.history else {
+            return Box::pin(async { Err(RemoteError::Unavailable("no history".into())) });
+        };
+        let (since_offset, since_epoch) = match &query.since {
+            Some(since) => (since.offset.to_string(), since.epoch.clone()),
+            None => (String::new(), String::new()),
+        };
+        let args = vec![
+            arg(history.ttl.as_secs().max(1).to_string()),
+            arg(new_epoch().as_bytes()),
+            arg(since_offset),
+            arg(since_epoch),
+            arg(query.limit.min(history.size).to_string()),
+        ];
+        let read = self
+            .bridge
+            .query_script(&scripts::READ, scripts::history_keys(room), args);
+        let room = room.to_owned();
+        Box::pin(async move {
+            let value = read.await.map_err(RemoteError::Unavailable)?;
+            snapshot_of(&room, value)
+        })
+    }
+
+    fn presence_join(&self, room: &str, entry: &PresenceEntry, announce: &Frame) -> bool {
+        let ttl = self.presence_ttl.as_millis();
+        let data = announce.data_json().unwrap_or(b"{}").to_vec();
+        let args = vec![
+            arg(entry.id.as_str()),
+            Bytes::from(data),
+            arg((unix_ms() + ttl).to_string()),
+            arg((ttl * 2).to_string()),
+            arg(Target::room(room).channel()),
+            self.presence_envelope(room, &entry.id, announce),
+        ];
+        self.script(&scripts::PRESENCE_JOIN, scripts::presence_keys(room), args)
+    }
+
+    fn presence_leave(&self, room: &str, id: &str, announce: &Frame) -> bool {
+        let args = vec![
+            arg(id),
+            arg(Target::room(room).channel()),
+            self.presence_envelope(room, id, announce),
+        ];
+        self.script(&scripts::PRESENCE_LEAVE, scripts::presence_keys(room), args)
+    }
+
+    fn presence_refresh(&self, room: &str, members: &[(String, Vec<u8>)]) -> bool {
+        let ttl = self.presence_ttl.as_millis();
+        let mut args = vec![
+            arg((unix_ms() + ttl).to_string()),
+            arg((ttl * 2).to_string()),
+        ];
+        for (id, data) in members {
+            args.push(arg(id.as_str()));
+            args.push(Bytes::from(data.clone()));
+        }
+        self.script(
+            &scripts::PRESENCE_REFRESH,
+            scripts::presence_keys(room),
+            args,
+        )
+    }
+
+    fn read_presence(&self, room: &str) -> RemoteAnswer<PresenceRead> {
+        let mut room_json = Vec::new();
+        write_json_string(&mut room_json, room);
+        let args = vec![
+            arg(unix_ms().to_string()),
+            arg(Target::room(room).channel()),
+            arg(self.server_id.as_str()),
+            Bytes::from(room_json),
+        ];
+        let read =
+            self.bridge
+                .query_script(&scripts::PRESENCE_READ, scripts::presence_keys(room), args);
+        Box::pin(async move { presence_of(read.await.map_err(RemoteError::Unavailable)?) })
     }
 
     fn publish_inbound(&self, payload: Vec<u8>, slot: Option<ForwardSlot>) -> bool {

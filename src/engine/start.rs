@@ -16,6 +16,7 @@ use crate::rooms::glob::RoomPolicy;
 use crate::routing::broker::Broker;
 use crate::routing::inbox::{ShardInbox, inbox};
 use crate::routing::placement::ShardId;
+use crate::routing::rooms::RoomFeatures;
 use crate::routing::{Handle, Router};
 use crate::shard::handoff::{HandoffReceiver, queue};
 use crate::shard::{ShardContext, ShardStart};
@@ -38,9 +39,9 @@ pub(super) fn start(mut builder: EngineBuilder) -> Result<Engine, EngineError> {
     let listener = listen(&mut builder)?;
     let local_addr = listener.as_ref().map(|(_, addr)| *addr);
     let shard_count = builder.config.resolved_shards().min(usize::from(u16::MAX));
-    let (router, inboxes, shard_metrics) = create_router(shard_count, &builder);
+    let (router, inboxes, shard_metrics) = create_router(shard_count, &builder)?;
     // The remote exists before any connection is accepted.
-    let control_thread = super::control::spawn(router.clone(), builder.redis)?;
+    let control_thread = super::control::spawn(router.clone(), builder.redis, &builder.config)?;
     let handle = Handle::new(router);
     let api_key = ApiKey::new(builder.api_key);
     let keys = Keys {
@@ -84,11 +85,23 @@ fn listen(builder: &mut EngineBuilder) -> Result<Option<(StdListener, SocketAddr
     Ok(Some((listener, local_addr)))
 }
 
+/// The router, every shard's inbox and every shard's counters.
+type Created = (Arc<Router>, Vec<ShardInbox>, Vec<Arc<ShardMetrics>>);
+
 /// The router (with the shards' inboxes and counters), before any shard exists.
-fn create_router(
-    shard_count: usize,
-    builder: &EngineBuilder,
-) -> (Arc<Router>, Vec<ShardInbox>, Vec<Arc<ShardMetrics>>) {
+fn create_router(shard_count: usize, builder: &EngineBuilder) -> Result<Created, EngineError> {
+    let config = &builder.config;
+    let (history, presence) = (config.history_policy()?, config.presence_policy()?);
+    let cluster = builder.redis.as_ref().is_some_and(|r| r.urls.len() > 1);
+    if cluster && (history.is_some() || presence.is_some()) {
+        return Err(EngineError::HistoryOnCluster);
+    }
+    let features = RoomFeatures::new(
+        history,
+        config.history_settings(),
+        presence,
+        builder.redis.is_some(),
+    );
     let metrics = Arc::new(Metrics::default());
     let shard_metrics: Vec<Arc<ShardMetrics>> = (0..shard_count).map(|_| Arc::default()).collect();
     metrics.set_shards(shard_metrics.clone());
@@ -97,11 +110,11 @@ fn create_router(
         .map(|i| inbox(ShardId(i as u16), capacity))
         .unzip();
     let broker = Broker::new(senders.into(), metrics.clone());
-    (
-        Arc::new(Router::new(broker, metrics)),
+    Ok((
+        Arc::new(Router::new(broker, metrics, features)),
         inboxes,
         shard_metrics,
-    )
+    ))
 }
 
 /// What every shard shares; `http` is the Bearer keys and the compiled origin allow-list.

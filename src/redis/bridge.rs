@@ -18,6 +18,8 @@ use super::backoff::LogLimiter;
 use super::link::{BridgeStatus, LinkState};
 use super::nodes::{Nodes, parse_url};
 use super::publisher::Publisher;
+use super::reader::Reader;
+use super::scripts::LuaScript;
 use super::subscriber::Subscriber;
 use super::{PROBE_CHANNEL_PREFIX, RedisConfigError, RedisSettings};
 use crate::protocol::envelope::Envelope;
@@ -62,24 +64,45 @@ struct Inner {
     max_bytes: usize,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Answers history and presence reads.
+    reader: Arc<Reader>,
+    /// The runtime the tasks (and reads) run on.
+    runtime: tokio::runtime::Handle,
 }
 
 /// Dropped when its message leaves the publish queue (published, refused or abandoned):
 /// lets a publisher count what it has waiting.
 pub type Release = Box<dyn Send + Sync>;
 
-/// One queued PUBLISH.
+/// One queued command.
 pub(crate) struct Outgoing {
-    pub(crate) channel: String,
-    pub(crate) payload: Bytes,
+    pub(crate) command: OutCommand,
     /// Dropped with the message.
     _release: Option<Release>,
+}
+
+/// What a queued command does.
+pub(crate) enum OutCommand {
+    /// `PUBLISH channel payload`.
+    Publish { channel: String, payload: Bytes },
+    /// `EVALSHA` of one of [`super::scripts`] (history and presence).
+    Script {
+        script: &'static LuaScript,
+        keys: [String; 2],
+        args: Vec<Bytes>,
+    },
 }
 
 impl Outgoing {
     /// What this message counts against `publish_queue_bytes`.
     pub(crate) fn size(&self) -> usize {
-        self.channel.len() + self.payload.len()
+        match &self.command {
+            OutCommand::Publish { channel, payload } => channel.len() + payload.len(),
+            OutCommand::Script { keys, args, .. } => {
+                keys.iter().map(String::len).sum::<usize>()
+                    + args.iter().map(Bytes::len).sum::<usize>()
+            }
+        }
     }
 }
 
@@ -210,6 +233,7 @@ impl RedisBridge {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop = StopSignal(stop_rx);
         let subscriber = Subscriber::new(&settings, nodes.clone(), shared.clone(), sink, probe_tx);
+        let reader = Arc::new(Reader::new(nodes.clone(), settings.probe_timeout));
         let publisher = Publisher::new(&settings, nodes, shared.clone(), queue_rx, probe_rx);
         let tasks = vec![
             runtime.spawn(subscriber.run(stop.clone())),
@@ -222,6 +246,8 @@ impl RedisBridge {
                 max_bytes: settings.publish_queue_bytes,
                 stop: stop_tx,
                 tasks: Mutex::new(tasks),
+                reader,
+                runtime: runtime.clone(),
             }),
         })
     }
@@ -241,11 +267,41 @@ impl RedisBridge {
         payload: Bytes,
         release: Option<Release>,
     ) -> Result<(), PublishError> {
+        self.enqueue(OutCommand::Publish { channel, payload }, release)
+    }
+
+    /// Queues one of the history and presence scripts, in order with the PUBLISHes and
+    /// under the same bounds.
+    pub(crate) fn run_script(
+        &self,
+        script: &'static LuaScript,
+        keys: [String; 2],
+        args: Vec<Bytes>,
+    ) -> Result<(), PublishError> {
+        self.enqueue(OutCommand::Script { script, keys, args }, None)
+    }
+
+    /// Runs a script now on the query connection and returns its answer (history and
+    /// presence reads). Callable from any runtime: the work runs on the bridge's.
+    pub(crate) fn query_script(
+        &self,
+        script: &'static LuaScript,
+        keys: [String; 2],
+        args: Vec<Bytes>,
+    ) -> impl std::future::Future<Output = Result<redis::Value, String>> + Send + 'static {
+        let reader = self.inner.reader.clone();
+        let task = self
+            .inner
+            .runtime
+            .spawn(async move { reader.eval(script, &keys, &args).await });
+        async move { task.await.map_err(|e| e.to_string())? }
+    }
+
+    fn enqueue(&self, command: OutCommand, release: Option<Release>) -> Result<(), PublishError> {
         let inner = &*self.inner;
         let shared = &*inner.shared;
         let message = Outgoing {
-            channel,
-            payload,
+            command,
             _release: release,
         };
         let size = message.size();

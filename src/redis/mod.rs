@@ -21,6 +21,12 @@
 //!   batches (pipelined PUBLISHes, order kept) and sends the subscriber's liveness probes
 //!   ahead of queued messages.
 //!
+//! * the *reader* (not a task) owns a third, command connection, made on first use: history
+//!   and presence reads (`crate::redis::scripts`), answered at once rather than queued
+//!   behind the publisher's backlog. History and presence *writes* are scripts queued like
+//!   PUBLISHes, in order with them, under the same bounds; both connections load the
+//!   scripts when they connect.
+//!
 //! The [`RedisBridge`] handle itself holds no connection: it is a cheap `Clone + Send + Sync`
 //! handle (queue sender, shared atomics) usable from any thread, inside a runtime or not.
 //!
@@ -76,6 +82,8 @@ mod emitter;
 pub(crate) mod link;
 mod nodes;
 mod publisher;
+mod reader;
+pub(crate) mod scripts;
 mod subscriber;
 
 use std::time::Duration;

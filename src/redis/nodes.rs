@@ -46,6 +46,9 @@ pub(crate) fn is_connection_problem(e: &RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_unrecoverable_error()
+        // The scripts are gone (Redis restarted or flushed them): a new connection
+        // loads them again.
+        || e.code() == Some("NOSCRIPT")
 }
 
 /// Run `fut` with a deadline.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use super::backoff::{Backoff, LogLimiter};
-use super::bridge::{LOG_EVERY, Outgoing, Shared, StopSignal};
+use super::bridge::{LOG_EVERY, OutCommand, Outgoing, Shared, StopSignal};
 use super::nodes::{LinkError, Node, Nodes, command_connection, is_connection_problem, within};
 use super::{LinkState, RedisSettings};
 
@@ -35,6 +35,19 @@ pub(crate) struct Publisher {
     /// A "down" line was logged and no "restored" line since.
     announced_down: bool,
     rejected_log: LogLimiter,
+}
+
+/// Loads every history and presence script on a new connection (`EVALSHA` needs them).
+pub(crate) async fn load_scripts(
+    mut conn: MultiplexedConnection,
+    limit: Duration,
+) -> Result<MultiplexedConnection, LinkError> {
+    let mut pipe = redis::pipe();
+    for script in super::scripts::all() {
+        pipe.add_command(script.load_cmd()).ignore();
+    }
+    within(limit, pipe.query_async::<()>(&mut conn)).await?;
+    Ok(conn)
 }
 
 /// The next pipeline: an optional probe followed by queued messages, in queue order.
@@ -104,6 +117,10 @@ impl Publisher {
                 biased;
                 () = stop.wait() => return self.finish(None, batch).await,
                 attempt = command_connection(&node, self.limit) => attempt,
+            };
+            let attempt = match attempt {
+                Ok(conn) => load_scripts(conn, self.limit).await,
+                Err(e) => Err(e),
             };
             let mut conn = match attempt {
                 Ok(conn) => conn,
@@ -175,10 +192,14 @@ impl Publisher {
                 .ignore();
         }
         for message in &batch.items {
-            pipe.cmd("PUBLISH")
-                .arg(&message.channel)
-                .arg(&message.payload[..])
-                .ignore();
+            match &message.command {
+                OutCommand::Publish { channel, payload } => {
+                    pipe.cmd("PUBLISH").arg(channel).arg(&payload[..]).ignore();
+                }
+                OutCommand::Script { script, keys, args } => {
+                    pipe.add_command(script.eval_cmd(keys, args)).ignore();
+                }
+            }
         }
         match within(self.limit, pipe.query_async::<()>(conn)).await {
             Ok(()) => Ok(()),

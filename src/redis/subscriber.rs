@@ -199,7 +199,11 @@ impl Subscriber {
         self.shared.received.fetch_add(1, Ordering::Relaxed);
         let mut buf = msg.get_payload_bytes().to_vec();
         match Envelope::parse(&mut buf) {
-            Ok(envelope) if envelope.server_id == self.shared.server_id => {
+            // A history room's message is delivered here too, when Redis sends it
+            // back: that is what puts it in the room's one order on every node.
+            Ok(envelope)
+                if envelope.server_id == self.shared.server_id && envelope.position.is_none() =>
+            {
                 self.shared.ignored_own.fetch_add(1, Ordering::Relaxed);
             }
             Ok(envelope) => {
