@@ -184,6 +184,10 @@ fn engine_config(s: &Settings) -> Result<EngineConfig, CliError> {
         dashboard: s.dashboard.value,
         endpoints: Endpoints::from_names(s.endpoints.value.iter().map(String::as_str))
             .map_err(|e| engine_error(s, &e))?,
+        history_rooms: s.history_rooms.value.clone(),
+        history_size: s.history_size.value,
+        history_max_bytes: s.history_max_bytes.value,
+        presence_rooms: s.presence_rooms.value.clone(),
         ..limits(s, timing(s))
     };
     config.validate().map_err(|e| engine_error(s, &e))?;
@@ -200,6 +204,8 @@ fn timing(s: &Settings) -> EngineConfig {
         idle_timeout: Duration::from_secs(s.idle_timeout_s.value),
         max_write_delay: ms(s.max_write_delay_ms.value),
         auth_failure_window: Duration::from_secs(s.auth_failure_window_s.value),
+        history_ttl: Duration::from_secs(s.history_ttl_s.value),
+        presence_ttl: Duration::from_secs(s.presence_ttl_s.value),
         ..EngineConfig::default()
     }
 }
@@ -231,6 +237,7 @@ fn engine_error(s: &Settings, err: &ConfigError) -> CliError {
         ConfigError::BadOriginPattern(_) | ConfigError::OriginPlaceholder(_) => "allowed_origins",
         ConfigError::BadDashboardMode(_) => "dashboard",
         ConfigError::UnknownEndpoint(_) => "endpoints",
+        ConfigError::BadRoomPattern { setting, .. } => setting,
     };
     let entry = s.entries().into_iter().find(|e| e.key == key);
     let at = match entry {
@@ -251,6 +258,8 @@ fn setting_of_field(field: &str) -> &str {
         "heartbeat_interval" => "heartbeat_interval_ms",
         "heartbeat_timeout" => "heartbeat_timeout_ms",
         "auth_failure_window" => "auth_failure_window_s",
+        "history_ttl" => "history_ttl_s",
+        "presence_ttl" => "presence_ttl_s",
         other => other,
     }
 }

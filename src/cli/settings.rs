@@ -178,6 +178,24 @@ settings! {
     /// Rooms clients may join, as globs (`*`, `?`, `{userId}`: `public-*`,
     /// `user-{userId}-*`); unset, every join is rejected. Re-read on SIGHUP.
     allow_rooms: Vec<String> = "", "GLOB", LIVE;
+    /// Rooms that keep history, as globs (`{userId}` matches any user): their messages
+    /// carry `room`, `offset` and `epoch`; a join may recover what it missed (`since`);
+    /// `ws:history` and `GET /api/rooms/{room}/history` read it. In memory on a single
+    /// node, in Redis with Redis.
+    history_rooms: Vec<String> = "", "GLOB", PLAIN;
+    /// Messages each history room keeps (exactly the last N).
+    history_size: usize = "100", "N", PLAIN;
+    /// Seconds a room's history lives after its last message.
+    history_ttl_s: u64 = "300", "S", PLAIN;
+    /// Bytes every room's history may take together in memory (single node).
+    history_max_bytes: usize = "67108864", "BYTES", PLAIN;
+    /// Rooms whose members are tracked fleet-wide, as globs: `ws:presence` and `GET
+    /// /api/rooms/{room}/presence` list them; joins and leaves are announced to the
+    /// room (`ws:join`, `ws:leave`).
+    presence_rooms: Vec<String> = "", "GLOB", PLAIN;
+    /// With Redis: seconds a node's presence entries outlive it (a dead node's clients
+    /// leave within this plus a third).
+    presence_ttl_s: u64 = "30", "S", PLAIN;
     /// Origins that may upgrade, as globs (`https://*.example.com`); others get 403
     /// before the handshake, a request without `Origin` passes. Unset: every origin, as
     /// in Ignis.

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
+use crate::history::Since;
+use crate::history::request::{HistoryRequest, PresenceRequest, join_since};
 use crate::protocol::close::{CloseReason, ErrorText};
 use crate::protocol::inbound::{self, Inbound, InboundMessage};
 use crate::rooms;
@@ -45,8 +47,13 @@ pub enum Decision<'a> {
     Error(ErrorText),
     /// Run the authenticator on this `data`.
     Authenticate(Option<&'a RawValue>),
-    /// Ask the room validator about these (already name-checked) rooms.
-    Join(Vec<String>),
+    /// Ask the room validator about these (already name-checked) rooms; then recover
+    /// the history rooms among them from these positions.
+    Join(Vec<String>, Vec<(String, Since)>),
+    /// Answer a member's `ws:history`.
+    History(HistoryRequest),
+    /// Answer a member's `ws:presence`.
+    Presence(PresenceRequest),
     /// Leave these rooms.
     Leave(Vec<String>),
     /// An application event for the message handler.
@@ -136,7 +143,13 @@ impl Machine {
             }
             ("join", _) => rooms::requested_rooms(message.data)
                 .filter(|r| !r.is_empty())
-                .map_or(Decision::Nothing, Decision::Join),
+                .map_or(Decision::Nothing, |rooms| {
+                    Decision::Join(rooms, join_since(message.data))
+                }),
+            ("ws:history", _) => HistoryRequest::parse(message.data)
+                .map_or(Decision::Error(ErrorText::NoRoomNamed), Decision::History),
+            ("ws:presence", _) => PresenceRequest::parse(message.data)
+                .map_or(Decision::Error(ErrorText::NoRoomNamed), Decision::Presence),
             ("leave", _) => rooms::requested_rooms(message.data)
                 .filter(|r| !r.is_empty())
                 .map_or(Decision::Nothing, Decision::Leave),
@@ -318,7 +331,7 @@ mod tests {
             Data::Binary(br#"{"event":"join","data":{"rooms":["a","ws:b",7]}}"#),
             T,
         );
-        assert!(matches!(d, Decision::Join(r) if r == ["a"]));
+        assert!(matches!(d, Decision::Join(r, _) if r == ["a"]));
         assert!(matches!(
             m.on_message(
                 now,

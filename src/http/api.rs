@@ -25,6 +25,10 @@ enum Route<'a> {
     Publish,
     /// `/api/rooms/{room}/clients` (the room still percent-encoded).
     RoomClients(&'a str),
+    /// `/api/rooms/{room}/history` (the room still percent-encoded).
+    RoomHistory(&'a str),
+    /// `/api/rooms/{room}/presence` (the room still percent-encoded).
+    RoomPresence(&'a str),
     /// `/api/users/{user}/clients` (the user still percent-encoded).
     UserClients(&'a str),
     /// `/api/clients/{id}`: what a local client is.
@@ -55,6 +59,8 @@ impl<'a> Route<'a> {
             Route::Publish => endpoints.publish,
             Route::Stats
             | Route::RoomClients(_)
+            | Route::RoomHistory(_)
+            | Route::RoomPresence(_)
             | Route::UserClients(_)
             | Route::Client(_)
             | Route::Disconnect(_) => endpoints.api,
@@ -86,6 +92,8 @@ impl<'a> Route<'a> {
         };
         match rest.split('/').collect::<Vec<_>>().as_slice() {
             ["rooms", room, "clients"] => Route::RoomClients(room),
+            ["rooms", room, "history"] => Route::RoomHistory(room),
+            ["rooms", room, "presence"] => Route::RoomPresence(room),
             ["users", user, "clients"] => Route::UserClients(user),
             ["clients", id] => Route::Client(id),
             ["clients", id, "disconnect"] => Route::Disconnect(id),
@@ -107,6 +115,8 @@ impl<'a> Route<'a> {
             Route::Disconnect(_) => HttpRoute::Disconnect,
             Route::Publish => HttpRoute::Publish,
             Route::RoomClients(_) => HttpRoute::RoomClients,
+            Route::RoomHistory(_) => HttpRoute::RoomHistory,
+            Route::RoomPresence(_) => HttpRoute::RoomPresence,
             Route::UserClients(_) => HttpRoute::UserClients,
         }
     }
@@ -182,10 +192,64 @@ async fn answer(
         _ if !authorized() => Response::error(401, "Unauthorized"),
         Route::Publish => super::publish::publish(handle, body),
         Route::RoomClients(room) => clients(handle.clients_of_room(&percent_decode(room)).await),
+        Route::RoomHistory(room) => history(handle, &percent_decode(room), head).await,
+        Route::RoomPresence(room) => presence(handle, &percent_decode(room)).await,
         Route::UserClients(user) => clients(handle.clients_of_user(&percent_decode(user)).await),
         Route::Client(id) => client(handle, id).await,
         Route::Disconnect(id) => disconnect(handle, id).await,
     }
+}
+
+/// `GET /api/rooms/{room}/history?limit=N`: the room's latest N messages (default and
+/// cap: `history_size`), fleet-wide, as `ws:history` gives them; 400 for a bad `limit`,
+/// 404 when the room keeps no history, 503 when Redis does not answer.
+async fn history(handle: &Handle, room: &str, head: &RequestHead) -> Response {
+    let limit = match query_param(head, "limit") {
+        None => usize::MAX,
+        Some(text) => match text.parse::<usize>() {
+            Ok(limit) => limit,
+            Err(_) => return Response::error(400, "limit must be a non-negative integer"),
+        },
+    };
+    let query = crate::history::Query { since: None, limit };
+    match handle.history(room, query).await {
+        Ok(snapshot) => {
+            let frame = crate::history::frames::history_frame(room, &snapshot);
+            let data = frame.data_json().unwrap_or(b"{}").to_vec();
+            Response::body(200, "application/json", data)
+        }
+        Err(error) => recall_error(&error),
+    }
+}
+
+/// `GET /api/rooms/{room}/presence`: `{"room","clients":[{"id","userId"}…]}`, fleet-wide;
+/// 404 when the room tracks no presence, 503 when Redis does not answer.
+async fn presence(handle: &Handle, room: &str) -> Response {
+    match handle.presence(room).await {
+        Ok(clients) => Response::json(
+            200,
+            &serde_json::json!({ "room": room, "clients": clients }),
+        ),
+        Err(error) => recall_error(&error),
+    }
+}
+
+fn recall_error(error: &crate::routing::RecallError) -> Response {
+    use crate::routing::RecallError;
+    match error {
+        RecallError::NoHistory(_) | RecallError::NoPresence(_) => {
+            Response::error(404, &error.to_string())
+        }
+        RecallError::Unavailable(_) => Response::error(503, &error.to_string()),
+    }
+}
+
+/// The value of `name` in the request's query string, percent-decoded.
+fn query_param(head: &RequestHead, name: &str) -> Option<String> {
+    head.query.as_deref()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| percent_decode(value))
+    })
 }
 
 /// `GET /api/clients/{id}`: 200 with the client, 400 for a malformed id, 404 when it is

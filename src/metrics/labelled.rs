@@ -73,6 +73,10 @@ pub enum HttpRoute {
     Publish,
     /// `/api/rooms/{room}/clients`.
     RoomClients,
+    /// `/api/rooms/{room}/history`.
+    RoomHistory,
+    /// `/api/rooms/{room}/presence`.
+    RoomPresence,
     /// `/api/users/{user}/clients`.
     UserClients,
     /// `/api/clients/{id}`.
@@ -92,7 +96,7 @@ pub enum HttpRoute {
 
 impl HttpRoute {
     /// Every route, in label order.
-    pub const ALL: [HttpRoute; 14] = [
+    pub const ALL: [HttpRoute; 16] = [
         HttpRoute::Health,
         HttpRoute::Ready,
         HttpRoute::Metrics,
@@ -100,6 +104,8 @@ impl HttpRoute {
         HttpRoute::Dashboard,
         HttpRoute::Publish,
         HttpRoute::RoomClients,
+        HttpRoute::RoomHistory,
+        HttpRoute::RoomPresence,
         HttpRoute::UserClients,
         HttpRoute::Client,
         HttpRoute::Disconnect,
@@ -119,6 +125,8 @@ impl HttpRoute {
             HttpRoute::Dashboard => "dashboard",
             HttpRoute::Publish => "publish",
             HttpRoute::RoomClients => "room_clients",
+            HttpRoute::RoomHistory => "room_history",
+            HttpRoute::RoomPresence => "room_presence",
             HttpRoute::UserClients => "user_clients",
             HttpRoute::Client => "client",
             HttpRoute::Disconnect => "disconnect",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ahash::AHashSet;
 use tokio::sync::oneshot;
 
+use crate::history::Position;
 use crate::id::ClientId;
 use crate::protocol::{Frame, Target};
 
@@ -34,6 +35,9 @@ pub struct Delivery {
     /// When the broker took it ([`crate::metrics::stamp_now`]; 0 until then): what
     /// delivery latency is measured from.
     pub stamp: u64,
+    /// Its place in its room's history, for a history room's message (the frame
+    /// carries it too).
+    pub position: Option<Position>,
 }
 
 /// Local answers to engine-wide queries.

@@ -151,13 +151,33 @@ impl Handle {
         self.dispatch(publication.target.clone(), frame, publication.exclude);
     }
 
-    /// Delivers an envelope that came from another instance (never re-published).
+    /// Delivers an envelope that came from another instance (never re-published). A
+    /// history room's message (it carries its position) is delivered with it.
     pub(crate) fn deliver_remote(&self, envelope: Envelope) {
+        if let (Target::Room(room), Some(position)) = (&envelope.target, &envelope.position) {
+            let frame = envelope
+                .message
+                .with_position(room, position.offset, &position.epoch);
+            self.router.broker.deliver(Delivery {
+                target: envelope.target.clone(),
+                frame,
+                exclude: exclude_set(&envelope.exclude),
+                stamp: 0,
+                position: Some(position.clone()),
+            });
+            return;
+        }
         self.deliver_local(envelope.target, envelope.message, &envelope.exclude);
     }
 
-    /// Delivers here and publishes to the other instances.
+    /// Delivers here and publishes to the other instances; a history room's message
+    /// gets its position first ([`Handle::publish_positioned`]).
     pub(crate) fn dispatch(&self, target: Target, frame: Frame, exclude: &[String]) {
+        if let Target::Room(room) = &target
+            && self.keeps_history(room)
+        {
+            return self.publish_positioned(room, frame, exclude);
+        }
         self.publish_remote(&target, &frame, exclude);
         self.deliver_local(target, frame, exclude);
     }
@@ -173,6 +193,7 @@ impl Handle {
             frame,
             exclude,
             stamp: 0,
+            position: None,
         };
         self.router.broker.deliver(delivery);
     }

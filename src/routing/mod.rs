@@ -10,6 +10,9 @@
 //! - [`placement`]: which shard owns a client id.
 //! - [`inspect`]: what the dashboard asks the shards (room summary, one client).
 //! - [`remote`]: the trait the Redis bridge is wired in through.
+//! - [`rooms`]: which rooms keep history and track presence, and where;
+//!   [`recall`]: the handle's history and presence (publishing positioned messages,
+//!   reading history and presence, announcing joins and leaves).
 //!
 //! # Contract
 //!
@@ -26,7 +29,9 @@ pub(crate) mod inbox;
 pub(crate) mod inspect;
 pub(crate) mod placement;
 pub(crate) mod query;
+pub(crate) mod recall;
 pub(crate) mod remote;
+pub(crate) mod rooms;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -36,11 +41,13 @@ use tokio::sync::Notify;
 
 pub use handle::{Handle, Publication, SendError};
 pub use inspect::{ClientInfo, RoomCount, RoomSummary};
+pub use recall::RecallError;
 
 use crate::id::ServerId;
 use crate::metrics::Metrics;
 use broker::Broker;
 use remote::Remote;
+use rooms::RoomFeatures;
 
 /// What every handle and shard of one engine shares.
 pub(crate) struct Router {
@@ -54,19 +61,22 @@ pub(crate) struct Router {
     pub remote: OnceLock<Arc<dyn Remote>>,
     /// When the engine was created (its uptime).
     pub started: Instant,
+    /// Which rooms keep history and track presence, and where.
+    pub features: RoomFeatures,
     shutting_down: AtomicBool,
     shutdown_requested: Notify,
 }
 
 impl Router {
     /// A router over `broker`'s shards with a fresh server id.
-    pub fn new(broker: Broker, metrics: Arc<Metrics>) -> Self {
+    pub fn new(broker: Broker, metrics: Arc<Metrics>, features: RoomFeatures) -> Self {
         Router {
             server_id: ServerId::random(),
             broker,
             metrics,
             remote: OnceLock::new(),
             started: Instant::now(),
+            features,
             shutting_down: AtomicBool::new(false),
             shutdown_requested: Notify::new(),
         }

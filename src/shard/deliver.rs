@@ -6,6 +6,7 @@
 //! instead ([`super::encrypt`]). The walk never waits for anyone: a socket that refuses
 //! bytes is handed to its task.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use slab::Slab;
 use super::encrypt::EncryptJob;
 use super::index::{LocalIndex, Slot};
 use super::pacing::DirtyList;
+use super::recovery::intercept;
 use super::state::{Shard, ShardState};
 use super::table::Entry;
 use crate::conn::Offer;
@@ -95,6 +97,7 @@ impl Shard {
             index,
             dirty,
             encrypt_queue,
+            syncs,
         } = &mut *state;
         let mut walk = Walk {
             shard: self,
@@ -104,8 +107,25 @@ impl Shard {
             message: &delivery.frame,
             stamp: delivery.stamp,
         };
-        let excluded = |id: &ClientId| delivery.exclude.as_ref().is_some_and(|e| e.contains(id));
+        // Members joining this history room get the message through their guard.
+        let guards = match (&delivery.target, &delivery.position) {
+            (Target::Room(room), Some(_)) if !syncs.is_empty() => syncs.take(room),
+            _ => None,
+        };
+        let guards = RefCell::new(guards);
+        let excluded = |id: &ClientId| {
+            let held = match (&mut *guards.borrow_mut(), &delivery.position) {
+                (Some((_, room_syncs)), Some(position)) => {
+                    intercept(room_syncs, id, position, &delivery.frame)
+                }
+                _ => false,
+            };
+            held || delivery.exclude.as_ref().is_some_and(|e| e.contains(id))
+        };
         let count = walk_target(index, conns, &delivery.target, &excluded, &mut walk);
+        if let Some((room, room_syncs)) = guards.into_inner() {
+            syncs.put_back(room, room_syncs);
+        }
         self.metrics.deliveries.add(count);
         if !walk.encrypt_queue.is_empty() {
             self.encrypt_wake.notify_one();
@@ -190,5 +210,6 @@ pub(super) fn resolve(shard: &Rc<Shard>, id: ClientId, frame: Frame) {
         frame,
         exclude: None,
         stamp: crate::metrics::stamp_now(),
+        position: None,
     });
 }

@@ -13,8 +13,8 @@ use super::index::Slot;
 use super::pacing::Micros;
 use super::state::{Shard, ShardState};
 use super::table::Entry;
-use crate::protocol::ErrorText;
 use crate::protocol::outbound::error_frame;
+use crate::protocol::{ErrorText, Frame};
 
 /// The longest a flush writes before it lets the shard's other work (the inbox, reads)
 /// run; the rest is written right after. Without it, a message arriving during a long
@@ -150,7 +150,17 @@ impl Shard {
     /// Sends an `error` event; sealed like any other message when the client is
     /// encrypted (as Ignis does).
     pub fn send_error(&self, slot: Slot, text: ErrorText) {
-        let frame = error_frame(text.text());
+        self.send_error_message(slot, text.text());
+    }
+
+    /// Sends an `error` event with any text (sealed for an encrypted client).
+    pub fn send_error_message(&self, slot: Slot, text: &str) {
+        self.send_frame(slot, &error_frame(text));
+    }
+
+    /// Sends one server event to one client (its own history, presence and `ws:joined`
+    /// answers; an `error`): sealed when the client is encrypted, and written soon.
+    pub fn send_frame(&self, slot: Slot, frame: &Frame) {
         let transformer = self.ctx.hooks.transformer.as_deref();
         let sealed = self.with_entry(slot, |entry, _| {
             let conn = &entry.conn;

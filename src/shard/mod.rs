@@ -31,6 +31,8 @@ pub(crate) mod flush;
 pub(crate) mod handoff;
 pub(crate) mod index;
 pub(crate) mod pacing;
+pub(crate) mod recall;
+pub(crate) mod recovery;
 pub(crate) mod session;
 pub(crate) mod socket;
 pub(crate) mod state;

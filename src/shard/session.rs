@@ -16,6 +16,7 @@ use crate::admission::Permit;
 use crate::conn::Conn;
 use crate::conn::encryption::Encryption;
 use crate::conn::machine::AuthVerdict;
+use crate::history::Since;
 use crate::hooks::{ConnectedClient, DisconnectedClient, Identity, LocalFuture};
 use crate::id::ClientId;
 use crate::protocol::CloseReason;
@@ -87,7 +88,7 @@ impl Shard {
     /// Completes a successful authentication: index the user, join the own-id room and
     /// the default rooms, queue `connected` (with `extra` members), report the client.
     pub fn accept(
-        &self,
+        self: &Rc<Self>,
         slot: Slot,
         identity: Identity,
         extra: &serde_json::Map<String, serde_json::Value>,
@@ -99,10 +100,11 @@ impl Shard {
             return;
         };
         self.metrics.authenticated.add(1);
-        self.join_rooms(slot, &self.config().default_rooms);
         let id = client_id.to_string();
         let frame = connected_frame(&id, user_id.as_deref(), SystemTime::now(), extra);
         self.reply(slot, frame.bytes().clone());
+        // After `connected`: a history room among them answers with `ws:joined`.
+        self.join_rooms(slot, &self.config().default_rooms);
         let took = crate::metrics::micros_between(accepted_at, crate::metrics::stamp_now());
         self.metrics.connect_latency.record(took);
         if let Some(hook) = &self.ctx.hooks.on_connect {
@@ -139,7 +141,19 @@ impl Shard {
     }
 
     /// Joins rooms (name rules already applied); the own id re-enters the own-id room.
-    pub fn join_rooms(&self, slot: Slot, rooms: &[String]) {
+    pub fn join_rooms(self: &Rc<Self>, slot: Slot, rooms: &[String]) {
+        self.join_rooms_since(slot, rooms, &[]);
+    }
+
+    /// Joins rooms; a history room joined here answers with `ws:joined` after
+    /// recovering from the position `since` gives for it, if any; a presence room
+    /// records the client and announces it (`ws:join`).
+    pub fn join_rooms_since(
+        self: &Rc<Self>,
+        slot: Slot,
+        rooms: &[String],
+        since: &[(String, Since)],
+    ) {
         let mut state = self.state.borrow_mut();
         let ShardState { conns, index, .. } = &mut *state;
         let Some(conn) = conns.get_mut(slot).map(|e| &mut e.conn) else {
@@ -149,7 +163,9 @@ impl Shard {
             return;
         }
         let (own, cap) = (conn.id(), self.config().max_rooms_per_client);
+        let user = conn.membership().user_id().cloned();
         let mut refused = 0;
+        let mut joined = Vec::new();
         for room in rooms {
             if room.parse::<ClientId>() == Ok(own) {
                 conn.membership_mut().set_own_room(true);
@@ -157,29 +173,57 @@ impl Shard {
                 // Past the cap a join is dropped, as a rejected join is.
                 refused += u64::from(!index.is_member(room, slot));
             } else if let Some(name) = index.join(room, slot) {
-                conn.membership_mut().joined(name);
+                conn.membership_mut().joined(name.clone());
+                joined.push(name);
             }
         }
         self.metrics.rooms.set(index.room_count() as i64);
         self.metrics.rooms_refused.add(refused);
+        drop(state);
+        let handle = &self.ctx.handle;
+        for room in joined {
+            if handle.keeps_history(&room) {
+                let from = since
+                    .iter()
+                    .find(|(r, _)| **r == *room)
+                    .map(|(_, s)| s.clone());
+                self.begin_recovery(own, room.clone(), from);
+            }
+            handle.presence_joined(&room, own, user.clone());
+        }
     }
 
     /// Leaves rooms the connection is in (default and own-id rooms included).
     pub fn leave_rooms(&self, slot: Slot, rooms: &[String]) {
         let mut state = self.state.borrow_mut();
-        let ShardState { conns, index, .. } = &mut *state;
+        let ShardState {
+            conns,
+            index,
+            syncs,
+            ..
+        } = &mut *state;
         let Some(conn) = conns.get_mut(slot).map(|e| &mut e.conn) else {
             return;
         };
         let own = conn.id();
+        let user = conn.membership().user_id().cloned();
+        let mut left = Vec::new();
         for room in rooms {
             if room.parse::<ClientId>() == Ok(own) {
                 conn.membership_mut().set_own_room(false);
             } else if index.leave(room, slot) {
                 conn.membership_mut().left(room);
+                syncs.remove(room, &own);
+                left.push(room);
             }
         }
         self.metrics.rooms.set(index.room_count() as i64);
+        drop(state);
+        for room in left {
+            self.ctx
+                .handle
+                .presence_left(&Arc::from(room.as_str()), own, user.as_deref());
+        }
     }
 
     /// Routes a client's messages through the embedder's transformer
@@ -212,16 +256,29 @@ impl Shard {
     /// Takes a connection out of the table and the indexes.
     fn take(&self, slot: Slot) -> Option<Conn> {
         let mut state = self.state.borrow_mut();
-        let ShardState { conns, index, .. } = &mut *state;
+        let ShardState {
+            conns,
+            index,
+            syncs,
+            ..
+        } = &mut *state;
         let conn = conns.try_remove(slot)?.conn;
         index.remove_client(&conn.id());
-        if let Some(user) = conn.membership().user_id() {
+        let user = conn.membership().user_id();
+        if let Some(user) = user {
             index.remove_user_session(user, slot);
         }
         for room in conn.membership().rooms() {
             index.leave(room, slot);
+            syncs.remove(room, &conn.id());
         }
         self.metrics.rooms.set(index.room_count() as i64);
+        drop(state);
+        for room in conn.membership().rooms() {
+            self.ctx
+                .handle
+                .presence_left(room, conn.id(), user.map(|u| &**u));
+        }
         Some(conn)
     }
 }

@@ -16,6 +16,7 @@ use slab::Slab;
 use super::encrypt::EncryptJob;
 use super::index::{LocalIndex, Slot};
 use super::pacing::{Clock, DirtyList, Pacer};
+use super::recovery::Syncs;
 use super::table::Entry;
 use crate::config::EngineConfig;
 use crate::conn::Backpressure;
@@ -81,6 +82,8 @@ pub(crate) struct ShardState {
     pub dirty: DirtyList,
     /// Messages for encrypted clients, sealed by the encryptor task in bounded batches.
     pub encrypt_queue: VecDeque<EncryptJob>,
+    /// Members joining history rooms ([`super::recovery`]).
+    pub syncs: Syncs,
 }
 
 impl Shard {

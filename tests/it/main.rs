@@ -11,6 +11,8 @@ mod delivery;
 mod emitter;
 mod encryption;
 mod fleet;
+mod history;
+mod history_fleet;
 mod http_api;
 mod jwt_auth;
 mod limits;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::ConnTask;
 use crate::conn::machine::Decision;
+use crate::history::Since;
 use crate::hooks::JoinRequest;
 use crate::protocol::inbound::InboundMessage;
 use crate::protocol::{ClientMessage, CloseReason};
@@ -180,14 +181,16 @@ impl ConnTask {
             Decision::Nothing | Decision::Decrypted(_) => {}
             Decision::Error(text) => self.shard.send_error(self.slot, text),
             Decision::Authenticate(data) => self.start_auth(data),
-            Decision::Join(rooms) => self.join(rooms, user_id),
+            Decision::Join(rooms, since) => self.join(rooms, since, user_id),
+            Decision::History(request) => self.shard.answer_history(self.slot, request),
+            Decision::Presence(request) => self.shard.answer_presence(self.slot, request),
             Decision::Leave(rooms) => self.shard.leave_rooms(self.slot, &rooms),
             Decision::Custom(message) => self.forward(message, user_id),
         }
     }
 
     /// Asks the room validator, then joins the allowed subset of what was asked.
-    fn join(&self, rooms: Vec<String>, user_id: Option<Arc<str>>) {
+    fn join(&self, rooms: Vec<String>, since: Vec<(String, Since)>, user_id: Option<Arc<str>>) {
         let Some(validator) = self.shard.ctx.hooks.validator.clone() else {
             return;
         };
@@ -203,7 +206,7 @@ impl ConnTask {
             allowed.retain(|room| requested.contains(room));
             // The connection may have gone (and its slot been reused) meanwhile.
             if shard.slot_of(&client_id) == Some(slot) {
-                shard.join_rooms(slot, &allowed);
+                shard.join_rooms_since(slot, &allowed, &since);
             }
         }));
     }

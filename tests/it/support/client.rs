@@ -160,6 +160,17 @@ impl WsClient {
         }
     }
 
+    /// The next text message exactly as the server sent it (panics on anything else).
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    }
+
     /// The next JSON message (panics with what came instead).
     pub async fn next_json(&mut self) -> Value {
         match self.next_within(WAIT).await {
@@ -173,6 +184,14 @@ impl WsClient {
         let v = self.next_json().await;
         assert_eq!(v["event"], event, "expected event {event:?}, got {v}");
         v
+    }
+
+    /// The next message, within `wait`, which must be `event`.
+    pub async fn expect_event_within(&mut self, event: &str, wait: Duration) -> Value {
+        match self.next_within(wait).await {
+            Next::Json(v) if v["event"] == event => v,
+            other => panic!("expected event {event:?} within {wait:?}, got {other:?}"),
+        }
     }
 
     /// The next message must be the `error` event carrying `text` (from the protocol's

@@ -1,0 +1,240 @@
+//! History and presence across a fleet of three nodes over one Redis: one order of a
+//! room's messages everywhere (byte-identical frames), recovery across a node restart
+//! and a whole-fleet restart, refusal after the history expired, presence and its
+//! announcements across nodes, and a killed node's members leaving within the bound.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::history::{history_builder, join_since, offsets};
+use crate::support::redis::{RedisServer, wait_for};
+use crate::support::served::Served;
+use crate::support::{TestServer, attach};
+
+fn node(redis: &RedisServer, size: usize) -> TestServer {
+    TestServer::start(
+        attach(history_builder(size), &[redis.url()]).configure(|c| {
+            c.presence_ttl = Duration::from_secs(2);
+        }),
+    )
+}
+
+async fn fleet(redis: &RedisServer, size: usize) -> Vec<TestServer> {
+    let nodes: Vec<TestServer> = (0..3).map(|_| node(redis, size)).collect();
+    wait_for("every node ready", Duration::from_secs(5), || {
+        nodes.iter().all(|n| n.handle.is_ready())
+    })
+    .await;
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_on_several_nodes_give_one_order_everywhere() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 1000).await;
+    let mut clients = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let (mut client, _) = node.login(&format!("user-{i}")).await;
+        let (_, joined) = join_since(&mut client, "public-h-fleet", None).await;
+        assert_eq!(joined["offset"], 0);
+        clients.push(client);
+    }
+    let publishers: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let handle = node.handle.clone();
+            std::thread::spawn(move || {
+                for n in 0..100 {
+                    let data = json!({ "node": i, "n": n });
+                    handle
+                        .send_to_room("public-h-fleet", "tick", &data, &[])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    publishers.into_iter().for_each(|p| p.join().unwrap());
+    let mut streams = Vec::new();
+    for client in &mut clients {
+        let mut texts = Vec::new();
+        for _ in 0..300 {
+            texts.push(client.next_text().await);
+        }
+        client.expect_silence().await;
+        streams.push(texts);
+    }
+    assert_eq!(
+        streams[0], streams[1],
+        "node 0 and node 1 delivered different bytes"
+    );
+    assert_eq!(
+        streams[0], streams[2],
+        "node 0 and node 2 delivered different bytes"
+    );
+    let parsed: Vec<serde_json::Value> = streams[0]
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    assert_eq!(offsets(&parsed), (1..=300).collect::<Vec<u64>>());
+    // Each publisher's own messages keep its order inside the one order.
+    for i in 0..3 {
+        let mine: Vec<u64> = parsed
+            .iter()
+            .filter(|m| m["data"]["node"] == i)
+            .map(|m| m["data"]["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(mine, (0..100).collect::<Vec<u64>>());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_survives_node_restarts_and_is_refused_once_history_expired() {
+    let redis = RedisServer::start();
+    let mut nodes = fleet(&redis, 100).await;
+    let (mut alice, _) = nodes[0].login("alice").await;
+    let (_, joined) = join_since(&mut alice, "public-h-restart", None).await;
+    let epoch = joined["epoch"].as_str().unwrap().to_owned();
+    nodes[1]
+        .handle
+        .send_to_room("public-h-restart", "tick", &0, &[])
+        .unwrap();
+    assert_eq!(alice.next_json().await["offset"], 1);
+    // The client's node dies; the others go on publishing.
+    drop(alice);
+    nodes[0].stop();
+    for n in 1..4 {
+        nodes[2]
+            .handle
+            .send_to_room("public-h-restart", "tick", &n, &[])
+            .unwrap();
+    }
+    nodes[0] = node(&redis, 100);
+    wait_for("restarted node ready", Duration::from_secs(5), || {
+        nodes[0].handle.is_ready()
+    })
+    .await;
+    let (mut alice, _) = nodes[0].login("alice").await;
+    let (replayed, joined) = join_since(&mut alice, "public-h-restart", Some((1, &epoch))).await;
+    assert_eq!(offsets(&replayed), [2, 3, 4]);
+    assert_eq!(
+        (joined["recovered"].clone(), joined["epoch"].clone()),
+        (json!(true), json!(epoch))
+    );
+
+    // Every node restarts: the history is in Redis, the epoch stays.
+    drop(alice);
+    for node in &mut nodes {
+        node.stop();
+    }
+    let fresh = node(&redis, 100);
+    wait_for("fresh node ready", Duration::from_secs(5), || {
+        fresh.handle.is_ready()
+    })
+    .await;
+    let (mut bob, _) = fresh.login("bob").await;
+    let (replayed, joined) = join_since(&mut bob, "public-h-restart", Some((3, &epoch))).await;
+    assert_eq!(offsets(&replayed), [4]);
+    assert_eq!(
+        (joined["recovered"].clone(), joined["epoch"].clone()),
+        (json!(true), json!(epoch))
+    );
+    // Trimming by size never changes the epoch; expiry does.
+    redis.cli(&["EXPIRE", "shardcast:{public-h-restart}:meta", "0"]);
+    redis.cli(&["EXPIRE", "shardcast:{public-h-restart}:history", "0"]);
+    bob.leave(&["public-h-restart"]).await;
+    fresh.wait_members("public-h-restart", 0).await;
+    let (replayed, joined) = join_since(&mut bob, "public-h-restart", Some((4, &epoch))).await;
+    assert!(replayed.is_empty());
+    assert_eq!(
+        (joined["recovered"].clone(), joined["offset"].clone()),
+        (json!(false), json!(0))
+    );
+    assert_ne!(joined["epoch"], epoch.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 10).await;
+    let (mut alice, alice_id) = nodes[0].login("alice").await;
+    alice.join(&["public-p-fleet"]).await;
+    nodes[0].wait_members("public-p-fleet", 1).await;
+    let (mut bob, bob_id) = nodes[1].login("bob").await;
+    bob.join(&["public-p-fleet"]).await;
+    let joined = alice.expect_event("ws:join").await;
+    assert_eq!(joined["data"]["id"], bob_id.as_str());
+
+    // A node of the fleet that will be killed (SIGKILL: no goodbye).
+    let url = redis.url();
+    let mut doomed = Served::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--dev",
+            "--redis",
+            &url,
+            "--allow-rooms",
+            "public-*",
+            "--presence-rooms",
+            "public-p-*",
+            "--presence-ttl-s",
+            "2",
+        ],
+        &[],
+    );
+    let doomed_url = format!("ws://{}/ws", doomed.addr);
+    let mut carol = crate::support::WsClient::connect(&doomed_url).await;
+    let carol_id = carol.authenticate("carol").await;
+    carol.join(&["public-p-fleet"]).await;
+    assert_eq!(
+        alice.expect_event("ws:join").await["data"]["id"],
+        carol_id.as_str()
+    );
+    assert_eq!(
+        bob.expect_event("ws:join").await["data"]["id"],
+        carol_id.as_str()
+    );
+    alice
+        .emit("ws:presence", json!({ "room": "public-p-fleet" }))
+        .await;
+    let listed = alice.expect_event("ws:presence").await["data"]["clients"].clone();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let mut expected = vec![alice_id.as_str(), bob_id.as_str(), carol_id.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let killed = Instant::now();
+    doomed.child.kill().expect("SIGKILL the node");
+    let _ = doomed.child.wait();
+    // The bound: presence_ttl (2 s) plus a third of it, plus scheduling slack.
+    let left = alice
+        .expect_event_within("ws:leave", Duration::from_secs(5))
+        .await;
+    assert_eq!(left["data"]["id"], carol_id.as_str());
+    let took = killed.elapsed();
+    assert!(
+        took <= Duration::from_millis(2_667 + 1_500),
+        "took {took:?}"
+    );
+    assert_eq!(
+        bob.expect_event_within("ws:leave", Duration::from_secs(2))
+            .await["data"]["id"],
+        carol_id.as_str()
+    );
+    let fleet_view = nodes[2].handle.presence("public-p-fleet").await.unwrap();
+    assert_eq!(fleet_view.len(), 2);
+    // A graceful leave on one node is announced on the others once.
+    bob.leave(&["public-p-fleet"]).await;
+    assert_eq!(
+        alice.expect_event("ws:leave").await["data"]["id"],
+        bob_id.as_str()
+    );
+    alice.expect_silence().await;
+}
