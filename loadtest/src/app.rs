@@ -54,6 +54,7 @@ fn common_of(cmd: &Command) -> Option<&CommonArgs> {
         Command::Chat(a) => Some(&a.common),
         Command::Churn(a) => Some(&a.common),
         Command::Soak(a) => Some(&a.common),
+        Command::Recovery(a) => Some(&a.common),
         Command::ClientBench(_) => None,
     }
 }
@@ -69,6 +70,8 @@ fn sockets_needed(cmd: &Command) -> u64 {
         Command::Soak(a) => {
             a.clients + a.common.max_inflight as u64 + a.publisher.http_conns as u64 + 1
         }
+        // One socket per client (a drop closes before the reconnect), the publisher's.
+        Command::Recovery(a) => a.clients + a.publisher.http_conns as u64 + 1,
         Command::ClientBench(a) => a.connections * 2,
     }
 }
@@ -80,6 +83,7 @@ fn parameters(cmd: &Command) -> serde_json::Value {
         Command::Chat(a) => serde_json::to_value(a),
         Command::Churn(a) => serde_json::to_value(a),
         Command::Soak(a) => serde_json::to_value(a),
+        Command::Recovery(a) => serde_json::to_value(a),
         Command::ClientBench(a) => serde_json::to_value(a),
     };
     v.unwrap_or_default()
@@ -103,7 +107,8 @@ fn run_scenario(cmd: Command) -> Result<Finished> {
     ctx.progress.finish();
     let mut outcome = outcome?;
     let facts = outcome.ci.take();
-    let checks = judge(&cmd, facts.as_ref());
+    let mut checks = judge(&cmd, facts.as_ref());
+    checks.append(&mut outcome.checks);
     let report = build_report(&cmd, &common, started, t0.elapsed(), outcome, checks);
     if let Some(path) = &common.json {
         report.write_json(path)?;
@@ -134,6 +139,7 @@ async fn dispatch(ctx: &Ctx, cmd: &Command) -> Result<Outcome> {
         Command::Chat(a) => scenario::chat::run(ctx, a).await,
         Command::Churn(a) => scenario::churn::run(ctx, a).await,
         Command::Soak(a) => scenario::soak::run(ctx, a).await,
+        Command::Recovery(a) => scenario::recovery::run(ctx, a).await,
         Command::ClientBench(_) => Err(Error::Config("not a scenario".into())),
     }
 }

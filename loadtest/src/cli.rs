@@ -36,6 +36,12 @@ pub enum Command {
     /// into a series, with a verdict (RSS flat, no descriptor leak, no error, every
     /// message accounted for).
     Soak(SoakArgs),
+    /// History and recovery under abrupt disconnects: N clients in K history rooms read
+    /// a publisher's messages and drop their TCP connections at random, rejoining with
+    /// `since`; every stream is checked offset by offset (gaps, duplicates, order), with
+    /// recovered ratio, time to recover and latency. Fails on any gap, duplicate or
+    /// out-of-order offset, or when no rejoin was confirmed.
+    Recovery(RecoveryArgs),
     /// Measure the client alone: read frames from an in-process blaster (or from memory)
     /// as fast as possible, to check the reader is not the bottleneck.
     #[command(hide = true)]
@@ -365,6 +371,56 @@ pub struct SoakArgs {
     pub ci: CiArgs,
 }
 
+/// `recovery` options.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct RecoveryArgs {
+    /// Shared options.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Publisher options.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub publisher: PublishArgs,
+    /// Clients; client i joins room i % K.
+    #[arg(long, default_value_t = 100)]
+    pub clients: u64,
+    /// History rooms (K).
+    #[arg(long, default_value_t = 10)]
+    pub rooms: u64,
+    /// Room name prefix; rooms are named PREFIX0 … PREFIX{K-1}, and the server's
+    /// --history-rooms glob (and room policy) must match them.
+    #[arg(long, default_value = "rec-")]
+    pub room_prefix: String,
+    /// Messages published per second (spread round-robin over the rooms).
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Seconds of publishing, during which clients drop and rejoin.
+    #[arg(long, alias = "duration", default_value_t = 30.0)]
+    pub duration_s: f64,
+    /// Mean time a client stays connected after its join is confirmed before it drops
+    /// the connection abruptly, ms (each interval uniform in 0.5–1.5 × this).
+    #[arg(long, default_value_t = 2000)]
+    pub drop_every_ms: u64,
+    /// Wait between a drop and the reconnect, ms.
+    #[arg(long, default_value_t = 100)]
+    pub reconnect_delay_ms: u64,
+    /// Limit for join sent → `ws:joined` (the replay included), ms.
+    #[arg(long, default_value_t = 10_000)]
+    pub join_timeout_ms: u64,
+    /// Approximate size of each published frame before the server adds the room, offset
+    /// and epoch, bytes.
+    #[arg(long, default_value_t = 165)]
+    pub frame_bytes: usize,
+    /// Heartbeat period, seconds (0 = none).
+    #[arg(long, default_value_t = 20.0)]
+    pub heartbeat_s: f64,
+    /// Longest wait for in-flight messages after the last publish, ms (it ends sooner
+    /// when none arrived for 3 s).
+    #[arg(long, default_value_t = 10_000)]
+    pub drain_ms: u64,
+}
+
 /// Where `client-bench` gets its frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -419,6 +475,7 @@ impl Command {
             Command::Chat(_) => "chat",
             Command::Churn(_) => "churn",
             Command::Soak(_) => "soak",
+            Command::Recovery(_) => "recovery",
             Command::ClientBench(_) => "client-bench",
         }
     }

@@ -1,6 +1,7 @@
 //! `shardcast-load`: the load tester bundled with shardcast. It benchmarks any server
-//! speaking the Ignis WebSocket protocol — shardcast or the Ignis reference — through five
-//! scenarios (`connect`, `fanout`, `chat`, `churn`, `soak`; see `loadtest/README.md`).
+//! speaking the Ignis WebSocket protocol — shardcast or the Ignis reference — through six
+//! scenarios (`connect`, `fanout`, `chat`, `churn`, `soak`, `recovery`; see
+//! `loadtest/README.md`).
 //!
 //! Architecture, and why it stays out of the way of what it measures:
 //!
@@ -14,7 +15,7 @@
 //!   the end.
 //! - [`meter`] and [`proc`]: the server's CPU/RSS from `/proc/<pid>`, and the load
 //!   generator's own CPU, with a loud verdict when it saturated.
-//! - [`scenario`]: the five scenarios; [`report`]: the human summary and the JSON file.
+//! - [`scenario`]: the six scenarios; [`report`]: the human summary and the JSON file.
 //! - [`timeline`] and [`ci`]: latency by send time; the plot, the HdrHistogram exports
 //!   and the pass/fail thresholds that set the exit code.
 

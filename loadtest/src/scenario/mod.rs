@@ -1,8 +1,9 @@
-//! Scenarios (`connect`, `fanout`, `chat`, `churn`, `soak`). Each one is an `async fn run(ctx, args) -> Result<Outcome>` executed on the
-//! main thread's runtime; it starts worker threads (a [`fleet`] through a
-//! [`driver::Driver`], or its own loop), moves them through [`Phase`]s, samples the server
-//! at phase boundaries and turns what came back into results and summary lines. Stopping
-//! the workers and collecting their results is [`driver`]'s, the same for every scenario.
+//! Scenarios (`connect`, `fanout`, `chat`, `churn`, `soak`, `recovery`). Each one is an
+//! `async fn run(ctx, args) -> Result<Outcome>` executed on the main thread's runtime; it
+//! starts worker threads (a [`fleet`] through a [`driver::Driver`], or its own loop), moves
+//! them through [`Phase`]s, samples the server at phase boundaries and turns what came
+//! back into results and summary lines. Stopping the workers and collecting their results
+//! is [`driver`]'s, the same for every scenario.
 
 pub mod chat;
 pub mod churn;
@@ -10,9 +11,11 @@ pub mod connect;
 pub mod driver;
 pub mod fanout;
 pub mod fleet;
+pub mod recovery;
 pub mod soak;
 
 use crate::ci::CiFacts;
+use crate::ci::thresholds::Check;
 use crate::cli::CommonArgs;
 use crate::meter::ClientUsage;
 use crate::proc::ServerProbe;
@@ -56,6 +59,9 @@ pub struct Outcome {
     pub server_header: Option<String>,
     /// What the plot, the exports and the thresholds take (`fanout`, `soak`).
     pub ci: Option<CiFacts>,
+    /// Pass/fail checks the scenario judged itself (`recovery`'s verdict); they join the
+    /// thresholds, so a failed one exits 1.
+    pub checks: Vec<Check>,
 }
 
 impl Outcome {
@@ -68,6 +74,7 @@ impl Outcome {
             warnings: Vec::new(),
             server_header: None,
             ci: None,
+            checks: Vec::new(),
         }
     }
 }

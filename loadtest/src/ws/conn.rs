@@ -324,6 +324,14 @@ impl WsConn {
         }
     }
 
+    /// Drops the connection abruptly, as a client whose network or process died: no
+    /// close frame, and `SO_LINGER` 0 so the kernel resets the TCP connection (RST)
+    /// instead of closing it (FIN). If the option cannot be set, the socket is still
+    /// dropped (a FIN, still without a close frame).
+    pub fn abort(self) {
+        let _ = self.stream.tcp().set_zero_linger();
+    }
+
     fn outcome(&self, timed_out: bool) -> CloseOutcome {
         CloseOutcome {
             server_frame: self.peer_close,

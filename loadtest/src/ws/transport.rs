@@ -81,6 +81,15 @@ impl Transport {
         }
     }
 
+    /// The TCP socket underneath (socket options only: reading or writing it directly
+    /// would bypass TLS).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(t) => &t.tcp,
+        }
+    }
+
     /// One non-blocking read.
     pub fn read_once(&mut self, buf: &mut [u8]) -> io::Result<ReadOnce> {
         match self {
