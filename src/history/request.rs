@@ -29,17 +29,23 @@ pub struct PresenceRequest {
 }
 
 impl HistoryRequest {
-    /// Parses a `ws:history` `data`; `None` when it names no room.
+    /// Parses a `ws:history` `data`; `None` when it is not an object naming a room.
     pub fn parse(data: Option<&RawValue>) -> Option<Self> {
-        serde_json::from_str(data?.get()).ok()
+        object(data).and_then(|d| serde_json::from_str(d).ok())
     }
 }
 
 impl PresenceRequest {
-    /// Parses a `ws:presence` `data`; `None` when it names no room.
+    /// Parses a `ws:presence` `data`; `None` when it is not an object naming a room.
     pub fn parse(data: Option<&RawValue>) -> Option<Self> {
-        serde_json::from_str(data?.get()).ok()
+        object(data).and_then(|d| serde_json::from_str(d).ok())
     }
+}
+
+/// The JSON text of `data` when it is an object (serde would also read a struct from an
+/// array).
+fn object(data: Option<&RawValue>) -> Option<&str> {
+    data.map(RawValue::get).filter(|d| d.starts_with('{'))
 }
 
 /// The positions a `join`'s `data.since` gives, by room: `{"since":{R:{"offset":N,
