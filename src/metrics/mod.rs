@@ -157,6 +157,14 @@ pub struct ShardMetrics {
     pub rate_limited: OwnedCounter,
     /// Encrypted deliveries (one per encrypted recipient).
     pub encrypted_deliveries: OwnedCounter,
+    /// Joins to history rooms answered with `ws:joined`.
+    pub history_joins: OwnedCounter,
+    /// Of those that asked to recover (`since`): recovered.
+    pub history_recovered: OwnedCounter,
+    /// Of those that asked to recover: not recovered (past the window, another epoch).
+    pub history_not_recovered: OwnedCounter,
+    /// History reads (joins, `ws:history`) that failed (Redis did not answer).
+    pub history_read_failures: OwnedCounter,
     /// Writes to client sockets by the shard's flushes (deliveries / writes = frames per
     /// write: what write pacing buys).
     pub socket_writes: OwnedCounter,

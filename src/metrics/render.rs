@@ -229,7 +229,7 @@ const SHARD_GAUGES: [GaugeRow; 3] = [
 ];
 
 /// Per-shard counters: name, help, reader.
-const SHARD_COUNTERS: [CounterRow; 16] = [
+const SHARD_COUNTERS: [CounterRow; 20] = [
     ("shardcast_accepted_total", "Connections accepted.", |s| {
         s.accepted.get()
     }),
@@ -305,6 +305,26 @@ const SHARD_COUNTERS: [CounterRow; 16] = [
         "shardcast_encrypted_deliveries_total",
         "Encrypted deliveries.",
         |s| s.encrypted_deliveries.get(),
+    ),
+    (
+        "shardcast_history_joins_total",
+        "Joins to history rooms answered with ws:joined.",
+        |s| s.history_joins.get(),
+    ),
+    (
+        "shardcast_history_recovered_total",
+        "Joins with since that recovered every missed message.",
+        |s| s.history_recovered.get(),
+    ),
+    (
+        "shardcast_history_not_recovered_total",
+        "Joins with since past the history window or in another epoch (recovered false).",
+        |s| s.history_not_recovered.get(),
+    ),
+    (
+        "shardcast_history_read_failures_total",
+        "History reads (joins, ws:history) that failed: Redis did not answer.",
+        |s| s.history_read_failures.get(),
     ),
 ];
 

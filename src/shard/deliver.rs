@@ -114,13 +114,15 @@ impl Shard {
         };
         let guards = RefCell::new(guards);
         let excluded = |id: &ClientId| {
-            let held = match (&mut *guards.borrow_mut(), &delivery.position) {
+            if delivery.exclude.as_ref().is_some_and(|e| e.contains(id)) {
+                return true;
+            }
+            match (&mut *guards.borrow_mut(), &delivery.position) {
                 (Some((_, room_syncs)), Some(position)) => {
                     intercept(room_syncs, id, position, &delivery.frame)
                 }
                 _ => false,
-            };
-            held || delivery.exclude.as_ref().is_some_and(|e| e.contains(id))
+            }
         };
         let count = walk_target(index, conns, &delivery.target, &excluded, &mut walk);
         if let Some((room, room_syncs)) = guards.into_inner() {

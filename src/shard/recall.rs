@@ -35,7 +35,10 @@ impl Shard {
             };
             match answer {
                 Ok(snapshot) => shard.send_frame(slot, &history_frame(&room, &snapshot)),
-                Err(error) => shard.send_error_message(slot, &format!("ws:history: {error}")),
+                Err(error) => {
+                    shard.metrics.history_read_failures.inc();
+                    shard.send_error_message(slot, &format!("ws:history: {error}"));
+                }
             }
             shard.flush_dirty();
         }));

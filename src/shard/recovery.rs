@@ -178,6 +178,12 @@ impl Shard {
             Err(error) => return self.recovery_failed(slot, client, room, held, &error),
         };
         let recovered = asked.then_some(snapshot.covered && !overflowed);
+        self.metrics.history_joins.inc();
+        match recovered {
+            Some(true) => self.metrics.history_recovered.inc(),
+            Some(false) => self.metrics.history_not_recovered.inc(),
+            None => {}
+        }
         if recovered == Some(true) {
             for publication in &snapshot.publications {
                 self.send_frame(slot, &publication.frame);
@@ -210,6 +216,7 @@ impl Shard {
         error: &RecallError,
     ) {
         self.state.borrow_mut().syncs.remove(room, &client);
+        self.metrics.history_read_failures.inc();
         let text = format!(
             "ws:joined: the history of room {room} could not be read ({error}); live messages continue, leave and join again to recover"
         );

@@ -167,6 +167,21 @@ async fn recovery_is_refused_past_the_window_or_in_another_epoch() {
     assert!(replayed.is_empty());
     assert_eq!(joined["recovered"], false);
 
+    // Each outcome is counted (summed over the shards).
+    let metrics = server.handle.render_metrics();
+    let total = |name: &str| -> u64 {
+        let prefix = format!("{name}{{");
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(total("shardcast_history_joins_total"), 4);
+    assert_eq!(total("shardcast_history_recovered_total"), 1);
+    assert_eq!(total("shardcast_history_not_recovered_total"), 2);
+    assert_eq!(total("shardcast_history_read_failures_total"), 0);
+
     // A restarted single node starts a new epoch: its history was in its memory.
     server.stop();
     let server = TestServer::start(history_builder(3));
