@@ -28,7 +28,7 @@ KEY=history-key
 log() { echo "[history] $*" >&2; }
 
 log "building release binaries"
-(cd "$ROOT" && cargo build --release -p shardcast --example history_memory >/dev/null 2>&1 &&
+(cd "$ROOT" && cargo build --release -p shardcast --bins --example history_memory >/dev/null 2>&1 &&
   cargo build --release -p shardcast-load >/dev/null 2>&1)
 BIN="$TARGET_DIR/release/shardcast"
 LOAD="$TARGET_DIR/release/shardcast-load"

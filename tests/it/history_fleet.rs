@@ -238,3 +238,48 @@ async fn presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound() {
     );
     alice.expect_silence().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitter_messages_reach_history_rooms_without_a_position() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 10).await;
+    let (mut alice, _) = nodes[0].login("alice").await;
+    join_since(&mut alice, "public-h-mixed", None).await;
+    // What an Ignis emitter (or node) publishes knows nothing of history.
+    let emitter = shardcast::redis::Emitter::connect(&[redis.url()])
+        .await
+        .expect("emitter");
+    emitter
+        .to_room("public-h-mixed", "from-ignis", Some("1"), &[])
+        .await
+        .expect("emit");
+    assert_eq!(
+        alice.next_text().await,
+        r#"{"event":"from-ignis","data":1}"#
+    );
+    emitter.shutdown().await;
+    nodes[1]
+        .handle
+        .send_to_room("public-h-mixed", "from-shardcast", &2, &[])
+        .unwrap();
+    let positioned = alice.next_json().await;
+    assert_eq!(
+        (positioned["event"].clone(), positioned["offset"].clone()),
+        (json!("from-shardcast"), json!(1))
+    );
+}
+
+#[test]
+fn history_with_a_redis_cluster_is_refused_at_start() {
+    let urls = [
+        "redis://127.0.0.1:1".to_owned(),
+        "redis://127.0.0.1:2".to_owned(),
+    ];
+    let started = attach(history_builder(10), &urls).start();
+    let error = started.err().expect("refused");
+    assert!(
+        matches!(error, shardcast::EngineError::HistoryOnCluster),
+        "{error}"
+    );
+    assert!(error.to_string().contains("single Redis"), "{error}");
+}
