@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::history::{history_builder, join_since, offsets};
+use crate::history::{assert_started_again, history_builder, join_since, offsets};
 use crate::support::redis::{RedisServer, wait_for};
 use crate::support::served::Served;
 use crate::support::{TestServer, attach};
@@ -146,12 +146,7 @@ async fn recovery_survives_node_restarts_and_is_refused_once_history_expired() {
     bob.leave(&["public-h-restart"]).await;
     fresh.wait_members("public-h-restart", 0).await;
     let (replayed, joined) = join_since(&mut bob, "public-h-restart", Some((4, &epoch))).await;
-    assert!(replayed.is_empty());
-    assert_eq!(
-        (joined["recovered"].clone(), joined["offset"].clone()),
-        (json!(false), json!(0))
-    );
-    assert_ne!(joined["epoch"], epoch.as_str());
+    assert_started_again(&replayed, &joined, &epoch);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,9 +208,10 @@ async fn presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound() {
     let killed = Instant::now();
     doomed.child.kill().expect("SIGKILL the node");
     let _ = doomed.child.wait();
-    // The bound: presence_ttl (2 s) plus a third of it, plus scheduling slack.
+    // The bound: presence_ttl (2 s) plus a third of it, plus scheduling slack (a busy CI
+    // machine).
     let left = alice
-        .expect_event_within("ws:leave", Duration::from_secs(5))
+        .expect_event_within("ws:leave", Duration::from_secs(8))
         .await;
     assert_eq!(left["data"]["id"], carol_id.as_str());
     let took = killed.elapsed();

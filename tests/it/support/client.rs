@@ -205,6 +205,16 @@ impl WsClient {
         );
     }
 
+    /// The next message must be an `error` event whose message contains `text`.
+    pub async fn expect_error_containing(&mut self, text: &str) {
+        let v = self.expect_event("error").await;
+        let message = v["data"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(text),
+            "expected an error with {text:?}, got {v}"
+        );
+    }
+
     /// The next thing must be a close with `reason`'s code and reason text (the table's).
     pub async fn expect_close(&mut self, reason: CloseReason) {
         let (code, text) = (reason.code(), reason.reason());
