@@ -3,7 +3,7 @@
 //! from other instances delivered locally, never re-published).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -97,14 +97,6 @@ impl EngineRemote {
 /// Text as a script argument.
 fn arg(text: impl Into<Vec<u8>>) -> Bytes {
     Bytes::from(text.into())
-}
-
-/// Milliseconds since the Unix epoch (the presence expiries; every node's clock).
-fn unix_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis()
 }
 
 /// Decodes the history read script's answer `{epoch, top, covered, envelopes}`.
@@ -215,7 +207,7 @@ impl Remote for EngineRemote {
         let args = vec![
             arg(entry.id.as_str()),
             Bytes::from(data),
-            arg((unix_ms() + ttl).to_string()),
+            arg(ttl.to_string()),
             arg((ttl * 2).to_string()),
             arg(Target::room(room).channel()),
             self.presence_envelope(room, &entry.id, announce),
@@ -234,9 +226,18 @@ impl Remote for EngineRemote {
 
     fn presence_refresh(&self, room: &str, members: &[(String, Vec<u8>)]) -> bool {
         let ttl = self.presence_ttl.as_millis();
+        // A `ws:join` envelope up to its data: the script completes it for a client it
+        // has to add back.
+        let mut head = b"{\"serverId\":".to_vec();
+        write_json_string(&mut head, &self.server_id);
+        head.extend_from_slice(b",\"type\":\"room\",\"target\":");
+        write_json_string(&mut head, room);
+        head.extend_from_slice(b",\"event\":\"ws:join\",\"data\":");
         let mut args = vec![
-            arg((unix_ms() + ttl).to_string()),
+            arg(ttl.to_string()),
             arg((ttl * 2).to_string()),
+            arg(Target::room(room).channel()),
+            Bytes::from(head),
         ];
         for (id, data) in members {
             args.push(arg(id.as_str()));
@@ -253,7 +254,7 @@ impl Remote for EngineRemote {
         let mut room_json = Vec::new();
         write_json_string(&mut room_json, room);
         let args = vec![
-            arg(unix_ms().to_string()),
+            arg("0"),
             arg(Target::room(room).channel()),
             arg(self.server_id.as_str()),
             Bytes::from(room_json),

@@ -34,6 +34,9 @@ pub struct MemoryHistory {
     rooms: Mutex<AHashMap<Arc<str>, Arc<Mutex<RoomStream>>>>,
     /// Bytes of every room's kept frames plus [`ROOM_OVERHEAD`] per room.
     bytes: AtomicUsize,
+    /// Bytes of every room's kept frames alone: what `max_bytes` bounds (so rooms that
+    /// were joined but hold nothing never cost a publishing room its history).
+    frames: AtomicUsize,
 }
 
 /// One room's history.
@@ -75,6 +78,7 @@ impl MemoryHistory {
             settings,
             rooms: Mutex::new(AHashMap::new()),
             bytes: AtomicUsize::new(0),
+            frames: AtomicUsize::new(0),
         }
     }
 
@@ -118,6 +122,7 @@ impl MemoryHistory {
             });
             stream.bytes += size;
             self.bytes.fetch_add(size, Ordering::Relaxed);
+            self.frames.fetch_add(size, Ordering::Relaxed);
             self.trim(stream);
             deliver(frame, position.clone());
             position
@@ -190,6 +195,7 @@ impl MemoryHistory {
     fn forget(&self, stream: &mut RoomStream) {
         self.bytes
             .fetch_sub(stream.bytes + ROOM_OVERHEAD, Ordering::Relaxed);
+        self.frames.fetch_sub(stream.bytes, Ordering::Relaxed);
         stream.kept.clear();
         stream.bytes = 0;
         stream.removed = true;
@@ -199,13 +205,15 @@ impl MemoryHistory {
     /// `max_bytes` (the newest always stays).
     fn trim(&self, stream: &mut RoomStream) {
         while stream.kept.len() > self.settings.size
-            || (stream.kept.len() > 1 && self.bytes() > self.settings.max_bytes)
+            || (stream.kept.len() > 1
+                && self.frames.load(Ordering::Relaxed) > self.settings.max_bytes)
         {
             let Some(oldest) = stream.kept.pop_front() else {
                 break;
             };
             stream.bytes -= oldest.frame.len();
             self.bytes.fetch_sub(oldest.frame.len(), Ordering::Relaxed);
+            self.frames.fetch_sub(oldest.frame.len(), Ordering::Relaxed);
         }
     }
 }
@@ -305,8 +313,29 @@ mod tests {
     #[test]
     fn the_byte_cap_trims_the_publishing_room_but_keeps_its_newest() {
         let (h, now) = (history(1000, 60, 2_000), Instant::now());
-        publish(&h, "r", 100, now);
-        assert!(h.bytes() <= 2_000, "{}", h.bytes());
+        // Rooms that hold nothing (joined, never published to) cost no room its history.
+        for i in 0..20 {
+            h.read(
+                &format!("empty-{i}"),
+                &Query {
+                    since: None,
+                    limit: 0,
+                },
+                now,
+            );
+        }
+        publish(&h, "r", 3, now);
+        let three = h.read(
+            "r",
+            &Query {
+                since: None,
+                limit: 10,
+            },
+            now,
+        );
+        assert_eq!(three.publications.len(), 3);
+        publish(&h, "r", 97, now);
+        assert!(h.bytes() <= 2_000 + 21 * ROOM_OVERHEAD, "{}", h.bytes());
         let snapshot = h.read(
             "r",
             &Query {
@@ -318,7 +347,7 @@ mod tests {
         assert_eq!(snapshot.top, 100);
         assert_eq!(snapshot.publications.last().map(|p| p.offset), Some(100));
         assert!(snapshot.publications.len() < 100);
-        assert_eq!(h.sweep(now + Duration::from_secs(61)), 1);
+        assert_eq!(h.sweep(now + Duration::from_secs(61)), 21);
         assert_eq!(h.bytes(), 0);
     }
 

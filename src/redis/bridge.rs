@@ -77,6 +77,9 @@ pub type Release = Box<dyn Send + Sync>;
 /// One queued command.
 pub(crate) struct Outgoing {
     pub(crate) command: OutCommand,
+    /// The publisher's sequence number of a [`OutCommand::Script`] with `sequenced`,
+    /// given when it first goes into a pipeline and kept if the pipeline is sent again.
+    pub(crate) seq: Option<u64>,
     /// Dropped with the message.
     _release: Option<Release>,
 }
@@ -85,11 +88,15 @@ pub(crate) struct Outgoing {
 pub(crate) enum OutCommand {
     /// `PUBLISH channel payload`.
     Publish { channel: String, payload: Bytes },
-    /// `EVALSHA` of one of [`super::scripts`] (history and presence).
+    /// `EVALSHA` of one of [`super::scripts`] (history and presence). A `sequenced`
+    /// script also gets this node's server id and the message's sequence number as its
+    /// last two arguments, so that running it again (a pipeline resent after a failure
+    /// that may have run part of it) changes nothing.
     Script {
         script: &'static LuaScript,
         keys: [String; 2],
         args: Vec<Bytes>,
+        sequenced: bool,
     },
 }
 
@@ -278,7 +285,14 @@ impl RedisBridge {
         keys: [String; 2],
         args: Vec<Bytes>,
     ) -> Result<(), PublishError> {
-        self.enqueue(OutCommand::Script { script, keys, args }, None)
+        let sequenced = std::ptr::eq(script, &*super::scripts::PUBLISH);
+        let command = OutCommand::Script {
+            script,
+            keys,
+            args,
+            sequenced,
+        };
+        self.enqueue(command, None)
     }
 
     /// Runs a script now on the query connection and returns its answer (history and
@@ -302,6 +316,7 @@ impl RedisBridge {
         let shared = &*inner.shared;
         let message = Outgoing {
             command,
+            seq: None,
             _release: release,
         };
         let size = message.size();

@@ -35,6 +35,9 @@ pub(crate) struct Publisher {
     /// A "down" line was logged and no "restored" line since.
     announced_down: bool,
     rejected_log: LogLimiter,
+    /// The last sequence number given to a sequenced script (numbers only grow, in queue
+    /// order: the order the scripts run in).
+    next_seq: u64,
 }
 
 /// Loads every history and presence script on a new connection (`EVALSHA` needs them).
@@ -104,6 +107,7 @@ impl Publisher {
             limit: settings.probe_timeout,
             announced_down: false,
             rejected_log: LogLimiter::new(LOG_EVERY),
+            next_seq: 0,
         }
     }
 
@@ -163,7 +167,7 @@ impl Publisher {
                     batch.probe = asked.elapsed() < self.limit;
                 }
                 message = self.queue.recv() => match message {
-                    Some(message) => batch.push(message),
+                    Some(message) => batch.push(self.sequence(message)),
                     None => return Idle::Stop,
                 },
             }
@@ -176,10 +180,23 @@ impl Publisher {
     fn top_up(&mut self, batch: &mut Batch) {
         while !batch.is_full() {
             match self.queue.try_recv() {
-                Ok(message) => batch.push(message),
+                Ok(message) => batch.push(self.sequence(message)),
                 Err(_) => break,
             }
         }
+    }
+
+    /// Gives a sequenced script its number (once: a resent pipeline keeps it).
+    fn sequence(&mut self, mut message: Outgoing) -> Outgoing {
+        if let OutCommand::Script {
+            sequenced: true, ..
+        } = message.command
+            && message.seq.is_none()
+        {
+            self.next_seq += 1;
+            message.seq = Some(self.next_seq);
+        }
+        message
     }
 
     /// One pipeline of PUBLISHes (probe first).
@@ -196,8 +213,18 @@ impl Publisher {
                 OutCommand::Publish { channel, payload } => {
                     pipe.cmd("PUBLISH").arg(channel).arg(&payload[..]).ignore();
                 }
-                OutCommand::Script { script, keys, args } => {
-                    pipe.add_command(script.eval_cmd(keys, args)).ignore();
+                OutCommand::Script {
+                    script,
+                    keys,
+                    args,
+                    sequenced,
+                } => {
+                    let mut cmd = script.eval_cmd(keys, args);
+                    if *sequenced {
+                        cmd.arg(&self.shared.server_id)
+                            .arg(message.seq.unwrap_or(0));
+                    }
+                    pipe.add_command(cmd).ignore();
                 }
             }
         }

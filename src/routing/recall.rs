@@ -102,7 +102,13 @@ impl Handle {
             let frame = presence_change_frame(PresenceChange::Leave, room, &gone);
             self.deliver_local(Target::room(room), frame, &[]);
         }
-        Ok(read.current)
+        // This node's own members are in the answer even when their join is still in
+        // the publish queue (a client asking right after joining sees itself).
+        let mut current = read.current;
+        current.extend(presence.local.members(room));
+        current.sort();
+        current.dedup();
+        Ok(current)
     }
 
     /// A client joined presence room `room`: record it and tell the room's other

@@ -132,18 +132,24 @@ impl Shard {
     }
 
     /// Queues a reply for one connection within the backpressure limit (`error`, `pong`,
-    /// `connected`; allowed before authentication) and writes it soon.
-    pub fn reply(&self, slot: Slot, frame: Bytes) {
+    /// `connected`; allowed before authentication) and writes it soon. Returns false
+    /// when it was dropped (the limit, or the connection is closing).
+    pub fn reply(&self, slot: Slot, frame: Bytes) -> bool {
         let limit = self.backpressure.limit;
         let dropped = self.with_entry(slot, |entry, dirty| {
             if entry.conn.reply(frame, limit) {
                 entry.mark_urgent(slot, dirty);
-                return false;
+                return Some(false);
             }
-            entry.conn.is_open()
+            Some(entry.conn.is_open())
         });
-        if dropped == Some(true) {
-            self.metrics.backpressure_dropped.inc();
+        match dropped.flatten() {
+            Some(false) => true,
+            Some(true) => {
+                self.metrics.backpressure_dropped.inc();
+                false
+            }
+            None => false,
         }
     }
 
@@ -160,7 +166,8 @@ impl Shard {
 
     /// Sends one server event to one client (its own history, presence and `ws:joined`
     /// answers; an `error`): sealed when the client is encrypted, and written soon.
-    pub fn send_frame(&self, slot: Slot, frame: &Frame) {
+    /// Returns false when the backpressure limit (or closing) dropped it.
+    pub fn send_frame(&self, slot: Slot, frame: &Frame) -> bool {
         let transformer = self.ctx.hooks.transformer.as_deref();
         let sealed = self.with_entry(slot, |entry, _| {
             let conn = &entry.conn;
@@ -171,7 +178,7 @@ impl Shard {
         self.reply(
             slot,
             sealed.flatten().unwrap_or_else(|| frame.bytes().clone()),
-        );
+        )
     }
 }
 

@@ -34,7 +34,12 @@ impl Shard {
                 return;
             };
             match answer {
-                Ok(snapshot) => shard.send_frame(slot, &history_frame(&room, &snapshot)),
+                Ok(snapshot) => {
+                    if !shard.send_frame(slot, &history_frame(&room, &snapshot)) {
+                        let text = "ws:history: the answer does not fit in this client's queue now (backpressure_limit); ask for fewer (limit) or later";
+                        shard.send_error_message(slot, text);
+                    }
+                }
                 Err(error) => {
                     shard.metrics.history_read_failures.inc();
                     shard.send_error_message(slot, &format!("ws:history: {error}"));
@@ -65,7 +70,12 @@ impl Shard {
                 return;
             };
             match answer {
-                Ok(clients) => shard.send_frame(slot, &presence_frame(&room, &clients)),
+                Ok(clients) => {
+                    if !shard.send_frame(slot, &presence_frame(&room, &clients)) {
+                        let text = "ws:presence: the answer does not fit in this client's queue now (backpressure_limit); ask later";
+                        shard.send_error_message(slot, text);
+                    }
+                }
                 Err(error) => shard.send_error_message(slot, &format!("ws:presence: {error}")),
             }
             shard.flush_dirty();

@@ -9,8 +9,10 @@
 //! has gone by:
 //!
 //! 1. *Fetching*: the read is under way. Every positioned message of the room for this
-//!    member is held in the guard (at most [`MAX_HELD`]; past it the recovery fails:
-//!    `recovered: false`).
+//!    member is held in the guard (at most [`MAX_HELD`]; past it nothing is replayed and
+//!    `ws:joined` says `recovered: false` at the newest offset, even for a join without
+//!    `since`, so no gap goes unnoticed). Each guard has a serial: an answer is taken by
+//!    the guard of its own read only (a member may leave and join again meanwhile).
 //! 2. The answer comes (at once on a single node; from Redis on the query connection):
 //!    the member gets the missed messages (when it asked with `since` and the history
 //!    covers it), then `ws:joined` with the room's epoch and top offset, then the held
@@ -21,8 +23,10 @@
 //!
 //! This holds because a shard receives a room's positioned messages in offset order,
 //! and any message above the top the read saw reaches this shard after the member was
-//! in the index. A guard goes with its member's leave or disconnect. Everything runs on
-//! the shard's thread.
+//! in the index. A guard goes with its member's leave or disconnect. A recovery never
+//! loses part of itself silently: a frame of it that would pass the backpressure limit
+//! closes the client as a slow consumer (1008), and it recovers again when it comes
+//! back. Everything runs on the shard's thread.
 
 use std::sync::Arc;
 
@@ -44,6 +48,9 @@ pub(crate) const MAX_HELD: usize = 4096;
 #[derive(Default)]
 pub(crate) struct Syncs {
     rooms: AHashMap<Arc<str>, RoomSyncs>,
+    /// The serial of the last guard started: an answer is for the guard with its serial
+    /// only (a member may leave and join again while an older read is under way).
+    serial: u64,
 }
 
 /// One room's guards, by member.
@@ -51,9 +58,12 @@ pub(crate) type RoomSyncs = AHashMap<ClientId, Phase>;
 
 /// Where a joining member is.
 pub(crate) enum Phase {
-    /// Its history read is under way; live messages wait here.
+    /// Its history read (number `serial`) is under way; live messages wait here, up to
+    /// [`MAX_HELD`]; `last` is the newest one that arrived, held or not.
     Fetching {
+        serial: u64,
         held: Vec<(Position, Frame)>,
+        last: Option<Position>,
         overflowed: bool,
     },
     /// It got everything up to `until` of `epoch`; those still arriving are skipped.
@@ -89,21 +99,34 @@ impl Syncs {
         }
     }
 
-    fn start(&mut self, room: Arc<str>, client: ClientId) {
+    /// Starts a member's guard; returns the serial its history read answers to.
+    fn start(&mut self, room: Arc<str>, client: ClientId) -> u64 {
+        self.serial += 1;
         let phase = Phase::Fetching {
+            serial: self.serial,
             held: Vec::new(),
+            last: None,
             overflowed: false,
         };
         self.rooms.entry(room).or_default().insert(client, phase);
+        self.serial
     }
 
-    /// Ends the fetching phase: what was held, and whether some had to be dropped;
-    /// `None` when the member is no longer joining (it left).
-    fn fetched(&mut self, room: &str, client: &ClientId) -> Option<(Vec<(Position, Frame)>, bool)> {
-        let phase = self.rooms.get_mut(room)?.get_mut(client)?;
-        match phase {
-            Phase::Fetching { held, overflowed } => Some((std::mem::take(held), *overflowed)),
-            Phase::Skipping { .. } => None,
+    /// Ends the fetching phase of read `serial`: what was held; `None` when the member
+    /// is no longer waiting for that read (it left, or joined again since).
+    fn fetched(&mut self, room: &str, client: &ClientId, serial: u64) -> Option<Held> {
+        match self.rooms.get_mut(room)?.get_mut(client)? {
+            Phase::Fetching {
+                serial: waiting,
+                held,
+                last,
+                overflowed,
+            } if *waiting == serial => Some(Held {
+                messages: std::mem::take(held),
+                last: last.take(),
+                overflowed: *overflowed,
+            }),
+            _ => None,
         }
     }
 
@@ -112,6 +135,15 @@ impl Syncs {
             syncs.insert(client, Phase::Skipping { until, epoch });
         }
     }
+}
+
+/// What a member's guard held while its history read was under way.
+struct Held {
+    messages: Vec<(Position, Frame)>,
+    /// The newest message that arrived meanwhile, held or not.
+    last: Option<Position>,
+    /// Some had to be dropped ([`MAX_HELD`]).
+    overflowed: bool,
 }
 
 /// Whether the positioned `frame` must not be queued for member `client` now (held or
@@ -126,11 +158,17 @@ pub(crate) fn intercept(
         return false;
     };
     match phase {
-        Phase::Fetching { held, overflowed } => {
+        Phase::Fetching {
+            held,
+            last,
+            overflowed,
+            ..
+        } => {
             match held.len() < MAX_HELD {
                 true => held.push((position.clone(), frame.clone())),
                 false => *overflowed = true,
             }
+            *last = Some(position.clone());
             true
         }
         Phase::Skipping { until, epoch } => {
@@ -152,57 +190,113 @@ impl Shard {
         room: Arc<str>,
         since: Option<Since>,
     ) {
-        self.state.borrow_mut().syncs.start(room.clone(), client);
+        let serial = self.state.borrow_mut().syncs.start(room.clone(), client);
         let asked = since.is_some();
         let (shard, handle) = (self.clone(), self.ctx.handle.clone());
         run_local(Box::pin(async move {
             let answer = handle.history(&room, Query::recover(since)).await;
-            shard.end_recovery(client, &room, asked, answer);
+            shard.end_recovery((client, serial), &room, asked, answer);
         }));
     }
 
-    /// The history read of a joining member was answered.
+    /// History read `serial` of a joining member was answered.
     fn end_recovery(
         &self,
-        client: ClientId,
+        (client, serial): (ClientId, u64),
         room: &Arc<str>,
         asked: bool,
         answer: Result<crate::history::Snapshot, RecallError>,
     ) {
-        let fetched = self.state.borrow_mut().syncs.fetched(room, &client);
-        let (Some((held, overflowed)), Some(slot)) = (fetched, self.slot_of(&client)) else {
+        let fetched = self.state.borrow_mut().syncs.fetched(room, &client, serial);
+        let (Some(held), Some(slot)) = (fetched, self.slot_of(&client)) else {
             return;
         };
         let snapshot = match answer {
             Ok(snapshot) => snapshot,
             Err(error) => return self.recovery_failed(slot, client, room, held, &error),
         };
-        let recovered = asked.then_some(snapshot.covered && !overflowed);
-        self.metrics.history_joins.inc();
-        match recovered {
-            Some(true) => self.metrics.history_recovered.inc(),
-            Some(false) => self.metrics.history_not_recovered.inc(),
-            None => {}
-        }
-        if recovered == Some(true) {
-            for publication in &snapshot.publications {
-                self.send_frame(slot, &publication.frame);
-            }
-        }
-        let (mut until, mut epoch) = (snapshot.top, snapshot.epoch.clone());
-        self.send_frame(slot, &joined_frame(room, &epoch, until, recovered));
-        for (position, frame) in held {
-            if position.epoch != epoch || position.offset > until {
-                self.send_frame(slot, &frame);
-                (until, epoch) = (position.offset, position.epoch);
-            }
-        }
+        let (until, epoch) = match held.overflowed {
+            false => self.send_recovery(slot, room, asked, snapshot, held.messages),
+            // Too much arrived meanwhile: say so, and go on after the newest.
+            true => self.send_overflowed(slot, room, snapshot, held.last),
+        };
         self.state
             .borrow_mut()
             .syncs
             .skip_until(room, client, until, epoch);
         // The answer may come on a task of its own: write it now.
         self.flush_dirty();
+    }
+
+    /// Sends the replay (when `since` is covered), `ws:joined`, then what was held above
+    /// the read's top; returns the position the member is at.
+    fn send_recovery(
+        &self,
+        slot: Slot,
+        room: &str,
+        asked: bool,
+        snapshot: crate::history::Snapshot,
+        held: Vec<(Position, Frame)>,
+    ) -> (u64, Arc<str>) {
+        let recovered = asked.then_some(snapshot.covered);
+        self.count_join(recovered);
+        let mut sent = true;
+        if recovered == Some(true) {
+            for publication in &snapshot.publications {
+                sent &= self.send_recovered(slot, &publication.frame);
+            }
+        }
+        let (mut until, mut epoch) = (snapshot.top, snapshot.epoch);
+        sent &= self.send_recovered(slot, &joined_frame(room, &epoch, until, recovered));
+        for (position, frame) in held {
+            if sent && (position.epoch != epoch || position.offset > until) {
+                sent &= self.send_recovered(slot, &frame);
+                (until, epoch) = (position.offset, position.epoch);
+            }
+        }
+        (until, epoch)
+    }
+
+    /// More than [`MAX_HELD`] messages arrived during the read: nothing is replayed and
+    /// `ws:joined` says `recovered: false` at the newest one (whether the join asked to
+    /// recover or not), so the client knows to reload and no gap goes unnoticed.
+    fn send_overflowed(
+        &self,
+        slot: Slot,
+        room: &str,
+        snapshot: crate::history::Snapshot,
+        last: Option<Position>,
+    ) -> (u64, Arc<str>) {
+        self.count_join(Some(false));
+        let (until, epoch) = match last {
+            Some(last) => (last.offset, last.epoch),
+            None => (snapshot.top, snapshot.epoch),
+        };
+        self.send_recovered(slot, &joined_frame(room, &epoch, until, Some(false)));
+        (until, epoch)
+    }
+
+    fn count_join(&self, recovered: Option<bool>) {
+        self.metrics.history_joins.inc();
+        match recovered {
+            Some(true) => self.metrics.history_recovered.inc(),
+            Some(false) => self.metrics.history_not_recovered.inc(),
+            None => {}
+        }
+    }
+
+    /// Queues one frame of a member's recovery. A recovery never drops part of itself
+    /// silently: one that does not fit under the backpressure limit closes the client
+    /// as a slow consumer (1008), and it recovers from where it was when it comes back.
+    /// Returns whether the frame was queued.
+    fn send_recovered(&self, slot: Slot, frame: &Frame) -> bool {
+        if self.send_frame(slot, frame) {
+            return true;
+        }
+        if self.close(slot, crate::protocol::CloseReason::SlowConsumer) {
+            self.metrics.slow_consumers_closed.inc();
+        }
+        false
     }
 
     /// The history could not be read: the member stays, gets what was held, and an
@@ -212,7 +306,7 @@ impl Shard {
         slot: Slot,
         client: ClientId,
         room: &str,
-        held: Vec<(Position, Frame)>,
+        held: Held,
         error: &RecallError,
     ) {
         self.state.borrow_mut().syncs.remove(room, &client);
@@ -221,8 +315,8 @@ impl Shard {
             "ws:joined: the history of room {room} could not be read ({error}); live messages continue, leave and join again to recover"
         );
         self.send_error_message(slot, &text);
-        for (_, frame) in held {
-            self.send_frame(slot, &frame);
+        for (_, frame) in held.messages {
+            self.send_recovered(slot, &frame);
         }
         self.flush_dirty();
     }
@@ -243,14 +337,20 @@ mod tests {
     fn a_guard_holds_then_skips_until_past_its_top() {
         let (mut syncs, client, other) = (Syncs::default(), ClientId::new_v4(), ClientId::new_v4());
         let room: Arc<str> = Arc::from("r");
-        syncs.start(room.clone(), client);
+        let first = syncs.start(room.clone(), client);
+        let serial = syncs.start(room.clone(), client);
         let frame = Frame::from_raw("m", None);
         let (name, mut guards) = syncs.take("r").unwrap();
         assert!(intercept(&mut guards, &client, &position(5, "e"), &frame));
         assert!(!intercept(&mut guards, &other, &position(5, "e"), &frame));
         syncs.put_back(name, guards);
-        let (held, overflowed) = syncs.fetched("r", &client).unwrap();
-        assert_eq!((held.len(), overflowed), (1, false));
+        assert!(
+            syncs.fetched("r", &client, first).is_none(),
+            "an older read's answer"
+        );
+        let held = syncs.fetched("r", &client, serial).unwrap();
+        assert_eq!((held.messages.len(), held.overflowed), (1, false));
+        assert_eq!(held.last, Some(position(5, "e")));
         syncs.skip_until("r", client, 6, Arc::from("e"));
         let (name, mut guards) = syncs.take("r").unwrap();
         assert!(intercept(&mut guards, &client, &position(6, "e"), &frame));
@@ -263,7 +363,7 @@ mod tests {
     #[test]
     fn another_epoch_ends_the_guard_and_holding_is_bounded() {
         let (mut syncs, client) = (Syncs::default(), ClientId::new_v4());
-        syncs.start(Arc::from("r"), client);
+        let serial = syncs.start(Arc::from("r"), client);
         let frame = Frame::from_raw("m", None);
         let (name, mut guards) = syncs.take("r").unwrap();
         for offset in 0..=MAX_HELD as u64 {
@@ -275,8 +375,9 @@ mod tests {
             ));
         }
         syncs.put_back(name, guards);
-        let (held, overflowed) = syncs.fetched("r", &client).unwrap();
-        assert_eq!((held.len(), overflowed), (MAX_HELD, true));
+        let held = syncs.fetched("r", &client, serial).unwrap();
+        assert_eq!((held.messages.len(), held.overflowed), (MAX_HELD, true));
+        assert_eq!(held.last, Some(position(MAX_HELD as u64, "e")));
         syncs.skip_until("r", client, 10, Arc::from("e"));
         let (_, mut guards) = syncs.take("r").unwrap();
         assert!(!intercept(&mut guards, &client, &position(3, "x"), &frame));

@@ -226,6 +226,13 @@ async fn presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound() {
     );
     let fleet_view = nodes[2].handle.presence("public-p-fleet").await.unwrap();
     assert_eq!(fleet_view.len(), 2);
+    // An entry lost while its node lives (reaped during a stall, Redis restarted empty)
+    // is put back by the node's next renewal, and its join announced again.
+    redis.cli(&["HDEL", "shardcast:{public-p-fleet}:presence", &alice_id]);
+    let back = bob
+        .expect_event_within("ws:join", Duration::from_secs(3))
+        .await;
+    assert_eq!(back["data"]["id"], alice_id.as_str());
     // A graceful leave on one node is announced on the others once.
     bob.leave(&["public-p-fleet"]).await;
     assert_eq!(
