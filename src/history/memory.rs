@@ -116,6 +116,16 @@ impl MemoryHistory {
             };
             let frame = message.with_position(room, position.offset, &position.epoch);
             let size = frame.len();
+            // Grow the ring to `size` + 1 slots at most (the newest goes in before the
+            // oldest goes out), not to the next power of two.
+            if stream.kept.len() == stream.kept.capacity() {
+                let want = (stream.kept.capacity() * 2)
+                    .max(4)
+                    .min(self.settings.size + 1);
+                stream
+                    .kept
+                    .reserve_exact(want.saturating_sub(stream.kept.len()).max(1));
+            }
             stream.kept.push_back(Publication {
                 offset: position.offset,
                 frame: frame.clone(),

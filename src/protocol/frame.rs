@@ -14,6 +14,9 @@ use crate::ws::frame::{MAX_HEADER_LEN, OpCode, write_header};
 
 /// `{"event":` — every event frame's payload starts with it.
 const EVENT_PREFIX: &[u8] = b"{\"event\":";
+/// What the position adds besides the room, the offset's digits and the epoch:
+/// `,"room":"","offset":,"epoch":""}`.
+const POSITION_LEN: usize = 32;
 /// `,"data":` — between the event name and the data.
 const DATA_KEY: &[u8] = b",\"data\":";
 
@@ -117,7 +120,10 @@ impl Frame {
     pub fn with_position(&self, room: &str, offset: u64, epoch: &str) -> Frame {
         let payload = self.payload_slice();
         let body = &payload[..payload.len().saturating_sub(1)];
-        let capacity = body.len() + room.len() + epoch.len() + 64;
+        // Exactly what is written when neither name needs escaping (the common case; a
+        // history keeps these frames, so slack would be kept with them).
+        let digits = offset.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let capacity = body.len() + room.len() + epoch.len() + digits + POSITION_LEN;
         let (start, end) = (self.data_start, self.data_end);
         Self::build(capacity, |buf| {
             let base = buf.len();
