@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use crate::routing::{Handle, Router};
 
+/// Members renewed per script (a room with many members on one node is renewed in
+/// several, so no script blocks Redis long or passes the publish queue's byte bound).
+const REFRESH_CHUNK: usize = 1000;
+
 /// The longest pause between two history sweeps.
 const MAX_SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -79,7 +83,9 @@ async fn keep_presence(handle: Handle, every: Duration) {
                     (entry.id, data)
                 })
                 .collect();
-            remote.presence_refresh(room, &members);
+            for chunk in members.chunks(REFRESH_CHUNK) {
+                remote.presence_refresh(room, chunk);
+            }
             rooms.push(room.clone());
         });
         for room in rooms {
