@@ -100,7 +100,7 @@ impl Handle {
         // nodes; this node's members hear it here.
         for gone in read.expired {
             let frame = presence_change_frame(PresenceChange::Leave, room, &gone);
-            self.deliver_local(Target::room(room), frame, &[]);
+            self.deliver_local(Target::room(room), frame, &[gone.id]);
         }
         // This node's own members are in the answer even when their join is still in
         // the publish queue (a client asking right after joining sees itself).
