@@ -14,11 +14,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use crate::routing::{Handle, Router};
 
 /// Members renewed per script (a room with many members on one node is renewed in
 /// several, so no script blocks Redis long or passes the publish queue's byte bound).
 const REFRESH_CHUNK: usize = 1000;
+
+/// Presence rooms read (and reaped) at once by one node's upkeep.
+const REAP_CONCURRENCY: usize = 32;
 
 /// The longest pause between two history sweeps.
 const MAX_SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -88,10 +93,16 @@ async fn keep_presence(handle: Handle, every: Duration) {
             }
             rooms.push(room.clone());
         });
-        for room in rooms {
-            if let Err(error) = handle.presence(&room).await {
-                tracing::debug!(%room, "presence: reaping expired entries failed ({error})");
-            }
-        }
+        // Rooms are read a few at a time, so thousands of them still fit in a period.
+        futures_util::stream::iter(rooms)
+            .for_each_concurrent(REAP_CONCURRENCY, |room| {
+                let handle = &handle;
+                async move {
+                    if let Err(error) = handle.presence(&room).await {
+                        tracing::debug!(%room, "presence: reaping expired entries failed ({error})");
+                    }
+                }
+            })
+            .await;
     }
 }

@@ -49,8 +49,10 @@ fn object(data: Option<&RawValue>) -> Option<&str> {
 }
 
 /// The positions a `join`'s `data.since` gives, by room: `{"since":{R:{"offset":N,
-/// "epoch":S}}}`. Entries that are not a position are left out (that room joins without
-/// recovery); anything else gives none.
+/// "epoch":S}}}`. An entry that is not a position asks to recover from nowhere: it gets
+/// an empty epoch, which names no history, so that room's `ws:joined` says
+/// `recovered: false` (the client asked to recover and cannot). A `since` that is not an
+/// object gives none.
 pub fn join_since(data: Option<&RawValue>) -> Vec<(String, Since)> {
     #[derive(Deserialize)]
     struct Join {
@@ -62,7 +64,13 @@ pub fn join_since(data: Option<&RawValue>) -> Vec<(String, Since)> {
     };
     since
         .into_iter()
-        .filter_map(|(room, position)| Some((room, serde_json::from_value(position).ok()?)))
+        .map(|(room, position)| {
+            let since = serde_json::from_value(position).unwrap_or(Since {
+                offset: 0,
+                epoch: String::new(),
+            });
+            (room, since)
+        })
         .collect()
 }
 
@@ -101,9 +109,10 @@ mod tests {
     fn join_since_keeps_the_positions_given() {
         let data = raw(r#"{"rooms":["a","b","c"],"since":{"a":{"offset":4,"epoch":"e"},"b":7}}"#);
         let since = join_since(Some(&data));
-        assert_eq!(since.len(), 1);
-        assert_eq!(since[0].0, "a");
-        assert_eq!(since[0].1.offset, 4);
+        assert_eq!(since.len(), 2);
+        assert_eq!((since[0].0.as_str(), since[0].1.offset), ("a", 4));
+        // Not a position: recovery from nowhere (an epoch no history has).
+        assert_eq!((since[1].0.as_str(), since[1].1.epoch.as_str()), ("b", ""));
         assert!(join_since(Some(&raw(r#"{"rooms":["a"]}"#))).is_empty());
         assert!(join_since(Some(&raw(r#"{"rooms":["a"],"since":[1]}"#))).is_empty());
         assert!(join_since(None).is_empty());

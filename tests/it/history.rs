@@ -176,6 +176,23 @@ async fn recovery_is_refused_past_the_window_or_in_another_epoch() {
     let (replayed, joined) = join_since(&mut alice, "public-h-w", Some((9, "another"))).await;
     assert!(replayed.is_empty());
     assert_eq!(joined["recovered"], false);
+    // A `since` that is not a position cannot be recovered from either.
+    alice.leave(&["public-h-w"]).await;
+    server.wait_members("public-h-w", 0).await;
+    alice
+        .emit(
+            "join",
+            json!({ "rooms": ["public-h-w"], "since": { "public-h-w": 7 } }),
+        )
+        .await;
+    let joined = alice.expect_event("ws:joined").await;
+    assert_eq!(
+        (
+            joined["data"]["recovered"].clone(),
+            joined["data"]["offset"].clone()
+        ),
+        (json!(false), json!(10))
+    );
 
     // Each outcome is counted (summed over the shards).
     let metrics = server.handle.render_metrics();
@@ -187,9 +204,9 @@ async fn recovery_is_refused_past_the_window_or_in_another_epoch() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     };
-    assert_eq!(total("shardcast_history_joins_total"), 4);
+    assert_eq!(total("shardcast_history_joins_total"), 5);
     assert_eq!(total("shardcast_history_recovered_total"), 1);
-    assert_eq!(total("shardcast_history_not_recovered_total"), 2);
+    assert_eq!(total("shardcast_history_not_recovered_total"), 3);
     assert_eq!(total("shardcast_history_read_failures_total"), 0);
 
     // A restarted single node starts a new epoch: its history was in its memory.
