@@ -62,6 +62,8 @@ struct Inner {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Outgoing>,
     max_bytes: usize,
+    /// `publish_queue`: messages queued or in flight, at most.
+    max_messages: usize,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Answers history and presence reads.
@@ -251,6 +253,7 @@ impl RedisBridge {
                 shared,
                 queue: queue_tx,
                 max_bytes: settings.publish_queue_bytes,
+                max_messages: settings.publish_queue,
                 stop: stop_tx,
                 tasks: Mutex::new(tasks),
                 reader,
@@ -326,7 +329,13 @@ impl RedisBridge {
             shared.count_dropped(1, "publish queue byte bound reached");
             return Err(PublishError::QueueFull);
         }
-        shared.queued.fetch_add(1, Ordering::AcqRel);
+        // The channel alone bounds what waits in it; the messages the publisher took
+        // into its pipeline (in flight, possibly held across a reconnect) count too.
+        if shared.queued.fetch_add(1, Ordering::AcqRel) >= inner.max_messages {
+            shared.release(1, size);
+            shared.count_dropped(1, "publish queue full");
+            return Err(PublishError::QueueFull);
+        }
         match inner.queue.try_send(message) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
