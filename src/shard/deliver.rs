@@ -107,27 +107,28 @@ impl Shard {
             message: &delivery.frame,
             stamp: delivery.stamp,
         };
-        // Members joining this history room get the message through their guard.
+        let excluded = |id: &ClientId| delivery.exclude.as_ref().is_some_and(|e| e.contains(id));
+        // Members joining this history room get the message through their guard; every
+        // other delivery walks with the exclude list alone.
         let guards = match (&delivery.target, &delivery.position) {
-            (Target::Room(room), Some(_)) if !syncs.is_empty() => syncs.take(room),
+            (Target::Room(room), Some(position)) if !syncs.is_empty() => {
+                syncs.take(room).map(|guards| (guards, position))
+            }
             _ => None,
         };
-        let guards = RefCell::new(guards);
-        let excluded = |id: &ClientId| {
-            if delivery.exclude.as_ref().is_some_and(|e| e.contains(id)) {
-                return true;
-            }
-            match (&mut *guards.borrow_mut(), &delivery.position) {
-                (Some((_, room_syncs)), Some(position)) => {
-                    intercept(room_syncs, id, position, &delivery.frame)
-                }
-                _ => false,
+        let count = match guards {
+            None => walk_target(index, conns, &delivery.target, &excluded, &mut walk),
+            Some(((room, room_syncs), position)) => {
+                let room_syncs = RefCell::new(room_syncs);
+                let held = |id: &ClientId| {
+                    excluded(id)
+                        || intercept(&mut room_syncs.borrow_mut(), id, position, &delivery.frame)
+                };
+                let count = walk_target(index, conns, &delivery.target, &held, &mut walk);
+                syncs.put_back(room, room_syncs.into_inner());
+                count
             }
         };
-        let count = walk_target(index, conns, &delivery.target, &excluded, &mut walk);
-        if let Some((room, room_syncs)) = guards.into_inner() {
-            syncs.put_back(room, room_syncs);
-        }
         self.metrics.deliveries.add(count);
         if !walk.encrypt_queue.is_empty() {
             self.encrypt_wake.notify_one();
