@@ -79,7 +79,7 @@ pub type Release = Box<dyn Send + Sync>;
 /// One queued command.
 pub(crate) struct Outgoing {
     pub(crate) command: OutCommand,
-    /// The publisher's sequence number of a [`OutCommand::Script`] with `sequenced`,
+    /// The publisher's sequence number of a sequenced [`OutCommand::Script`],
     /// given when it first goes into a pipeline and kept if the pipeline is sent again.
     pub(crate) seq: Option<u64>,
     /// Dropped with the message.
@@ -90,15 +90,14 @@ pub(crate) struct Outgoing {
 pub(crate) enum OutCommand {
     /// `PUBLISH channel payload`.
     Publish { channel: String, payload: Bytes },
-    /// `EVALSHA` of one of [`super::scripts`] (history and presence). A `sequenced`
-    /// script also gets this node's server id and the message's sequence number as its
-    /// last two arguments, so that running it again (a pipeline resent after a failure
-    /// that may have run part of it) changes nothing.
+    /// `EVALSHA` of one of [`super::scripts`] (history and presence). A sequenced
+    /// script ([`LuaScript::sequenced`]) also gets this node's server id and the
+    /// message's sequence number as its last two arguments, so that running it again (a
+    /// pipeline resent after a failure that may have run part of it) changes nothing.
     Script {
         script: &'static LuaScript,
         keys: [String; 2],
         args: Vec<Bytes>,
-        sequenced: bool,
     },
 }
 
@@ -288,14 +287,7 @@ impl RedisBridge {
         keys: [String; 2],
         args: Vec<Bytes>,
     ) -> Result<(), PublishError> {
-        let sequenced = std::ptr::eq(script, &*super::scripts::PUBLISH);
-        let command = OutCommand::Script {
-            script,
-            keys,
-            args,
-            sequenced,
-        };
-        self.enqueue(command, None)
+        self.enqueue(OutCommand::Script { script, keys, args }, None)
     }
 
     /// Runs a script now on the query connection and returns its answer (history and

@@ -188,9 +188,8 @@ impl Publisher {
 
     /// Gives a sequenced script its number (once: a resent pipeline keeps it).
     fn sequence(&mut self, mut message: Outgoing) -> Outgoing {
-        if let OutCommand::Script {
-            sequenced: true, ..
-        } = message.command
+        if let OutCommand::Script { script, .. } = &message.command
+            && script.sequenced
             && message.seq.is_none()
         {
             self.next_seq += 1;
@@ -213,14 +212,9 @@ impl Publisher {
                 OutCommand::Publish { channel, payload } => {
                     pipe.cmd("PUBLISH").arg(channel).arg(&payload[..]).ignore();
                 }
-                OutCommand::Script {
-                    script,
-                    keys,
-                    args,
-                    sequenced,
-                } => {
+                OutCommand::Script { script, keys, args } => {
                     let mut cmd = script.eval_cmd(keys, args);
-                    if *sequenced {
+                    if script.sequenced {
                         cmd.arg(&self.shared.server_id)
                             .arg(message.seq.unwrap_or(0));
                     }

@@ -17,6 +17,9 @@ use std::sync::LazyLock;
 pub(crate) struct LuaScript {
     script: redis::Script,
     source: &'static str,
+    /// It takes the publishing node's server id and a sequence number as its last two
+    /// arguments (given by the publisher task) and runs at most once per number.
+    pub(crate) sequenced: bool,
 }
 
 impl LuaScript {
@@ -24,6 +27,14 @@ impl LuaScript {
         LuaScript {
             script: redis::Script::new(source),
             source,
+            sequenced: false,
+        }
+    }
+
+    fn sequenced(source: &'static str) -> Self {
+        LuaScript {
+            sequenced: true,
+            ..LuaScript::new(source)
         }
     }
 
@@ -66,7 +77,7 @@ impl LuaScript {
 /// without its closing brace, server id, sequence number. Returns the offset (0 when
 /// skipped).
 pub(crate) static PUBLISH: LazyLock<LuaScript> = LazyLock::new(|| {
-    LuaScript::new(
+    LuaScript::sequenced(
         r#"
 local mark = 'n:' .. ARGV[6]
 if tonumber(ARGV[7]) <= tonumber(redis.call('HGET', KEYS[2], mark) or '0') then return 0 end
