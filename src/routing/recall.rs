@@ -140,7 +140,7 @@ impl Handle {
 
     /// A client left presence room `room` (or disconnected): forget it and tell the
     /// room's other members (`ws:leave`), here and on the other nodes.
-    pub(crate) fn presence_left(&self, room: &Arc<str>, client: ClientId, user: Option<&str>) {
+    pub(crate) fn presence_left(&self, room: &str, client: ClientId, user: Option<&str>) {
         let Some(presence) = self.router.features.presence_of(room) else {
             return;
         };
@@ -156,7 +156,7 @@ impl Handle {
             }
         });
         if left {
-            self.deliver_local(Target::Room(room.clone()), frame, &[entry.id]);
+            self.deliver_local(Target::room(room), frame, &[entry.id]);
         }
     }
 }

@@ -220,9 +220,7 @@ impl Shard {
         self.metrics.rooms.set(index.room_count() as i64);
         drop(state);
         for room in left {
-            self.ctx
-                .handle
-                .presence_left(&Arc::from(room.as_str()), own, user.as_deref());
+            self.ctx.handle.presence_left(room, own, user.as_deref());
         }
     }
 
