@@ -70,8 +70,17 @@ pub struct EngineConfig {
     pub heartbeat_interval: Duration,
     /// An authenticated client silent this long is closed with 4002. Default 90 s.
     pub heartbeat_timeout: Duration,
-    /// Largest inbound message; bigger closes with 1009. Default 131072 bytes.
+    /// Largest inbound message; bigger closes with 1009. Default 131072 bytes. A
+    /// compressed message is held to it twice: as received, and inflated.
     pub max_payload_length: usize,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it. Each message
+    /// is compressed at most once, shared by every recipient that negotiated it; no
+    /// connection keeps a compression window (both sides agree to no context
+    /// takeover). Default false.
+    pub compression: bool,
+    /// Messages whose payload is shorter than this go uncompressed (RSV1 clear), even
+    /// to clients that negotiated compression. Default 256 bytes.
+    pub compression_min_size: usize,
     /// Transport idle timeout: a connection that sends nothing (not even a pong) this long
     /// is dropped. Zero disables it. Default 60 s.
     pub idle_timeout: Duration,
@@ -291,6 +300,8 @@ impl Default for EngineConfig {
             heartbeat_interval: defaults::HEARTBEAT_INTERVAL,
             heartbeat_timeout: defaults::HEARTBEAT_TIMEOUT,
             max_payload_length: defaults::MAX_PAYLOAD_LENGTH,
+            compression: false,
+            compression_min_size: 256,
             idle_timeout: defaults::IDLE_TIMEOUT,
             send_pings: defaults::SEND_PINGS,
             backpressure_limit: defaults::BACKPRESSURE_LIMIT,

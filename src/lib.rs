@@ -161,10 +161,17 @@ pub mod internals {
         /// An engine on `listen` (WebSocket path `/`) that runs the real acceptor,
         /// connection task, frame decoder and close handshake, and echoes every message
         /// back with its opcode instead of running the Ignis protocol; limits raised for
-        /// the suite (16 MiB messages, 65,536 fragments).
-        pub fn echo_engine(listen: SocketAddr, shards: usize) -> Result<Engine, EngineError> {
+        /// the suite (16 MiB messages, 65,536 fragments). With `compression`, it
+        /// negotiates permessage-deflate and compresses every echo that shrinks.
+        pub fn echo_engine(
+            listen: SocketAddr,
+            shards: usize,
+            compression: bool,
+        ) -> Result<Engine, EngineError> {
             let mut builder = EngineBuilder::new()
                 .configure(|c| {
+                    c.compression = compression;
+                    c.compression_min_size = 0;
                     c.listen = listen;
                     c.path = "/".into();
                     c.shards = shards;
@@ -195,6 +202,16 @@ pub mod internals {
         pub use crate::ws::decode::Limits;
         /// One decoded client event.
         pub use crate::ws::decode::WsEvent;
+        /// Compresses payloads into permessage-deflate frames.
+        pub use crate::ws::deflate::Deflater;
+        /// Inflates a client's compressed messages, within a bound.
+        pub use crate::ws::deflate::Inflater;
+        /// What the server agreed to for permessage-deflate.
+        pub use crate::ws::extension::PerMessageDeflate;
+        /// Negotiates permessage-deflate from `Sec-WebSocket-Extensions` values.
+        pub use crate::ws::extension::negotiate as negotiate_deflate;
+        /// A server frame's opcode.
+        pub use crate::ws::frame::OpCode;
     }
 
     /// The HTTP request head parser (`fuzz/fuzz_targets/http_head.rs`).

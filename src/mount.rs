@@ -83,6 +83,7 @@ use crate::http::request::MAX_BODY;
 use crate::http::{self, RequestHead};
 use crate::metrics::HttpRoute;
 use crate::shard::handoff::Handoff;
+use crate::ws::extension::PerMessageDeflate;
 
 /// The WebSocket route: `GET` upgrades go to the engine, anything else on the path
 /// answers as on the engine's port (426 for a plain GET, 405 for other methods).
@@ -197,8 +198,8 @@ async fn upgrade(doorway: Arc<Doorway>, mut request: Request) -> Response {
         let upgrade = http::Response::error(426, "Upgrade Required");
         return answer(upgrade.with_header("Upgrade", "websocket"));
     }
-    let key = match http::check_upgrade(&head, service) {
-        Ok(key) => key,
+    let acceptance = match http::check_upgrade(&head, service) {
+        Ok(acceptance) => acceptance,
         Err(refusal) => return answer(http::refused(service, refusal)),
     };
     let peer = request
@@ -226,9 +227,10 @@ async fn upgrade(doorway: Arc<Doorway>, mut request: Request) -> Response {
         peer,
         permit,
         accepted_at,
+        deflate: acceptance.deflate,
     };
     tokio::spawn(hand_off(doorway, on_upgrade, pending));
-    switching_protocols(&key)
+    switching_protocols(&acceptance)
 }
 
 /// An accepted upgrade waiting for hyper to give the connection up.
@@ -237,6 +239,7 @@ struct Pending {
     peer: Option<SocketAddr>,
     permit: Option<Permit>,
     accepted_at: u64,
+    deflate: Option<PerMessageDeflate>,
 }
 
 /// Takes the upgraded connection apart and queues its socket on a shard.
@@ -275,6 +278,7 @@ async fn hand_off(doorway: Arc<Doorway>, on_upgrade: hyper::upgrade::OnUpgrade, 
         leftover,
         permit,
         info: Box::new(http::upgrade_info(pending.head, peer)),
+        deflate: pending.deflate,
         accepted_at: pending.accepted_at,
     };
     // Fails only when the engine has stopped: dropping the handoff closes the socket.
@@ -387,14 +391,17 @@ async fn refuse_after_upgrade(doorway: &Doorway, transport: Transport, refusal: 
 }
 
 /// The `101 Switching Protocols` response.
-fn switching_protocols(accept_key: &str) -> Response {
+fn switching_protocols(acceptance: &http::Acceptance) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    if let Ok(value) = HeaderValue::from_str(accept_key) {
+    if let Ok(value) = HeaderValue::from_str(&acceptance.key) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    if let Some(Ok(value)) = acceptance.extensions().map(HeaderValue::try_from) {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
     }
     response
 }

@@ -15,8 +15,11 @@ type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let targets: [(&str, Seeds); 7] = [
-        ("ws_frame_decoder", ws_frames()),
+    let mut frames = ws_frames();
+    frames.extend(ws_deflate_frames());
+    let targets: [(&str, Seeds); 8] = [
+        ("ws_frame_decoder", frames),
+        ("ws_extensions", extension_offers()),
         ("http_head", http_heads()),
         ("inbound_message", inbound_messages()),
         ("redis_envelope", envelopes()),
@@ -80,6 +83,89 @@ fn stream(config: u8, cut: u8, frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = vec![config, cut];
     frames.iter().for_each(|f| out.extend_from_slice(f));
     out
+}
+
+/// A message body as permessage-deflate sends it (RSV1 goes on the frame).
+fn deflated(payload: &[u8]) -> Vec<u8> {
+    let frame = shardcast::internals::ws::Deflater::default()
+        .compress(shardcast::internals::ws::OpCode::Text, payload, 15, false)
+        .expect("a full window compresses");
+    let skip = match frame[1] {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    frame[skip..].to_vec()
+}
+
+/// Streams for a decoder with permessage-deflate negotiated (cut byte's high bit).
+fn ws_deflate_frames() -> Seeds {
+    let auth = br#"{"event":"authenticate","data":{"token":"alice"}}"#;
+    let body = deflated(auth);
+    let (head, tail) = body.split_at(body.len() / 2);
+    let bomb = deflated(&[b' '; 200_000]);
+    vec![
+        (
+            "deflate-text",
+            stream(config(5, 0), 0x81, &[client_frame(0xC1, &body)]),
+        ),
+        (
+            "deflate-fragmented",
+            stream(
+                config(5, 0),
+                0x85,
+                &[
+                    client_frame(0x41, head),
+                    client_frame(0x89, b"p"),
+                    client_frame(0x80, tail),
+                ],
+            ),
+        ),
+        (
+            "deflate-bomb",
+            stream(config(5, 0), 0x83, &[client_frame(0xC2, &bomb)]),
+        ),
+        (
+            "deflate-rsv1-continuation",
+            stream(
+                config(5, 0),
+                0x82,
+                &[client_frame(0x41, head), client_frame(0xC0, tail)],
+            ),
+        ),
+        (
+            "deflate-garbage",
+            stream(config(5, 0), 0x81, &[client_frame(0xC1, &[0xff; 8])]),
+        ),
+    ]
+}
+
+// ---- ws_extensions: header values, one per line -----------------------------------------
+
+fn extension_offers() -> Seeds {
+    vec![
+        (
+            "browser",
+            b"permessage-deflate; client_max_window_bits".to_vec(),
+        ),
+        (
+            "autobahn-window",
+            b"permessage-deflate; client_no_context_takeover; client_max_window_bits; \
+              server_no_context_takeover; server_max_window_bits=9"
+                .to_vec(),
+        ),
+        (
+            "several",
+            b"x-webkit-deflate-frame, permessage-deflate; mystery\npermessage-deflate; \
+              client_max_window_bits=\"10\""
+                .to_vec(),
+        ),
+        (
+            "quoted-comma",
+            b"x-other; p=\"a,permessage-deflate\", permessage-deflate; server_max_window_bits=15"
+                .to_vec(),
+        ),
+    ]
 }
 
 fn ws_frames() -> Seeds {

@@ -1,7 +1,9 @@
 //! `FrameDecoder::feed` over an arbitrary client byte stream, cut into arbitrary chunks.
 //!
 //! Input layout: byte 0 picks the max payload and when the callback says `Stop`; byte 1
-//! picks how the rest is cut into reads; the rest is the stream. The stream is decoded
+//! picks how the rest is cut into reads (low 7 bits) and whether permessage-deflate was
+//! negotiated (high bit: RSV1 frames are inflated, bounded by the max payload); the rest
+//! is the stream. The stream is decoded
 //! twice, in one read and in chunks, and both must give the same events and outcome.
 //! Invariants: no panic; what the decoder holds between reads stays within one message
 //! plus one frame header and one control frame (twice that in capacity, for `Vec`
@@ -11,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shardcast::internals::ws::{Data, DecodeError, Flow, FrameDecoder, Limits, WsEvent};
+use shardcast::internals::ws::{Data, DecodeError, Flow, FrameDecoder, Inflater, Limits, WsEvent};
 
 /// Max payload settings: none, tiny, around the 7-bit and 16-bit length forms, default.
 const MAX_PAYLOADS: [usize; 8] = [0, 1, 16, 125, 126, 1024, 65_536, 131_072];
@@ -43,6 +45,8 @@ struct Run {
     max_fragments: u32,
     /// Return `Stop` from the callback at this event (0: never).
     stop_at: usize,
+    /// permessage-deflate negotiated.
+    deflate: bool,
 }
 
 impl Run {
@@ -52,14 +56,17 @@ impl Run {
             max_payload: self.max_payload,
             max_fragments: self.max_fragments,
         };
-        let mut decoder = FrameDecoder::new(limits);
+        let mut decoder = FrameDecoder::new(limits).with_permessage_deflate(self.deflate);
+        let mut inflater = Inflater::default();
         let mut events = Vec::new();
         let mut rest = stream;
         loop {
             let n = cuts().clamp(1, rest.len().max(1)).min(rest.len());
             let mut chunk = rest[..n].to_vec();
             rest = &rest[n..];
-            let end = decoder.feed(&mut chunk, |ev| self.on_event(&mut events, ev));
+            let end = decoder.feed(&mut chunk, &mut inflater, |ev| {
+                self.on_event(&mut events, ev)
+            });
             if end == Ok(Flow::Continue) {
                 self.check_held(&decoder);
             }
@@ -123,10 +130,11 @@ fuzz_target!(|data: &[u8]| {
         max_payload: MAX_PAYLOADS[usize::from(config & 7)],
         max_fragments: MAX_FRAGMENTS[usize::from(config >> 6)],
         stop_at: usize::from(config >> 3) % 8,
+        deflate: cut_seed & 0x80 != 0,
     };
     let whole = run.decode(stream, || usize::MAX);
     // Cut sizes from a small LCG seeded by `cut_seed`: 1..=64 bytes, sometimes a big read.
-    let mut state = u32::from(*cut_seed) | 1;
+    let mut state = u32::from(cut_seed & 0x7f) | 1;
     let chunked = run.decode(stream, || {
         state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         let x = (state >> 16) as usize;

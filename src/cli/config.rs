@@ -214,6 +214,8 @@ fn timing(s: &Settings) -> EngineConfig {
 fn limits(s: &Settings, base: EngineConfig) -> EngineConfig {
     EngineConfig {
         max_payload_length: s.max_payload_length.value,
+        compression: s.compression.value,
+        compression_min_size: s.compression_min_size.value,
         backpressure_limit: s.backpressure_limit.value,
         max_fragments: s.max_fragments.value,
         max_buffered_bytes: s.max_buffered_bytes.value,

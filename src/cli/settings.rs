@@ -210,6 +210,12 @@ settings! {
     heartbeat_timeout_ms: u64 = "90000", "MS", PLAIN;
     /// Largest inbound message in bytes; bigger closes 1009.
     max_payload_length: usize = "131072", "BYTES", PLAIN;
+    /// Negotiate permessage-deflate with clients that offer it (browsers do): each
+    /// message is compressed once for all such recipients, and no connection keeps a
+    /// compression window.
+    compression: bool = "false", "BOOL", PLAIN;
+    /// With compression: messages shorter than this many bytes go uncompressed.
+    compression_min_size: usize = "256", "BYTES", PLAIN;
     /// Transport idle timeout in seconds; 0 disables it.
     idle_timeout_s: u64 = "60", "S", PLAIN;
     /// Bytes queued per client before its messages are dropped (or it is closed, see

@@ -118,6 +118,9 @@ pub struct Conn {
     forwarding: Option<Arc<AtomicUsize>>,
     /// The close code the server queued for it, if any (for the disconnect metrics).
     close_code: Option<u16>,
+    /// The window (in bits) its messages are compressed with; 0: it takes none
+    /// (permessage-deflate not negotiated).
+    deflate_window: u8,
 }
 
 impl Conn {
@@ -135,6 +138,24 @@ impl Conn {
             bucket: None,
             forwarding: None,
             close_code: None,
+            deflate_window: 0,
+        }
+    }
+
+    /// This connection takes messages compressed with a window of `2^bits` bytes
+    /// (`None`: it takes no compressed messages).
+    pub fn with_compression(mut self, window_bits: Option<u8>) -> Self {
+        self.deflate_window = window_bits.unwrap_or(0);
+        self
+    }
+
+    /// The window its messages are compressed with, if it takes compressed messages
+    /// (encrypted clients never do: their messages are sealed for them alone).
+    #[inline]
+    pub fn compression_window(&self) -> Option<u8> {
+        match (self.deflate_window, &self.encryption) {
+            (0, _) | (_, Some(_)) => None,
+            (bits, None) => Some(bits),
         }
     }
 
@@ -278,7 +299,9 @@ impl Conn {
         self.close(match error {
             DecodeError::TooBig => CloseReason::MessageTooBig,
             DecodeError::Protocol(_) => CloseReason::ProtocolError,
-            DecodeError::InvalidUtf8 => CloseReason::InvalidPayload,
+            DecodeError::InvalidUtf8 | DecodeError::InvalidCompression => {
+                CloseReason::InvalidPayload
+            }
         })
     }
 

@@ -109,7 +109,9 @@ fn create_router(shard_count: usize, builder: &EngineBuilder) -> Result<Created,
     let (senders, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
         .map(|i| inbox(ShardId(i as u16), capacity))
         .unzip();
-    let broker = Broker::new(senders.into(), metrics.clone());
+    let config = &builder.config;
+    let compress_from = config.compression.then_some(config.compression_min_size);
+    let broker = Broker::new(senders.into(), metrics.clone(), compress_from);
     Ok((
         Arc::new(Router::new(broker, metrics, features)),
         inboxes,
@@ -133,6 +135,7 @@ fn context(
         origins,
         admission: Arc::new(Admission::new(&config)),
         endpoints: config.endpoints,
+        compression: config.compression,
     };
     ShardContext {
         config,

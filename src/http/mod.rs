@@ -67,7 +67,7 @@ pub(crate) use {
     api::route,
     request::RequestHead,
     response::Response,
-    server::{admit, check_upgrade, refused, upgrade_info},
+    server::{Acceptance, admit, check_upgrade, refused, upgrade_info},
 };
 
 /// What the HTTP side of the engine's port needs, shared by every shard.
@@ -88,6 +88,8 @@ pub(crate) struct HttpService {
     pub origins: Option<RoomPolicy>,
     /// Which built-in endpoints the engine's port serves.
     pub endpoints: Endpoints,
+    /// Negotiate permessage-deflate with clients that offer it.
+    pub compression: bool,
 }
 
 /// The Bearer keys a request may carry.

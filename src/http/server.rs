@@ -28,6 +28,7 @@ use crate::admission::{CAPACITY_RETRY, Permit, Refusal};
 use crate::hooks::UpgradeInfo;
 use crate::metrics::HttpRoute;
 use crate::rooms::glob::RoomPolicy;
+use crate::ws::extension::{self, PerMessageDeflate};
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 /// A socket that completed the WebSocket handshake (`101` written).
@@ -42,11 +43,18 @@ pub(crate) struct Upgraded<S = TcpStream> {
     pub permit: Permit,
     /// What the upgrade request said, for the authenticator.
     pub info: Box<UpgradeInfo>,
+    /// permessage-deflate, when it was agreed.
+    pub deflate: Option<PerMessageDeflate>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Upgraded<S> {
     /// The socket of `conn`, which has just written `101` for `head`, holding `permit`.
-    fn new(conn: HttpStream<S>, peer: SocketAddr, permit: Permit, head: RequestHead) -> Self {
+    fn new(
+        conn: HttpStream<S>,
+        peer: SocketAddr,
+        permit: Permit,
+        (head, deflate): (RequestHead, Option<PerMessageDeflate>),
+    ) -> Self {
         let (stream, leftover) = conn.into_parts();
         Upgraded {
             stream,
@@ -54,7 +62,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgraded<S> {
             leftover,
             permit,
             info: Box::new(upgrade_info(head, peer)),
+            deflate,
         }
+    }
+}
+
+/// An upgrade that passed every check: what the `101` says.
+#[derive(Debug)]
+pub(crate) struct Acceptance {
+    /// The `Sec-WebSocket-Accept` value.
+    pub key: String,
+    /// permessage-deflate, when the engine has compression on and the client offered
+    /// it acceptably.
+    pub deflate: Option<PerMessageDeflate>,
+}
+
+impl Acceptance {
+    /// The `Sec-WebSocket-Extensions` value of the `101`, if any.
+    pub fn extensions(&self) -> Option<String> {
+        self.deflate.map(|agreed| agreed.response())
     }
 }
 
@@ -192,18 +218,27 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     head: RequestHead,
     service: &HttpService,
 ) -> Option<Upgraded<S>> {
-    let checked = check_upgrade(&head, service).and_then(|key| Ok((key, admit(service, peer)?)));
+    let checked = check_upgrade(&head, service).and_then(|ok| Ok((ok, admit(service, peer)?)));
     match checked {
-        Ok((key, permit)) => {
+        Ok((acceptance, permit)) => {
             service
                 .handle
                 .metrics()
                 .http
                 .record(HttpRoute::Upgrade, 101);
-            conn.send(&handshake::switching_protocols(&key))
-                .await
-                .ok()?;
-            Some(Upgraded::new(conn, peer, permit, head))
+            let extensions = acceptance.extensions();
+            conn.send(&handshake::switching_protocols(
+                &acceptance.key,
+                extensions.as_deref(),
+            ))
+            .await
+            .ok()?;
+            Some(Upgraded::new(
+                conn,
+                peer,
+                permit,
+                (head, acceptance.deflate),
+            ))
         }
         Err(response) => {
             answer_and_close(conn, &refused(service, response), false).await;
@@ -220,10 +255,14 @@ pub(crate) fn refused(service: &HttpService, response: Response) -> Response {
     response
 }
 
-/// The `Sec-WebSocket-Accept` value of an acceptable upgrade, or the refusal: 503 while
-/// shutting down, 403 for an `Origin` outside the allow-list, 400 or 426 for a bad
-/// handshake. The caller counts a refusal ([`refused`]).
-pub(crate) fn check_upgrade(head: &RequestHead, service: &HttpService) -> Result<String, Response> {
+/// What the `101` of an acceptable upgrade says (with permessage-deflate when it is on
+/// and offered), or the refusal: 503 while shutting down, 403 for an `Origin` outside
+/// the allow-list, 400 or 426 for a bad handshake. The caller counts a refusal
+/// ([`refused`]).
+pub(crate) fn check_upgrade(
+    head: &RequestHead,
+    service: &HttpService,
+) -> Result<Acceptance, Response> {
     if service.handle.is_shutting_down() {
         return Err(Response::error(503, "Shutting down"));
     }
@@ -231,7 +270,12 @@ pub(crate) fn check_upgrade(head: &RequestHead, service: &HttpService) -> Result
         service.handle.metrics().origin_refused.inc();
         return Err(Response::error(403, "Origin not allowed"));
     }
-    handshake::accept_key(&upgrade_request(head)).map_err(refusal)
+    let key = handshake::accept_key(&upgrade_request(head)).map_err(refusal)?;
+    let deflate = match service.compression {
+        true => extension::negotiate(head.headers_named("sec-websocket-extensions")),
+        false => None,
+    };
+    Ok(Acceptance { key, deflate })
 }
 
 /// A place under the connection caps, or the answer that refuses it (503 at a cap, 429

@@ -157,6 +157,11 @@ pub struct ShardMetrics {
     pub rate_limited: OwnedCounter,
     /// Encrypted deliveries (one per encrypted recipient).
     pub encrypted_deliveries: OwnedCounter,
+    /// Messages this shard compressed (permessage-deflate): once per shared message,
+    /// whatever its recipients, plus each compressed reply to one client.
+    pub compressions: OwnedCounter,
+    /// Deliveries and replies queued compressed (one per recipient).
+    pub compressed_deliveries: OwnedCounter,
     /// Joins to history rooms answered with `ws:joined`.
     pub history_joins: OwnedCounter,
     /// Of those that asked to recover (`since`): recovered.

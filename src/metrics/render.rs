@@ -229,7 +229,7 @@ const SHARD_GAUGES: [GaugeRow; 3] = [
 ];
 
 /// Per-shard counters: name, help, reader.
-const SHARD_COUNTERS: [CounterRow; 20] = [
+const SHARD_COUNTERS: [CounterRow; 22] = [
     ("shardcast_accepted_total", "Connections accepted.", |s| {
         s.accepted.get()
     }),
@@ -300,6 +300,16 @@ const SHARD_COUNTERS: [CounterRow; 20] = [
         "shardcast_rate_limited_total",
         "Clients closed 1008 for sending faster than client_message_rate.",
         |s| s.rate_limited.get(),
+    ),
+    (
+        "shardcast_compressions_total",
+        "Messages compressed with permessage-deflate (once per message, not per recipient).",
+        |s| s.compressions.get(),
+    ),
+    (
+        "shardcast_compressed_deliveries_total",
+        "Frames queued compressed (one per recipient that negotiated permessage-deflate).",
+        |s| s.compressed_deliveries.get(),
     ),
     (
         "shardcast_encrypted_deliveries_total",

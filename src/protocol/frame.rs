@@ -5,11 +5,23 @@
 //! holds it in one [`Bytes`]: a fan-out clones the refcount, never the bytes. The same
 //! frame also yields the Redis envelope's `"event":…,"data":…` members by slicing, so a
 //! message crossing nodes is never re-encoded.
+//!
+//! # Compressed once
+//!
+//! A frame [marked](Frame::share_compression) for permessage-deflate (the router marks
+//! what it fans out when compression is on) carries one shared cell for its compressed
+//! form: the first recipient that negotiated compression fills it, on whichever shard,
+//! and every clone reads it after that (`OnceLock`: a second shard asking meanwhile
+//! waits for that one compression instead of doing it again). Recipients without
+//! compression keep getting the plain bytes.
+
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::ws::deflate::Deflater;
 use crate::ws::frame::{MAX_HEADER_LEN, OpCode, write_header};
 
 /// `{"event":` — every event frame's payload starts with it.
@@ -48,7 +60,23 @@ pub struct Frame {
     data_start: u32,
     /// Where it ends (exclusive).
     data_end: u32,
+    /// The permessage-deflate form, once made (only for a marked frame).
+    compressed: Compressed,
 }
+
+/// The shared cell of a frame's compressed form: `None` until the frame is marked;
+/// inside, `None` when compressing did not make it smaller. It is not part of the
+/// message: two frames with the same bytes are equal either way.
+#[derive(Clone, Debug, Default)]
+struct Compressed(Option<Arc<OnceLock<Option<Bytes>>>>);
+
+impl PartialEq for Compressed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Compressed {}
 
 impl Frame {
     /// Builds the frame for an event whose `data` is already JSON text (`None` omits
@@ -105,7 +133,8 @@ impl Frame {
 
     /// This event frame with its place in a room's history appended:
     /// `{"event":…,"data":…,"room":R,"offset":N,"epoch":"S"}` (one copy of the payload;
-    /// every member of the room gets these same bytes).
+    /// every member of the room gets these same bytes). A frame marked for shared
+    /// compression gives a marked frame.
     ///
     /// ```
     /// use shardcast::protocol::Frame;
@@ -125,7 +154,7 @@ impl Frame {
         let digits = offset.checked_ilog10().map_or(1, |d| d as usize + 1);
         let capacity = body.len() + room.len() + epoch.len() + digits + POSITION_LEN;
         let (start, end) = (self.data_start, self.data_end);
-        Self::build(capacity, |buf| {
+        let mut positioned = Self::build(capacity, |buf| {
             let base = buf.len();
             buf.extend_from_slice(body);
             buf.extend_from_slice(b",\"room\":");
@@ -140,7 +169,12 @@ impl Frame {
                 0 => (0, 0),
                 _ => (base + start as usize, base + end as usize),
             }
-        })
+        });
+        // A marked frame's positioned form is marked too (its own cell: other bytes).
+        if self.shares_compression() {
+            positioned.share_compression();
+        }
+        positioned
     }
 
     /// Reserves room for the largest header, lets `fill` write the payload, then writes
@@ -162,7 +196,36 @@ impl Frame {
             header_len: header_len as u8,
             data_start,
             data_end,
+            compressed: Compressed::default(),
         }
+    }
+
+    /// Marks this frame to be compressed at most once for every recipient that
+    /// negotiated permessage-deflate: its clones from now on share the result. Marking
+    /// again does nothing.
+    pub fn share_compression(&mut self) {
+        if self.compressed.0.is_none() {
+            self.compressed.0 = Some(Arc::default());
+        }
+    }
+
+    /// Whether this frame is marked ([`Frame::share_compression`]).
+    pub fn shares_compression(&self) -> bool {
+        self.compressed.0.is_some()
+    }
+
+    /// The complete compressed frame (RSV1 set) for a recipient that negotiated
+    /// permessage-deflate: compressed with `deflater` by the first clone that asks,
+    /// shared after that. `None` when the frame is not marked, or compressing did not
+    /// make it smaller (send [`Frame::bytes`] then).
+    pub fn compressed(&self, deflater: impl FnOnce() -> Option<Bytes>) -> Option<&Bytes> {
+        self.compressed.0.as_ref()?.get_or_init(deflater).as_ref()
+    }
+
+    /// Compresses this frame's payload into a new compressed frame (what
+    /// [`Frame::compressed`] calls once per marked frame).
+    pub fn deflate(&self, deflater: &mut Deflater) -> Option<Bytes> {
+        deflater.frame(OpCode::Text, self.payload_slice())
     }
 
     /// Length of the JSON payload.
@@ -259,5 +322,35 @@ mod tests {
         assert_eq!(f.payload().len() + 10, f.len());
         let f = Frame::from_serialize("mid", &"y".repeat(300)).unwrap();
         assert_eq!(f.bytes()[1], 126);
+    }
+
+    #[test]
+    fn a_marked_frame_is_compressed_once_for_all_its_clones() {
+        let data = "abc".repeat(100);
+        let plain = Frame::from_serialize("tick", &data).unwrap();
+        assert_eq!(plain.compressed(|| unreachable!("not marked")), None);
+        let mut frame = plain.clone();
+        frame.share_compression();
+        let clone = frame.clone();
+        let mut deflater = Deflater::default();
+        let mut calls = 0;
+        let first = frame
+            .compressed(|| {
+                calls += 1;
+                frame.deflate(&mut deflater)
+            })
+            .cloned()
+            .unwrap();
+        let again = clone.compressed(|| {
+            calls += 1;
+            None
+        });
+        assert_eq!((calls, again), (1, Some(&first)));
+        assert_eq!(first[0], 0xC1, "FIN, RSV1, text");
+        assert!(first.len() < frame.len() / 4);
+        assert_eq!(frame, plain, "the cell is not part of the message");
+        let positioned = frame.with_position("r", 1, "e");
+        assert!(positioned.shares_compression());
+        assert!(!plain.with_position("r", 1, "e").shares_compression());
     }
 }

@@ -42,7 +42,7 @@ impl Handle {
     /// Publishes `frame` to history room `room`: its offset is assigned and it is kept
     /// (in memory, or in Redis by the remote's script), then delivered to the room's
     /// members everywhere in offset order.
-    pub(crate) fn publish_positioned(&self, room: &Arc<str>, frame: Frame, exclude: &[String]) {
+    pub(crate) fn publish_positioned(&self, room: &Arc<str>, mut frame: Frame, exclude: &[String]) {
         let Some(history) = self.router.features.history_of(room) else {
             return;
         };
@@ -50,6 +50,8 @@ impl Handle {
             (Some(memory), _) => {
                 let exclude = exclude_set(exclude);
                 let broker = &self.router.broker;
+                // Marked before it is kept: the history's copy shares the compression.
+                broker.prepare(&mut frame);
                 memory.append(room, &frame, Instant::now(), |frame, position| {
                     broker.deliver(Delivery {
                         target: Target::Room(room.clone()),

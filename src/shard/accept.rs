@@ -93,6 +93,7 @@ fn plain(upgraded: Upgraded) -> Upgraded<Socket> {
         leftover: upgraded.leftover,
         permit: upgraded.permit,
         info: upgraded.info,
+        deflate: upgraded.deflate,
     }
 }
 
@@ -116,6 +117,7 @@ async fn serve_tls(
         leftover,
         permit,
         info,
+        deflate,
         ..
     }) = served
     else {
@@ -135,6 +137,7 @@ async fn serve_tls(
         leftover,
         permit,
         info,
+        deflate,
     })
 }
 

@@ -1,7 +1,8 @@
 //! The delivery walk: queue one shared frame on every local recipient of a target.
 //!
-//! The walk pushes a refcount of the frame into each recipient's queue and puts the
-//! connection on the dirty list once; the flush ([`super::flush`]) then writes each dirty
+//! The walk pushes a refcount of the frame into each recipient's queue (its compressed
+//! form, made once, for a client that negotiated permessage-deflate: [`super::compress`])
+//! and puts the connection on the dirty list once; the flush ([`super::flush`]) then writes each dirty
 //! socket once with a vectored write. Encrypted recipients get a job on the encrypt queue
 //! instead ([`super::encrypt`]). The walk never waits for anyone: a socket that refuses
 //! bytes is handed to its task.
@@ -22,6 +23,7 @@ use crate::conn::Offer;
 use crate::id::ClientId;
 use crate::protocol::{Frame, Target};
 use crate::routing::command::Delivery;
+use crate::ws::deflate::FULL_WINDOW_BITS;
 
 /// Queues a delivery on one recipient; what one call does to the shard's state.
 struct Walk<'s> {
@@ -32,6 +34,11 @@ struct Walk<'s> {
     message: &'s Frame,
     /// The broker's stamp of the message (delivery latency starts there).
     stamp: u64,
+    /// The message's compressed form, once a recipient needed it (`Some(None)`: not
+    /// worth compressing).
+    compressed: Option<Option<Bytes>>,
+    /// Recipients that got the compressed form.
+    compressed_count: u64,
 }
 
 impl Walk<'_> {
@@ -44,11 +51,10 @@ impl Walk<'_> {
         if entry.conn.encryption().is_some() {
             return self.queue_encrypted(slot, entry);
         }
-        match entry
-            .conn
-            .offer(self.frame.clone(), &self.shard.backpressure)
-        {
+        let (bytes, compressed) = self.bytes_for(&entry.conn);
+        match entry.conn.offer(bytes, &self.shard.backpressure) {
             Offer::Queued { flush_now } => {
+                self.compressed_count += u64::from(compressed);
                 entry.delivered(self.stamp);
                 entry.mark_dirty(slot, self.dirty);
                 if flush_now && !entry.write_blocked() {
@@ -65,6 +71,26 @@ impl Walk<'_> {
                 self.shard.metrics.backpressure_dropped.inc();
                 0
             }
+        }
+    }
+
+    /// The frame for `conn`, and whether it is the compressed form (made on the first
+    /// need) rather than the plain one.
+    #[inline]
+    fn bytes_for(&mut self, conn: &crate::conn::Conn) -> (Bytes, bool) {
+        let (shard, message) = (self.shard, self.message);
+        let compressed = match conn.compression_window() {
+            None => None,
+            Some(FULL_WINDOW_BITS) => self
+                .compressed
+                .get_or_insert_with(|| shard.compressed_form(message))
+                .clone(),
+            // A client that asked for a smaller window: compressed for it alone.
+            Some(bits) => shard.compressed_alone(message, bits),
+        };
+        match compressed {
+            Some(compressed) => (compressed, true),
+            None => (self.frame.clone(), false),
         }
     }
 
@@ -106,6 +132,8 @@ impl Shard {
             frame: delivery.frame.bytes(),
             message: &delivery.frame,
             stamp: delivery.stamp,
+            compressed: None,
+            compressed_count: 0,
         };
         let excluded = |id: &ClientId| delivery.exclude.as_ref().is_some_and(|e| e.contains(id));
         // Members joining this history room get the message through their guard; every
@@ -130,6 +158,9 @@ impl Shard {
             }
         };
         self.metrics.deliveries.add(count);
+        self.metrics
+            .compressed_deliveries
+            .add(walk.compressed_count);
         if !walk.encrypt_queue.is_empty() {
             self.encrypt_wake.notify_one();
         }

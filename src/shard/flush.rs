@@ -169,16 +169,21 @@ impl Shard {
     /// Returns false when the backpressure limit (or closing) dropped it.
     pub fn send_frame(&self, slot: Slot, frame: &Frame) -> bool {
         let transformer = self.ctx.hooks.transformer.as_deref();
-        let sealed = self.with_entry(slot, |entry, _| {
+        let bytes = self.with_entry(slot, |entry, _| {
             let conn = &entry.conn;
-            let payload = frame.payload();
-            conn.encryption()
-                .map(|_| seal(conn, &payload, transformer, &mut Vec::new()))
+            match conn.encryption() {
+                Some(_) => seal(conn, &frame.payload(), transformer, &mut Vec::new()),
+                None => self.wire_bytes(conn, frame),
+            }
         });
-        self.reply(
-            slot,
-            sealed.flatten().unwrap_or_else(|| frame.bytes().clone()),
-        )
+        bytes.is_some_and(|bytes| self.reply(slot, bytes))
+    }
+
+    /// Sends one server event to one client as it is (never sealed: `connected`),
+    /// compressed when the client takes it. False when it was dropped.
+    pub fn reply_frame(&self, slot: Slot, frame: &Frame) -> bool {
+        let bytes = self.with_entry(slot, |entry, _| self.wire_bytes(&entry.conn, frame));
+        bytes.is_some_and(|bytes| self.reply(slot, bytes))
     }
 }
 

@@ -27,6 +27,7 @@ use super::task;
 use crate::admission::Permit;
 use crate::hooks::UpgradeInfo;
 use crate::http::Upgraded;
+use crate::ws::extension::PerMessageDeflate;
 
 /// Handoffs a shard's queue holds before the application's tasks wait.
 pub(crate) const HANDOFF_QUEUE: usize = 1024;
@@ -46,6 +47,8 @@ pub(crate) struct Handoff {
     pub permit: Permit,
     /// What the upgrade request said, for the authenticator.
     pub info: Box<UpgradeInfo>,
+    /// permessage-deflate, when it was agreed.
+    pub deflate: Option<PerMessageDeflate>,
     /// When the request arrived ([`crate::metrics::stamp_now`]).
     pub accepted_at: u64,
 }
@@ -87,6 +90,7 @@ fn adopt(shard: &Rc<Shard>, handoff: Handoff) {
         leftover: handoff.leftover,
         permit: handoff.permit,
         info: handoff.info,
+        deflate: handoff.deflate,
     };
     let id = shard.fresh_client_id();
     task::adopt(shard, upgraded, id, handoff.accepted_at);

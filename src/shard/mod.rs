@@ -7,7 +7,8 @@
 //! - [`handoff`]: sockets an application's router upgraded, adopted like accepted ones.
 //! - [`task`]: the task that drives one connection's socket ([`socket`]: plain or TLS).
 //! - [`state`] and [`table`]: the shard's connection table and indexes ([`index`]).
-//! - [`deliver`]: the delivery walk; [`encrypt`]: the encrypted path.
+//! - [`deliver`]: the delivery walk; [`encrypt`]: the encrypted path; [`compress`]:
+//!   which bytes a message is on a connection's wire (plain or compressed once).
 //! - [`flush`] and [`pacing`]: writing dirty sockets, paced under heavy fan-out.
 //! - [`session`]: authentication results, joins, leaves, removal, hooks.
 //! - [`sweep`]: heartbeat and idle timeouts.
@@ -25,6 +26,7 @@
 
 pub(crate) mod accept;
 pub(crate) mod commands;
+pub(crate) mod compress;
 pub(crate) mod deliver;
 pub(crate) mod encrypt;
 pub(crate) mod flush;

@@ -40,14 +40,17 @@ pub(crate) struct Admitted {
 impl Shard {
     /// Puts a new connection in the table and the client index: its socket, its place
     /// under the caps and when its TCP connection was accepted
-    /// ([`crate::metrics::stamp_now`]).
+    /// ([`crate::metrics::stamp_now`]); the window its messages are compressed with
+    /// (`None`: uncompressed).
     pub fn admit(
         &self,
         id: ClientId,
         (socket, permit, accepted_at): (Rc<Socket>, Permit, u64),
+        compression_window: Option<u8>,
         now: Instant,
     ) -> Admitted {
-        let conn = Conn::new(id, now, self.config().auth_timeout);
+        let conn =
+            Conn::new(id, now, self.config().auth_timeout).with_compression(compression_window);
         let entry = Entry::new(conn, socket, permit, accepted_at);
         let wake = entry.waker();
         let mut state = self.state.borrow_mut();
@@ -102,7 +105,7 @@ impl Shard {
         self.metrics.authenticated.add(1);
         let id = client_id.to_string();
         let frame = connected_frame(&id, user_id.as_deref(), SystemTime::now(), extra);
-        self.reply(slot, frame.bytes().clone());
+        self.reply_frame(slot, &frame);
         // After `connected`: a history room among them answers with `ws:joined`.
         self.join_rooms(slot, &self.config().default_rooms);
         let took = crate::metrics::micros_between(accepted_at, crate::metrics::stamp_now());

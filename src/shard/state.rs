@@ -27,6 +27,7 @@ use crate::metrics::ShardMetrics;
 use crate::routing::Handle;
 use crate::routing::placement::{ShardId, shard_for};
 use crate::ws::decode::Limits;
+use crate::ws::deflate::{Deflater, Inflater};
 
 /// The size of the shard-wide read buffer every connection reads into.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -66,6 +67,11 @@ pub(crate) struct Shard {
     pub pacer: RefCell<Pacer>,
     /// Wakes the flusher task when connections wait for their next write time.
     pub flush_wake: tokio::sync::Notify,
+    /// Compresses messages for clients that negotiated permessage-deflate
+    /// ([`super::compress`]); its state is made on first use.
+    pub deflater: RefCell<Deflater>,
+    /// Inflates every connection's compressed messages, one at a time.
+    pub inflater: RefCell<Inflater>,
     /// Bytes all this shard's decoders hold in unfinished frames and fragmented messages.
     buffered: Cell<usize>,
     /// This shard's share of `max_buffered_bytes`.
@@ -107,6 +113,8 @@ impl Shard {
             clock: Clock::new(),
             pacer: RefCell::new(pacer),
             flush_wake: tokio::sync::Notify::new(),
+            deflater: RefCell::default(),
+            inflater: RefCell::default(),
             buffered: Cell::new(0),
             buffered_cap,
         })

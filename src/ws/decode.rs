@@ -17,12 +17,21 @@
 //! a header announces it (1009). Text is checked as it arrives — across fragments and
 //! across reads of an unfinished frame — and the first byte that cannot be UTF-8 fails
 //! the connection (1007), as does a close reason that is not UTF-8.
+//!
+//! # permessage-deflate
+//!
+//! A decoder built [`FrameDecoder::with_permessage_deflate`] accepts RSV1 on the first
+//! frame of a data message: the message is compressed. It is reassembled compressed
+//! (`max_payload` bounds the compressed bytes too), then inflated by the caller's
+//! [`Inflater`] to at most `max_payload` bytes (past that: 1009; data that does not
+//! inflate: 1007); its text is checked once inflated. RSV1 elsewhere is a protocol error.
 
 use std::io::Cursor;
 
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data as WireData, OpCode as WireOpCode};
 
+use super::deflate::{InflateError, Inflater};
 use super::frame::apply_mask_at;
 use super::utf8::Utf8Stream;
 
@@ -71,6 +80,9 @@ pub enum DecodeError {
     /// A text message or close reason that is not UTF-8: close 1007.
     #[error("text that is not UTF-8")]
     InvalidUtf8,
+    /// A compressed message that does not inflate (permessage-deflate): close 1007.
+    #[error("a compressed message that is not valid DEFLATE data")]
+    InvalidCompression,
 }
 
 /// Whether the callback wants more events from the same input.
@@ -95,6 +107,8 @@ pub struct Limits {
 #[derive(Debug)]
 struct Fragmented {
     text: bool,
+    /// Its first frame had RSV1: `data` is compressed.
+    compressed: bool,
     data: Vec<u8>,
     frames: u32,
 }
@@ -118,6 +132,8 @@ pub struct FrameDecoder {
     message: Option<Box<Fragmented>>,
     /// UTF-8 state of the text message in progress.
     utf8: Utf8Stream,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    deflate: bool,
 }
 
 /// A frame header and where its payload lies in the buffer.
@@ -137,7 +153,14 @@ impl FrameDecoder {
             unmasked: 0,
             message: None,
             utf8: Utf8Stream::default(),
+            deflate: false,
         }
+    }
+
+    /// This decoder, accepting compressed messages (permessage-deflate was negotiated).
+    pub fn with_permessage_deflate(mut self, negotiated: bool) -> Self {
+        self.deflate = negotiated;
+        self
     }
 
     /// Bytes held between reads (an incomplete frame or a fragmented message).
@@ -146,14 +169,18 @@ impl FrameDecoder {
     }
 
     /// Decodes everything complete in `input` (plus what was buffered), calling
-    /// `on_event` per event; keeps an incomplete tail for the next call.
+    /// `on_event` per event; keeps an incomplete tail for the next call. Compressed
+    /// messages are inflated by `inflater` (only a decoder
+    /// [`with_permessage_deflate`](Self::with_permessage_deflate) takes them).
     pub fn feed(
         &mut self,
         input: &mut [u8],
+        inflater: &mut Inflater,
         mut on_event: impl FnMut(WsEvent<'_>) -> Flow,
     ) -> Result<Flow, DecodeError> {
+        let on_event = &mut on_event;
         if self.partial.is_empty() {
-            let (consumed, flow) = self.process(input, &mut on_event)?;
+            let (consumed, flow) = self.process(input, inflater, on_event)?;
             if flow == Flow::Continue && consumed < input.len() {
                 self.partial = self.keep(&input[consumed..]);
             }
@@ -161,7 +188,7 @@ impl FrameDecoder {
         }
         let mut data = std::mem::take(&mut self.partial);
         data.extend_from_slice(input);
-        let (consumed, flow) = self.process(&mut data, &mut on_event)?;
+        let (consumed, flow) = self.process(&mut data, inflater, on_event)?;
         if flow == Flow::Continue && consumed < data.len() {
             self.partial = match data.capacity() > 2 * self.frame_size(&data[consumed..]) {
                 true => self.keep(&data[consumed..]),
@@ -194,6 +221,7 @@ impl FrameDecoder {
     fn process(
         &mut self,
         buf: &mut [u8],
+        inflater: &mut Inflater,
         on_event: &mut impl FnMut(WsEvent<'_>) -> Flow,
     ) -> Result<(usize, Flow), DecodeError> {
         let mut pos = 0;
@@ -209,7 +237,7 @@ impl FrameDecoder {
             pos = end;
             let payload = &mut buf[start..end];
             self.unmask_rest(&frame.header, payload)?;
-            if self.dispatch(&frame.header, payload, on_event)? == Flow::Stop {
+            if self.dispatch(&frame.header, payload, inflater, on_event)? == Flow::Stop {
                 return Ok((pos, Flow::Stop));
             }
         }
@@ -233,10 +261,20 @@ impl FrameDecoder {
     }
 
     fn check_header(&self, header: &FrameHeader, len: u64) -> Result<(), DecodeError> {
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        if header.rsv2 || header.rsv3 {
             return Err(DecodeError::Protocol(
                 "reserved bits set without an extension",
             ));
+        }
+        let first_data = matches!(
+            header.opcode,
+            WireOpCode::Data(WireData::Text | WireData::Binary)
+        );
+        if header.rsv1 && !(self.deflate && first_data) {
+            return Err(DecodeError::Protocol(match self.deflate {
+                true => "RSV1 set on a frame other than a message's first",
+                false => "RSV1 set without permessage-deflate",
+            }));
         }
         if header.mask.is_none() {
             return Err(DecodeError::Protocol("client frames must be masked"));
@@ -273,11 +311,15 @@ impl FrameDecoder {
         Ok(())
     }
 
-    /// Whether a data frame carries text (a text frame, or a continuation of text).
+    /// Whether a data frame carries text to check as it arrives: a text frame, or a
+    /// continuation of text, not compressed (compressed text is checked once inflated).
     fn is_text(&self, header: &FrameHeader) -> bool {
         match header.opcode {
-            WireOpCode::Data(WireData::Text) => true,
-            WireOpCode::Data(WireData::Continue) => self.message.as_ref().is_some_and(|m| m.text),
+            WireOpCode::Data(WireData::Text) => !header.rsv1,
+            WireOpCode::Data(WireData::Continue) => self
+                .message
+                .as_ref()
+                .is_some_and(|m| m.text && !m.compressed),
             _ => false,
         }
     }
@@ -319,14 +361,19 @@ impl FrameDecoder {
         &mut self,
         header: &FrameHeader,
         payload: &[u8],
+        inflater: &mut Inflater,
         on_event: &mut impl FnMut(WsEvent<'_>) -> Flow,
     ) -> Result<Flow, DecodeError> {
         match header.opcode {
             WireOpCode::Data(WireData::Continue) => {
-                self.continuation(header.is_final, payload, on_event)
+                self.continuation(header.is_final, payload, inflater, on_event)
             }
             WireOpCode::Data(kind) => {
-                self.data_frame(kind == WireData::Text, header.is_final, payload, on_event)
+                let kind = Kind {
+                    text: kind == WireData::Text,
+                    compressed: header.rsv1,
+                };
+                self.data_frame(kind, header.is_final, payload, inflater, on_event)
             }
             WireOpCode::Control(Control::Ping) => Ok(on_event(WsEvent::Ping(payload))),
             WireOpCode::Control(Control::Pong) => Ok(on_event(WsEvent::Pong)),
@@ -343,21 +390,23 @@ impl FrameDecoder {
     /// The first frame of a message: a whole message, or the start of a fragmented one.
     fn data_frame(
         &mut self,
-        text: bool,
+        kind: Kind,
         is_final: bool,
         payload: &[u8],
+        inflater: &mut Inflater,
         on_event: &mut impl FnMut(WsEvent<'_>) -> Flow,
     ) -> Result<Flow, DecodeError> {
         if !is_final {
             let data = payload.to_vec();
             self.message = Some(Box::new(Fragmented {
-                text,
+                text: kind.text,
+                compressed: kind.compressed,
                 data,
                 frames: 1,
             }));
             return Ok(Flow::Continue);
         }
-        self.emit(text, payload, on_event)
+        self.emit(kind, payload, inflater, on_event)
     }
 
     /// A continuation: appended, and the message emitted on its final frame.
@@ -365,6 +414,7 @@ impl FrameDecoder {
         &mut self,
         is_final: bool,
         payload: &[u8],
+        inflater: &mut Inflater,
         on_event: &mut impl FnMut(WsEvent<'_>) -> Flow,
     ) -> Result<Flow, DecodeError> {
         let Some(message) = self.message.as_mut() else {
@@ -378,16 +428,31 @@ impl FrameDecoder {
         let Some(message) = self.message.take() else {
             return Ok(Flow::Continue);
         };
-        self.emit(message.text, &message.data, on_event)
+        let kind = Kind {
+            text: message.text,
+            compressed: message.compressed,
+        };
+        self.emit(kind, &message.data, inflater, on_event)
     }
 
-    /// Hands a complete message to the callback (text checked to its end).
+    /// Hands a complete message to the callback (inflated, and text checked to its end).
     fn emit(
         &mut self,
-        text: bool,
+        kind: Kind,
         payload: &[u8],
+        inflater: &mut Inflater,
         on_event: &mut impl FnMut(WsEvent<'_>) -> Flow,
     ) -> Result<Flow, DecodeError> {
+        let payload = match kind.compressed {
+            true => inflater
+                .inflate(payload, self.max_payload as usize)
+                .map_err(|error| match error {
+                    InflateError::TooBig => DecodeError::TooBig,
+                    InflateError::Invalid => DecodeError::InvalidCompression,
+                })?,
+            false => payload,
+        };
+        let text = kind.text;
         if !text {
             return Ok(on_event(WsEvent::Message(Data::Binary(payload))));
         }
@@ -395,6 +460,14 @@ impl FrameDecoder {
         let text = std::str::from_utf8(payload).map_err(|_| DecodeError::InvalidUtf8)?;
         Ok(on_event(WsEvent::Message(Data::Text(text))))
     }
+}
+
+/// What a data message is, from its first frame.
+#[derive(Debug, Clone, Copy)]
+struct Kind {
+    text: bool,
+    /// RSV1: compressed with permessage-deflate.
+    compressed: bool,
 }
 
 /// Unmasks `bytes`, which start `offset` bytes into the frame's payload (client frames

@@ -34,10 +34,14 @@ pub enum HandshakeError {
     BadKey,
 }
 
-/// The complete `101 Switching Protocols` response for a `Sec-WebSocket-Accept` value.
-pub fn switching_protocols(accept_key: &str) -> Vec<u8> {
+/// The complete `101 Switching Protocols` response for a `Sec-WebSocket-Accept` value,
+/// with the agreed `Sec-WebSocket-Extensions` if any.
+pub fn switching_protocols(accept_key: &str, extensions: Option<&str>) -> Vec<u8> {
+    let extensions = extensions
+        .map(|value| format!("Sec-WebSocket-Extensions: {value}\r\n"))
+        .unwrap_or_default();
     format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n{extensions}\r\n"
     )
     .into_bytes()
 }
@@ -80,12 +84,15 @@ mod tests {
     fn answers_with_the_rfc_6455_accept_key() {
         let response = String::from_utf8(switching_protocols(
             &accept_key(&request("dGhlIHNhbXBsZSBub25jZQ==")).unwrap(),
+            None,
+        ))
+        .unwrap();
+        assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(!response.contains("Extensions"));
+        let response = switching_protocols("k", Some("permessage-deflate"));
+        assert!(String::from_utf8(response).unwrap().ends_with(
+            "Sec-WebSocket-Accept: k\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
         ));
-        assert!(
-            response
-                .unwrap()
-                .contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
-        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod support;
 
 mod architecture;
 mod axum_example;
+mod compression;
 mod config_cli;
 mod dashboard;
 mod delivery;

@@ -16,6 +16,7 @@ use shardcast::{Endpoints, Engine, EngineBuilder, EngineError, Handle, mount};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::client::WsClient;
+use crate::support::deflate_ws::DeflateWs;
 use crate::support::raw::{self, RawConn};
 use crate::support::{WAIT, http, wait_members};
 
@@ -158,6 +159,40 @@ async fn a_mounted_socket_authenticates_by_cookie_and_lives_on_a_shard() {
     assert_eq!(client.expect_event("direct").await["data"], json!("hi"));
     assert_eq!(app.handle.stats().authenticated, 1);
     client.close().await;
+}
+
+#[tokio::test]
+async fn a_mounted_socket_negotiates_compression_like_the_engine_port() {
+    let seen = Seen::default();
+    let engine = engine_builder(&seen)
+        .configure(|c| c.compression = true)
+        .start()
+        .expect("engine starts");
+    let router = Router::new().route("/live", mount::websocket(&engine));
+    let app = App::serve(engine, router, true).await;
+    let offer = Some("permessage-deflate; client_max_window_bits");
+    let cookie = "Cookie: session=u-carol\r\n";
+    let mut client = DeflateWs::connect_path(app.addr, "/live", offer, cookie).await;
+    assert_eq!(
+        client.extensions.as_deref(),
+        Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+        "hyper's 101 carries the agreement"
+    );
+    client.authenticate("by-cookie").await;
+    client
+        .emit_compressed("join", json!({ "rooms": ["public-z"] }))
+        .await;
+    wait_members(&app.handle, "public-z", 1).await;
+    let long = json!({ "text": "mounted and compressed ".repeat(40) });
+    app.handle
+        .send_to_room("public-z", "note", &long, &[])
+        .expect("send");
+    let message = client.next().await;
+    assert!(
+        message.compressed,
+        "the shard compresses for a mounted socket too"
+    );
+    assert_eq!(message.json()["data"], long);
 }
 
 #[tokio::test]

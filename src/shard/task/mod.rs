@@ -44,14 +44,16 @@ pub(crate) fn adopt(
     let stream = Rc::new(upgraded.stream);
     let permit = upgraded.permit;
     let socket = (stream.clone(), permit, accepted_at);
-    let admitted = shard.admit(client_id, socket, Instant::now());
+    let deflate = upgraded.deflate;
+    let window = deflate.and_then(|agreed| agreed.outbound_window_bits());
+    let admitted = shard.admit(client_id, socket, window, Instant::now());
     let task = ConnTask {
         shard: shard.clone(),
         slot: admitted.slot,
         client_id,
         peer: upgraded.peer,
         upgrade: Some(upgraded.info),
-        decoder: FrameDecoder::new(shard.limits()),
+        decoder: FrameDecoder::new(shard.limits()).with_permessage_deflate(deflate.is_some()),
         auth: None,
         peer_gone: false,
     };

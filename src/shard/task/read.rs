@@ -15,7 +15,7 @@ use crate::shard::session::run_local;
 use crate::shard::socket::Socket;
 use crate::ws::decode::FrameDecoder;
 use crate::ws::decode::{Data, Flow, WsEvent};
-use crate::ws::frame::{OpCode, control_frame, data_frame};
+use crate::ws::frame::{OpCode, control_frame};
 
 /// Reads per wake-up before yielding to the shard's other tasks.
 const READ_BUDGET: usize = 256 * 1024;
@@ -78,7 +78,10 @@ impl ConnTask {
         let held = self.decoder.buffered();
         let idle = FrameDecoder::new(self.shard.limits());
         let mut decoder = std::mem::replace(&mut self.decoder, idle);
-        let result = decoder.feed(bytes, |event| self.on_event(event, now));
+        let shard = self.shard.clone();
+        let mut inflater = shard.inflater.borrow_mut();
+        let result = decoder.feed(bytes, &mut inflater, |event| self.on_event(event, now));
+        drop(inflater);
         self.decoder = decoder;
         if let Err(error) = result {
             tracing::debug!(client = %self.client_id, "closing: {error}");
@@ -150,8 +153,13 @@ impl ConnTask {
             Data::Text(_) => OpCode::Text,
             Data::Binary(_) => OpCode::Binary,
         };
-        self.shard
-            .reply(self.slot, data_frame(opcode, message.bytes()));
+        let shard = &self.shard;
+        let frame = shard.with_entry(self.slot, |entry, _| {
+            shard.echo_for(&entry.conn, opcode, message.bytes())
+        });
+        if let Some(frame) = frame {
+            shard.reply(self.slot, frame);
+        }
     }
 
     /// Decides on one message and carries the decision out.

@@ -49,7 +49,7 @@ fn describe(event: WsEvent<'_>) -> String {
 fn decode_all(decoder: &mut FrameDecoder, input: &[u8]) -> Result<Vec<String>, DecodeError> {
     let mut seen = Vec::new();
     let mut buf = input.to_vec();
-    decoder.feed(&mut buf, |ev| {
+    decoder.feed(&mut buf, &mut Inflater::default(), |ev| {
         seen.push(describe(ev));
         Flow::Continue
     })?;
@@ -238,5 +238,91 @@ fn fuzz_regression_partial_keeps_only_the_tail() {
         d.buffered() <= 8,
         "holds {} bytes for a 1-byte tail",
         d.buffered()
+    );
+}
+
+/// The payload of a frame the server's deflater compressed (header skipped).
+fn deflated(payload: &[u8]) -> Vec<u8> {
+    let frame = crate::ws::deflate::Deflater::default()
+        .frame(crate::ws::frame::OpCode::Text, payload)
+        .expect("compressible");
+    let skip = match frame[1] {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    frame[skip..].to_vec()
+}
+
+fn deflating(max_payload: usize) -> FrameDecoder {
+    decoder(max_payload).with_permessage_deflate(true)
+}
+
+#[test]
+fn compressed_messages_are_inflated_whole_or_fragmented() {
+    let text = "{\"event\":\"tick\",\"data\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}";
+    let body = deflated(text.as_bytes());
+    let mut d = deflating(1024);
+    let whole = client_frame(0xC1, &body);
+    assert_eq!(decode_all(&mut d, &whole).unwrap(), [text]);
+    // Fragmented: RSV1 on the first frame only; a ping in between; any read sizes.
+    let (a, b) = body.split_at(body.len() / 2);
+    let mut input = client_frame(0x41, a);
+    input.extend(client_frame(0x89, b"p"));
+    input.extend(client_frame(0x80, b));
+    input.extend(client_frame(0x81, b"plain"));
+    assert_eq!(
+        decode_all(&mut d, &input).unwrap(),
+        ["ping:p", text, "plain"]
+    );
+    let binary = client_frame(0xC2, &body);
+    assert_eq!(
+        decode_all(&mut d, &binary).unwrap(),
+        [format!("bin:{text}")]
+    );
+}
+
+#[test]
+fn rsv1_is_refused_where_permessage_deflate_does_not_allow_it() {
+    let body = deflated(&[b'x'; 300]);
+    // Not negotiated.
+    let mut d = decoder(1024);
+    assert!(matches!(
+        decode_all(&mut d, &client_frame(0xC1, &body)),
+        Err(DecodeError::Protocol(_))
+    ));
+    // On a continuation, or a control frame.
+    let mut input = client_frame(0x41, &body[..4]);
+    input.extend(client_frame(0xC0, &body[4..]));
+    assert!(matches!(
+        decode_all(&mut deflating(1024), &input),
+        Err(DecodeError::Protocol(_))
+    ));
+    assert!(matches!(
+        decode_all(&mut deflating(1024), &client_frame(0xC9, b"")),
+        Err(DecodeError::Protocol(_))
+    ));
+}
+
+#[test]
+fn a_compressed_message_over_the_limit_or_broken_closes() {
+    // 300 bytes inflate past a 100-byte limit: 1009, however small the frame.
+    let body = deflated(&[b'x'; 300]);
+    assert!(body.len() < 100);
+    let mut d = deflating(100);
+    assert_eq!(
+        decode_all(&mut d, &client_frame(0xC1, &body)),
+        Err(DecodeError::TooBig)
+    );
+    let mut d = deflating(1024);
+    assert_eq!(
+        decode_all(&mut d, &client_frame(0xC1, &[0xff, 0xff, 0xff])),
+        Err(DecodeError::InvalidCompression)
+    );
+    // Inflated text is checked: bytes that are not UTF-8 give 1007.
+    let body = deflated(&[0xff; 200]);
+    assert_eq!(
+        decode_all(&mut d, &client_frame(0xC1, &body)),
+        Err(DecodeError::InvalidUtf8)
     );
 }

@@ -5,6 +5,7 @@
 
 pub mod cdp;
 pub mod client;
+pub mod deflate_ws;
 pub mod raw;
 pub mod raw_ws;
 pub mod redis;
