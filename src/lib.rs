@@ -22,7 +22,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | wire | [`build_info`], `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`presence`], [`history`], [`config`], [`metrics`], [`tls`] | version, commit and build date; ids; RFC 6455 framing and handshake; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; who is in a room; a room's history (positions, recovery rules, the in-memory store); settings; counters; TLS certificates and their reload |
+//! | wire | [`build_info`], `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`presence`], [`history`], [`config`], [`metrics`], [`tls`] | version, commit and build date; ids; RFC 6455 framing and handshake, permessage-deflate; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; who is in a room; a room's history (positions, recovery rules, the in-memory store); settings; counters; TLS certificates and their reload |
 //! | routing | `routing` | the [`Handle`], the broker, shard inbox commands, placement |
 //! | hooks | [`hooks`] | every embedder hook: traits and what they receive |
 //! | connection | `conn` | one connection without its socket: every protocol, close, liveness and backpressure rule |
@@ -41,9 +41,10 @@
 //!   ([`protocol::Frame`]) and the same buffer goes to every shard that may have
 //!   recipients, over bounded crossbeam queues with an async wake-up.
 //! - **Delivery**: a shard walks its local members, queues the shared frame on each
-//!   (a refcount increment), and writes each dirty socket once per batch with a
-//!   vectored write, paced under heavy fan-out so each write carries many frames; a slow
-//!   reader is bounded by `backpressure_limit`.
+//!   (a refcount increment; with permessage-deflate, the frame's one shared compressed
+//!   form), and writes each dirty socket once per batch with a vectored write, paced
+//!   under heavy fan-out so each write carries many frames; a slow reader is bounded by
+//!   `backpressure_limit`.
 //! - **Remote**: one Redis bridge per process carries Ignis envelopes between instances;
 //!   an envelope is parsed once, straight into the frame its recipients get.
 //!
