@@ -1,7 +1,9 @@
 //! Micro-benchmarks of each hot path, with throughput and parameter sweeps:
 //! encode once, broker routing, fan-out to M members (no sockets), inbound parse
-//! (serde_json RawValue vs simd-json), the room index, and what the metrics add to the
-//! delivery path (the per-delivery stamp compare, the per-write latency sample).
+//! (serde_json RawValue vs simd-json), the room index, what the metrics add to the
+//! delivery path (the per-delivery stamp compare, the per-write latency sample), and
+//! permessage-deflate: one compression of a ~1 KB JSON message at zlib's levels (the
+//! chosen one through the shard's `Deflater`), and one inflation.
 
 use std::hint::black_box;
 
@@ -192,6 +194,73 @@ fn broker_clone(c: &mut Criterion) {
     group.finish();
 }
 
+/// A market-data update of about 1 KB: the shape the compression figures use.
+fn json_1k() -> Vec<u8> {
+    let levels: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                r#"{{"price":{:.1},"size":{},"orders":{},"venue":"{}"}}"#,
+                43_250.5 + f64::from(i) * 0.5,
+                0.125 * f64::from(i + 1),
+                i * 3 + 1,
+                ["XNAS", "XNYS", "BATS", "EDGX"][i as usize % 4]
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"event":"book","data":{{"symbol":"BTC-USD","seq":81723,"bids":[{}],"status":"open"}}}}"#,
+        levels.join(",")
+    )
+    .into_bytes()
+}
+
+fn deflate(c: &mut Criterion) {
+    use flate2::{Compress, Compression, FlushCompress};
+    use shardcast::internals::ws::{Deflater, Inflater, OpCode};
+
+    let payload = json_1k();
+    let mut group = c.benchmark_group("deflate_1k_json");
+    group.throughput(Throughput::Bytes(payload.len() as u64));
+    for level in [1, 3, 6, 9] {
+        let mut state = Compress::new(Compression::new(level), false);
+        let mut out = Vec::with_capacity(2 * payload.len());
+        state
+            .compress_vec(&payload, &mut out, FlushCompress::Sync)
+            .unwrap();
+        eprintln!(
+            "deflate level {level}: {} -> {} bytes",
+            payload.len(),
+            out.len() - 4
+        );
+        group.bench_with_input(BenchmarkId::new("level", level), &level, |b, _| {
+            b.iter(|| {
+                state.reset();
+                out.clear();
+                state
+                    .compress_vec(black_box(&payload), &mut out, FlushCompress::Sync)
+                    .unwrap();
+                black_box(out.len())
+            })
+        });
+    }
+    let mut deflater = Deflater::default();
+    group.bench_function("shard_deflater_frame", |b| {
+        b.iter(|| black_box(deflater.frame(OpCode::Text, black_box(&payload))))
+    });
+    let frame = deflater.frame(OpCode::Text, &payload).unwrap();
+    let skip = match frame[1] {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    let body = frame.slice(skip..);
+    let mut inflater = Inflater::default();
+    group.bench_function("inflate", |b| {
+        b.iter(|| black_box(inflater.inflate(black_box(&body), 1 << 20).unwrap().len()))
+    });
+    group.finish();
+}
+
 /// Private so the `pub fn` that `criterion_group!` generates needs no doc.
 mod group {
     criterion::criterion_group!(
@@ -202,7 +271,8 @@ mod group {
         super::metrics_record,
         super::parse,
         super::index,
-        super::broker_clone
+        super::broker_clone,
+        super::deflate
     );
 }
 criterion_main!(group::benches);

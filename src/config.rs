@@ -81,6 +81,10 @@ pub struct EngineConfig {
     /// Messages whose payload is shorter than this go uncompressed (RSV1 clear), even
     /// to clients that negotiated compression. Default 256 bytes.
     pub compression_min_size: usize,
+    /// The DEFLATE level, 1 (fastest) to 9 (smallest). A message fanned out is
+    /// compressed once whatever its recipients, so the level costs per message, not per
+    /// recipient. Default 6 (zlib's default); PERF.md has time and size per level.
+    pub compression_level: u32,
     /// Transport idle timeout: a connection that sends nothing (not even a pong) this long
     /// is dropped. Zero disables it. Default 60 s.
     pub idle_timeout: Duration,
@@ -302,6 +306,7 @@ impl Default for EngineConfig {
             max_payload_length: defaults::MAX_PAYLOAD_LENGTH,
             compression: false,
             compression_min_size: 256,
+            compression_level: 6,
             idle_timeout: defaults::IDLE_TIMEOUT,
             send_pings: defaults::SEND_PINGS,
             backpressure_limit: defaults::BACKPRESSURE_LIMIT,
@@ -365,6 +370,9 @@ pub enum ConfigError {
         "endpoint `{0}` is unknown: name some of health, ready, metrics, publish, api (or none)"
     )]
     UnknownEndpoint(String),
+    /// The DEFLATE level is not 1 to 9.
+    #[error("compression level {0} is not one of 1 (fastest) to 9 (smallest)")]
+    CompressionLevel(u32),
     /// A `history_rooms` or `presence_rooms` pattern cannot be compiled: fix or remove it.
     #[error("invalid `{setting}` pattern (the room glob grammar): {error}")]
     BadRoomPattern {
@@ -411,6 +419,9 @@ impl EngineConfig {
             .find(|r| !crate::rooms::is_valid_room_name(r))
         {
             return Err(ConfigError::BadDefaultRoom(bad.clone()));
+        }
+        if !(1..=9).contains(&self.compression_level) {
+            return Err(ConfigError::CompressionLevel(self.compression_level));
         }
         self.history_policy()?;
         self.presence_policy()?;
@@ -479,6 +490,20 @@ mod tests {
         EngineConfig {
             allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
             ..EngineConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_compression_level_is_one_to_nine() {
+        for (level, ok) in [(0, false), (1, true), (9, true), (10, false)] {
+            let config = EngineConfig {
+                compression_level: level,
+                ..EngineConfig::default()
+            };
+            match ok {
+                true => assert_eq!(config.validate(), Ok(())),
+                false => assert_eq!(config.validate(), Err(ConfigError::CompressionLevel(level))),
+            }
         }
     }
 

@@ -216,6 +216,7 @@ fn limits(s: &Settings, base: EngineConfig) -> EngineConfig {
         max_payload_length: s.max_payload_length.value,
         compression: s.compression.value,
         compression_min_size: s.compression_min_size.value,
+        compression_level: s.compression_level.value,
         backpressure_limit: s.backpressure_limit.value,
         max_fragments: s.max_fragments.value,
         max_buffered_bytes: s.max_buffered_bytes.value,
@@ -239,6 +240,7 @@ fn engine_error(s: &Settings, err: &ConfigError) -> CliError {
         ConfigError::BadOriginPattern(_) | ConfigError::OriginPlaceholder(_) => "allowed_origins",
         ConfigError::BadDashboardMode(_) => "dashboard",
         ConfigError::UnknownEndpoint(_) => "endpoints",
+        ConfigError::CompressionLevel(_) => "compression_level",
         ConfigError::BadRoomPattern { setting, .. } => setting,
     };
     let entry = s.entries().into_iter().find(|e| e.key == key);

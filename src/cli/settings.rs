@@ -216,6 +216,9 @@ settings! {
     compression: bool = "false", "BOOL", PLAIN;
     /// With compression: messages shorter than this many bytes go uncompressed.
     compression_min_size: usize = "256", "BYTES", PLAIN;
+    /// With compression: the DEFLATE level, 1 (fastest) to 9 (smallest); each message
+    /// is compressed once, whatever its recipients.
+    compression_level: u32 = "6", "LEVEL", PLAIN;
     /// Transport idle timeout in seconds; 0 disables it.
     idle_timeout_s: u64 = "60", "S", PLAIN;
     /// Bytes queued per client before its messages are dropped (or it is closed, see

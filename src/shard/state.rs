@@ -102,6 +102,7 @@ impl Shard {
             config.close_on_backpressure_limit,
         );
         let buffered_cap = config.max_buffered_bytes / ctx.handle.router.shard_count().max(1);
+        let deflater = Deflater::new(config.compression_level);
         Rc::new(Shard {
             id,
             ctx,
@@ -113,7 +114,7 @@ impl Shard {
             clock: Clock::new(),
             pacer: RefCell::new(pacer),
             flush_wake: tokio::sync::Notify::new(),
-            deflater: RefCell::default(),
+            deflater: RefCell::new(deflater),
             inflater: RefCell::default(),
             buffered: Cell::new(0),
             buffered_cap,

@@ -20,10 +20,8 @@ use super::frame::{MAX_HEADER_LEN, OpCode, write_header};
 /// What a sync flush ends with: removed after compressing, put back before inflating.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// The compression level. Each message is compressed once for all its recipients, so
-/// the ratio is worth more than the time; the level zlib itself defaults to
-/// (`benches/hot_paths.rs`, `deflate_*`, and PERF.md have the figures).
-const LEVEL: u32 = 6;
+/// The level a [`Deflater::default`] compresses at: zlib's own default.
+const DEFAULT_LEVEL: u32 = 6;
 
 /// Scratch output a shard keeps between messages; a larger one is released after use.
 const KEEP_SCRATCH: usize = 256 * 1024;
@@ -35,11 +33,18 @@ pub const MIN_WINDOW_BITS: u8 = 9;
 pub const FULL_WINDOW_BITS: u8 = 15;
 
 /// Compresses payloads into complete frames; see the module docs.
-#[derive(Default)]
 pub struct Deflater {
+    /// The DEFLATE level, 1 to 9.
+    level: u32,
     /// One state per window size (9..=15 bits), each created on first use: a full
     /// window's state takes a few hundred KiB.
     states: [Option<Box<Compress>>; 7],
+}
+
+impl Default for Deflater {
+    fn default() -> Self {
+        Deflater::new(DEFAULT_LEVEL)
+    }
 }
 
 impl std::fmt::Debug for Deflater {
@@ -50,6 +55,14 @@ impl std::fmt::Debug for Deflater {
 }
 
 impl Deflater {
+    /// A deflater at `level` (clamped to 1..=9: 1 fastest, 9 smallest).
+    pub fn new(level: u32) -> Self {
+        Deflater {
+            level: level.clamp(1, 9),
+            states: Default::default(),
+        }
+    }
+
     /// A complete, final frame (`opcode`, RSV1 set) carrying `payload` compressed with
     /// the full window; `None` when that would not be smaller (the caller sends the
     /// plain frame, which permessage-deflate allows for any message).
@@ -69,11 +82,11 @@ impl Deflater {
         only_if_smaller: bool,
     ) -> Option<Bytes> {
         let slot = window_bits.checked_sub(MIN_WINDOW_BITS)?;
+        let level = Compression::new(self.level);
         let state = self
             .states
             .get_mut(usize::from(slot))?
             .get_or_insert_with(|| {
-                let level = Compression::new(LEVEL);
                 Box::new(Compress::new_with_window_bits(level, false, window_bits))
             });
         state.reset();
