@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Summarize a compare.sh run folder: medians per figure, ratio tables, and a
+"""Summarize a compare.sh run folder: medians per figure, ratio tables (and, for the
+`deflate` scenario, wire bytes per delivery with and without permessage-deflate), and a
 latency-versus-load plot (latency.png). Usage: summarize.py RUN_DIR"""
 import glob
 import json
@@ -13,7 +14,13 @@ raw = defaultdict(list)  # (label, server) -> [results]
 for path in sorted(glob.glob(os.path.join(run, "raw", "*.json"))):
     label, server, _ = os.path.basename(path)[:-5].rsplit("-", 2)
     with open(path) as f:
-        raw[(label, server)].append(json.load(f)["results"])
+        doc = json.load(f)
+    results = doc["results"]
+    # The report's wire section (bytes per delivery, compression agreed) and the load
+    # generator's verdict travel with the results.
+    results["_wire"] = doc.get("wire") or {}
+    results["_saturated"] = doc.get("client", {}).get("saturated", False)
+    raw[(label, server)].append(results)
 
 
 def med(label, server, get):
@@ -60,7 +67,8 @@ fan = [("fanout1k", "1 room × 1,000, 1,000 pub/s"), ("fanout2k", "1 room × 1,0
 out.append("## Fan-out\n")
 out.append("| load | server | deliveries/s | server cores | deliveries per CPU-s | p50 ms | p99 ms | lost | dup |")
 out.append("|---|---|---|---|---|---|---|---|---|")
-NAMES = {"ref": "Ignis (Bun)", "base": "shardcast (baseline)", "sc": "shardcast"}
+NAMES = {"ref": "Ignis (Bun)", "refz": "Ignis (Bun), perMessageDeflate", "base": "shardcast (baseline)",
+         "sc": "shardcast", "scz": "shardcast --compression"}
 for label, what in fan:
     for server in ("ref", "base", "sc"):
         if (label, server) not in raw:
@@ -97,6 +105,48 @@ for server in ("ref", "sc"):
     if a and b:
         out.append(f"| stalled reader: others' p99 change ({'reference' if server == 'ref' else 'shardcast'}) | {fmt(a)} ms | {fmt(b)} ms | {fmt((b - a) / a * 100, 1)} % | < 10 % |")
 out.append("")
+
+deflate = [("deflate1k", "1 room × 1,000"), ("deflatemany", "100 rooms × 50"),
+           ("deflatehigh1k", "1 room × 1,000, 200 msg/s"),
+           ("deflatehighmany", "100 rooms × 50, 4,000 msg/s")]
+if any(label in dict(deflate) for label, _ in raw):
+    wire = lambda r: r["_wire"]["wire_bytes_per_delivery"]
+    inflated = lambda r: r["_wire"]["payload_bytes_per_delivery"]
+    cpu_us = lambda r: r["server"]["cpu_s_per_million_deliveries"]
+    agreed = lambda r: r["_wire"]["compression_agreed"] / r["_wire"]["connections"]
+    out.append("## Compression (~1 KB JSON, every client offers permessage-deflate)\n")
+    out.append("| load | server | agreed | wire B/delivery | inflated B/delivery | ratio | deliveries/s | "
+               "server CPU µs/delivery | p50 ms | p99 ms | lost | runs saturated |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, what in deflate:
+        for server in ("ref", "refz", "base", "sc", "scz"):
+            if (label, server) not in raw:
+                continue
+            w, i, a = med(label, server, wire), med(label, server, inflated), med(label, server, agreed)
+            sat = sum(1 for r in raw[(label, server)] if r["_saturated"])
+            out.append(f"| {what} | {NAMES[server]} | {fmt(None if a is None else a * 100, 0)} % | "
+                       f"{fmt(w, 1)} | {fmt(i, 1)} | {ratio(i, w)} | {fmt(med(label, server, rate))} | "
+                       f"{fmt(med(label, server, cpu_us))} | {fmt(med(label, server, p50))} | {fmt(med(label, server, p99))} | "
+                       f"{fmt(med(label, server, lost), 0)} | {sat} of {len(raw[(label, server)])} |")
+    out.append("")
+    against = [(label, what) for label, what in deflate if (label, "refz") in raw]
+    if against:
+        out.append("| load | compression on: wire bytes, shardcast vs Ignis | server CPU per delivery, shardcast vs Ignis | p99, shardcast vs Ignis |")
+        out.append("|---|---|---|---|")
+        for label, what in against:
+            cells = [ratio(med(label, "scz", get), med(label, "refz", get)) for get in (wire, cpu_us, p99)]
+            out.append(f"| {what} | " + " | ".join(cells) + " |")
+        out.append("")
+    out.append("| load | what compression adds to server CPU per delivery: shardcast | Ignis |")
+    out.append("|---|---|---|")
+    for label, what in deflate:
+        added = lambda off, on: (None if med(label, on, cpu_us) is None or med(label, off, cpu_us) is None
+                                 else med(label, on, cpu_us) - med(label, off, cpu_us))
+        if (label, "scz") not in raw:
+            continue
+        us = lambda v: "n/a" if v is None else f"{fmt(v, 2)} µs"
+        out.append(f"| {what} | {us(added('sc', 'scz'))} | {us(added('ref', 'refz'))} |")
+    out.append("")
 
 if any(server == "base" for _, server in raw):
     out.append("## Before / after (shardcast vs the baseline binary, same run)\n")

@@ -15,8 +15,9 @@ use crate::session::SessionConfig;
 use crate::stats::Live;
 use crate::target::{SourceAddrs, Target};
 use crate::token::TokenSource;
-use crate::ws::TlsClient;
+use crate::traffic::{Asked, WireReport};
 use crate::ws::tls::client_config;
+use crate::ws::{ConnOptions, TlsClient, WireMeter};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -107,9 +108,11 @@ fn run_scenario(cmd: Command) -> Result<Finished> {
     ctx.progress.finish();
     let mut outcome = outcome?;
     let facts = outcome.ci.take();
+    let wire = WireReport::new(asked(&common), ctx.wire(), outcome.wire);
     let mut checks = judge(&cmd, facts.as_ref());
     checks.append(&mut outcome.checks);
-    let report = build_report(&cmd, &common, started, t0.elapsed(), outcome, checks);
+    checks.extend(wire.check());
+    let report = build_report(&cmd, &common, started, t0.elapsed(), outcome, wire, checks);
     if let Some(path) = &common.json {
         report.write_json(path)?;
     }
@@ -122,6 +125,15 @@ fn run_scenario(cmd: Command) -> Result<Finished> {
         breaches: report.breaches(),
         export_error,
     })
+}
+
+/// What the clients ask of permessage-deflate.
+fn asked(c: &CommonArgs) -> Asked {
+    match (c.require_compression, c.compression) {
+        (true, _) => Asked::Required,
+        (false, true) => Asked::Offered,
+        (false, false) => Asked::Off,
+    }
 }
 
 /// The thresholds the options ask for, evaluated.
@@ -150,9 +162,11 @@ fn build_report(
     started: SystemTime,
     took: Duration,
     o: Outcome,
+    wire: WireReport,
     thresholds: Vec<Check>,
 ) -> Report {
     let mut warnings = o.client.warnings();
+    warnings.extend(wire.warnings());
     warnings.extend(o.warnings);
     Report {
         scenario: cmd.name().to_string(),
@@ -167,6 +181,7 @@ fn build_report(
         },
         server: common.server_pid.and_then(|p| proc::server_info(p).ok()),
         results: o.results,
+        wire,
         client: o.client,
         warnings,
         thresholds,
@@ -214,6 +229,10 @@ fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
         connect_timeout: Duration::from_millis(c.connect_timeout_ms),
         auth_timeout: Duration::from_millis(c.auth_timeout_ms),
         tls,
+        conn: ConnOptions {
+            deflate: c.offers_compression(),
+            meter: Some(Arc::new(WireMeter::default())),
+        },
     };
     Ok(Ctx {
         common: c.clone(),

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive) only. Validation and defaults that depend on
 //! other options happen in [`crate::app`].
 
+pub use crate::payload::PayloadKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Serialize, Serializer};
 use std::path::PathBuf;
@@ -106,6 +107,22 @@ pub struct CommonArgs {
     /// Never draw the progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Offer permessage-deflate (RFC 7692) on every connection: a server that agrees
+    /// sends compressed messages, which the clients inflate before reading them (they
+    /// send theirs uncompressed). Connections the server answers without it are counted
+    /// and warned about, not failed.
+    #[arg(long)]
+    pub compression: bool,
+    /// As --compression, and fail the run (exit 1) unless every connection agreed to it.
+    #[arg(long)]
+    pub require_compression: bool,
+}
+
+impl CommonArgs {
+    /// Whether the clients offer permessage-deflate.
+    pub fn offers_compression(&self) -> bool {
+        self.compression || self.require_compression
+    }
 }
 
 /// `connect` options.
@@ -189,9 +206,13 @@ pub struct FanoutArgs {
     /// Seconds of publishing.
     #[arg(long, default_value_t = 10.0)]
     pub duration_s: f64,
-    /// Approximate size of each frame a client receives, bytes.
+    /// Approximate size of each frame a client receives, bytes (before compression).
     #[arg(long, default_value_t = 165)]
     pub frame_bytes: usize,
+    /// What fills each message up to --frame-bytes: `pad` (one repeated character) or
+    /// `json` (a realistic chat-history object that compresses like real JSON).
+    #[arg(long, value_enum, default_value = "pad")]
+    pub payload: PayloadKind,
     /// Lazy readers: read only every N ms (0 = read as soon as data arrives).
     #[arg(long, default_value_t = 0)]
     pub lazy_read_ms: u64,
@@ -266,6 +287,9 @@ pub struct ChatArgs {
     /// Approximate size of each frame sent, bytes.
     #[arg(long, default_value_t = 165)]
     pub frame_bytes: usize,
+    /// What fills each message up to --frame-bytes: `pad` or `json` (as `fanout`).
+    #[arg(long, value_enum, default_value = "pad")]
+    pub payload: PayloadKind,
     /// Event name of the custom messages.
     #[arg(long, default_value = "chat")]
     pub event: String,
@@ -350,9 +374,12 @@ pub struct SoakArgs {
     /// Server descriptors beyond the held connections still called no leak.
     #[arg(long, default_value_t = 2)]
     pub fd_tolerance: u64,
-    /// Approximate size of each frame a member receives, bytes.
+    /// Approximate size of each frame a member receives, bytes (before compression).
     #[arg(long, default_value_t = 165)]
     pub frame_bytes: usize,
+    /// What fills each message up to --frame-bytes: `pad` or `json` (as `fanout`).
+    #[arg(long, value_enum, default_value = "pad")]
+    pub payload: PayloadKind,
     /// Heartbeat period of the steady members, seconds (0 = none).
     #[arg(long, default_value_t = 20.0)]
     pub heartbeat_s: f64,
@@ -412,6 +439,9 @@ pub struct RecoveryArgs {
     /// and epoch, bytes.
     #[arg(long, default_value_t = 165)]
     pub frame_bytes: usize,
+    /// What fills each message up to --frame-bytes: `pad` or `json` (as `fanout`).
+    #[arg(long, value_enum, default_value = "pad")]
+    pub payload: PayloadKind,
     /// Heartbeat period, seconds (0 = none).
     #[arg(long, default_value_t = 20.0)]
     pub heartbeat_s: f64,

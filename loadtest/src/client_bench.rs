@@ -133,7 +133,7 @@ fn memory(a: &ClientBenchArgs) -> BenchResult {
         let mut r = Reader::default();
         let now = now_us();
         let mut pos = 0;
-        while let Ok(Some((f, used))) = frame::decode(&buf[pos..], u64::MAX) {
+        while let Ok(Some((f, used))) = frame::decode(&buf[pos..], frame::Rules::plain(u64::MAX)) {
             r.on_message(f.payload, now, &mut rec, &live);
             pos += used;
         }
@@ -227,6 +227,7 @@ fn bench_ctx(url: &str) -> Result<Ctx> {
         connect_timeout: Duration::from_secs(10),
         auth_timeout: Duration::from_secs(10),
         tls: None,
+        conn: crate::ws::ConnOptions::default(),
     };
     let common = crate::cli::CommonArgs {
         url: url.into(),
@@ -245,6 +246,8 @@ fn bench_ctx(url: &str) -> Result<Ctx> {
         connect_timeout_ms: 10_000,
         auth_timeout_ms: 10_000,
         no_progress: true,
+        compression: false,
+        require_compression: false,
     };
     Ok(Ctx {
         common,
@@ -401,7 +404,9 @@ mod tests {
         let mut tpl = Template::new(165);
         let mut out = Vec::new();
         tpl.append(1_732_236_060_123_456, 42, &mut out);
-        let (f, used) = frame::decode(&out, u64::MAX).unwrap().unwrap();
+        let (f, used) = frame::decode(&out, frame::Rules::plain(u64::MAX))
+            .unwrap()
+            .unwrap();
         assert_eq!(used, out.len());
         assert_eq!(
             crate::payload::scan(f.payload),

@@ -15,7 +15,9 @@
 //!   the end.
 //! - [`meter`] and [`proc`]: the server's CPU/RSS from `/proc/<pid>`, and the load
 //!   generator's own CPU, with a loud verdict when it saturated.
-//! - [`scenario`]: the six scenarios; [`report`]: the human summary and the JSON file.
+//! - [`scenario`]: the six scenarios; [`report`]: the human summary and the JSON file;
+//!   [`traffic`]: its `wire` section (bytes on the wire per delivery, permessage-deflate
+//!   agreed or not; `--compression` makes the clients offer it and inflate what comes).
 //! - [`timeline`] and [`ci`]: latency by send time; the plot, the HdrHistogram exports
 //!   and the pass/fail thresholds that set the exit code.
 
@@ -37,6 +39,7 @@ pub mod stats;
 pub mod target;
 pub mod timeline;
 pub mod token;
+pub mod traffic;
 pub mod ws;
 
 pub use error::{Error, Result};

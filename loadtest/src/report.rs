@@ -6,6 +6,7 @@ use crate::ci::thresholds::Check;
 use crate::error::{Error, Result};
 use crate::meter::ClientUsage;
 use crate::proc::{HostInfo, ServerInfo};
+use crate::traffic::WireReport;
 use serde::Serialize;
 use std::fmt::{Display, Write as _};
 use std::path::Path;
@@ -80,6 +81,9 @@ pub struct Report {
     pub server: Option<ServerInfo>,
     /// Scenario results.
     pub results: serde_json::Value,
+    /// What the clients read from their sockets, per delivery, and the compression they
+    /// agreed.
+    pub wire: WireReport,
     /// The load generator's CPU use and saturation verdict.
     pub client: ClientUsage,
     /// Loud warnings (saturation first).
@@ -113,10 +117,24 @@ impl Report {
             );
         }
         self.summary.render(&mut out);
+        self.render_wire(&mut out);
         self.render_thresholds(&mut out);
         self.render_client(&mut out);
         self.render_warnings(&mut out);
         out
+    }
+
+    fn render_wire(&self, out: &mut String) {
+        let w = &self.wire;
+        let window = if w.window == "measured" {
+            "measured window"
+        } else {
+            "whole run"
+        };
+        let _ = writeln!(out, "\nwire ({window})");
+        for (k, v) in w.lines() {
+            let _ = writeln!(out, "  {k:<14}  {v}");
+        }
     }
 
     fn render_client(&self, out: &mut String) {

@@ -7,7 +7,7 @@
 use crate::stats::Failures;
 use crate::target::{SourceAddrs, Target};
 use crate::token::TokenSource;
-use crate::ws::{ReadStatus, TlsClient, WsConn, WsError};
+use crate::ws::{ConnOptions, ReadStatus, TlsClient, WsConn, WsError};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -27,6 +27,8 @@ pub struct SessionConfig {
     pub auth_timeout: Duration,
     /// TLS for `wss://` targets.
     pub tls: Option<TlsClient>,
+    /// The permessage-deflate offer (`--compression`) and the run's wire meter.
+    pub conn: ConnOptions,
 }
 
 /// An authenticated connection and how long it took.
@@ -88,7 +90,14 @@ pub async fn establish(cfg: &SessionConfig, i: u64) -> Result<Established, Sessi
     let t0 = Instant::now();
     let t = &cfg.target;
     let tls = cfg.tls.as_ref();
-    let connect = WsConn::connect(t.addr, cfg.sources.pick(i), tls, &t.host, &t.path);
+    let connect = WsConn::connect(
+        t.addr,
+        cfg.sources.pick(i),
+        tls,
+        &t.host,
+        &t.path,
+        &cfg.conn,
+    );
     let (mut conn, up) = match tokio::time::timeout(cfg.connect_timeout, connect).await {
         Ok(r) => r.map_err(SessionError::Ws)?,
         Err(_) => return Err(SessionError::ConnectTimeout),

@@ -2,7 +2,10 @@
 //! against a real shardcast engine (started in-process on a free loopback port, dev
 //! authentication, HTTP publishing with an API key) and writes the plot, the HdrHistogram
 //! file and the percentile table; a threshold that holds exits 0, one that cannot hold
-//! exits 1 with one line per breach.
+//! exits 1 with one line per breach. With `--compression` against an engine with
+//! permessage-deflate on, every client inflates and the report's `wire` section shows
+//! the smaller frames; against one with it off, the refusal is a warning, and with
+//! `--require-compression` a failed check.
 
 use shardcast::Engine;
 use shardcast::hooks::DevAuthenticator;
@@ -16,11 +19,17 @@ const API_KEY: &str = "ci-key";
 
 /// A shardcast engine on 127.0.0.1:0: one shard, `public-*` rooms, dev auth, an API key.
 fn engine() -> Engine {
+    engine_with(false)
+}
+
+/// [`engine`], with permessage-deflate on or off.
+fn engine_with(compression: bool) -> Engine {
     Engine::builder()
         .configure(|c| {
             c.listen = "127.0.0.1:0".parse().expect("loopback address");
             c.shards = 1;
             c.pin_shards = false;
+            c.compression = compression;
         })
         .authenticator(DevAuthenticator)
         .room_validator(RoomPolicy::new(&["public-*"]).expect("patterns"))
@@ -230,6 +239,106 @@ fn an_unwritable_plot_exits_2_after_the_report() {
     assert!(json.exists(), "the JSON report is written first");
     assert!(
         stderr.contains("shardcast-load: error: drawing"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    engine.shutdown();
+}
+
+fn report(json: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(json).expect("json")).expect("JSON")
+}
+
+#[test]
+fn compressed_fanout_is_inflated_and_its_wire_bytes_reported() {
+    let engine = engine_with(true);
+    let dir = scratch("deflate");
+    let json = dir.join("run.json");
+    let out = fanout(
+        &engine,
+        &[
+            "--require-compression",
+            "--payload",
+            "json",
+            "--frame-bytes",
+            "1024",
+            "--json",
+            path(&json),
+            "--max-loss",
+            "0",
+        ],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let r = report(&json);
+    assert_eq!(
+        r["results"]["received"].as_u64(),
+        Some(20 * 400 / 2),
+        "every message read"
+    );
+    let w = &r["wire"];
+    assert_eq!(
+        (w["connections"].as_u64(), w["compression_agreed"].as_u64()),
+        (Some(20), Some(20))
+    );
+    assert_eq!(w["server_context_takeover"].as_u64(), Some(0));
+    assert_eq!(w["window"], "measured");
+    assert_eq!(w["deliveries"], w["compressed_deliveries"]);
+    let (wire, payload) = (
+        w["wire_bytes_per_delivery"].as_f64().expect("wire"),
+        w["payload_bytes_per_delivery"].as_f64().expect("payload"),
+    );
+    // The 1 KB frame inflates to its JSON (the frame less its 4-byte header, a few bytes
+    // less with sequence numbers shorter than the 5 digits sized for); on the wire it is
+    // well under half of that.
+    assert!((1010.0..=1020.0).contains(&payload), "{payload}");
+    assert!(wire < payload / 2.0, "{wire} on the wire for {payload}");
+    assert!(
+        stdout.contains("pass  --require-compression 0: 20 of 20 connections agreed"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    engine.shutdown();
+}
+
+#[test]
+fn a_server_without_compression_is_a_warning_when_offered_and_a_failure_when_required() {
+    let engine = engine_with(false);
+    let dir = scratch("no-deflate");
+    let json = dir.join("run.json");
+    let out = fanout(&engine, &["--compression", "--json", path(&json)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("!! WARNING: COMPRESSION NOT NEGOTIATED: 20 of 20 connections"),
+        "{stdout}"
+    );
+    let w = &report(&json)["wire"];
+    assert_eq!(
+        (
+            w["compression_agreed"].as_u64(),
+            w["without_compression"].as_u64()
+        ),
+        (Some(0), Some(20))
+    );
+    assert!(
+        w["compression_ratio"].as_f64().is_some_and(|r| r < 1.0),
+        "plain frames: headers only"
+    );
+
+    let out = fanout(&engine, &["--require-compression"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("threshold breached: --require-compression 0: 0 of 20 connections agreed"),
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);

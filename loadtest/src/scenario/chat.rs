@@ -50,7 +50,11 @@ impl Chatter {
             interval: Duration::from_secs_f64(args.clients as f64 / args.rate),
             clients: args.clients,
             event: args.event.clone(),
-            shape: PayloadShape::for_frame(&args.event, args.frame_bytes.saturating_sub(4)),
+            shape: PayloadShape::new(
+                args.payload,
+                &args.event,
+                args.frame_bytes.saturating_sub(4),
+            ),
             heartbeat: secs(args.heartbeat_s),
             live: ctx.live.clone(),
         }

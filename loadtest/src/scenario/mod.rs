@@ -24,6 +24,8 @@ use crate::report::Summary;
 use crate::runtime::ThreadRegistry;
 use crate::session::SessionConfig;
 use crate::stats::Live;
+use crate::traffic::WireWindow;
+use crate::ws::WireCounts;
 use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
@@ -45,6 +47,19 @@ pub struct Ctx {
     pub registry: ThreadRegistry,
 }
 
+impl Ctx {
+    /// What every connection of the run has read so far (the edges of a measured
+    /// window; see [`Outcome::wire`]).
+    pub fn wire(&self) -> WireCounts {
+        self.session
+            .conn
+            .meter
+            .as_ref()
+            .map(|m| m.snapshot())
+            .unwrap_or_default()
+    }
+}
+
 /// What a scenario hands to the report.
 pub struct Outcome {
     /// Machine-readable results.
@@ -62,6 +77,9 @@ pub struct Outcome {
     /// Pass/fail checks the scenario judged itself (`recovery`'s verdict); they join the
     /// thresholds, so a failed one exits 1.
     pub checks: Vec<Check>,
+    /// The wire meter at the edges of the measured window, for the per-delivery figures
+    /// of the report's `wire` section (`None`: the whole run).
+    pub wire: Option<WireWindow>,
 }
 
 impl Outcome {
@@ -75,6 +93,7 @@ impl Outcome {
             server_header: None,
             ci: None,
             checks: Vec::new(),
+            wire: None,
         }
     }
 }

@@ -8,18 +8,30 @@
 //! worker reading thousands of connections touches one hot buffer.
 //!
 //! Every complete text/binary message is handed to the caller's callback with its arrival
-//! time (µs since the Unix epoch, read once per `read()` call, not per frame). Pings are
-//! answered by [`WsConn::flush_control`]; the server's close frame is recorded, answered on
-//! the next flush, and ends the read side ([`ReadStatus::Closed`]).
+//! time (µs since the Unix epoch, read once per `read()` call, not per frame); a message
+//! that arrived compressed (permessage-deflate, when [`ConnOptions::deflate`] offered it
+//! and the server agreed) is inflated first ([`super::message`], [`super::inflate`]), so
+//! the callback sees the same bytes either way. Pings are answered by
+//! [`WsConn::flush_control`]; the server's close frame is recorded, answered on the next
+//! flush, and ends the read side ([`ReadStatus::Closed`]).
+//!
+//! Accounting: the upgrade, and per drain the whole frames read and the messages
+//! delivered (before and after inflation), go to the run's [`WireMeter`] when one is
+//! given.
 
 use super::WsError;
-use super::frame::{self, Frame};
+use super::extension::Agreed;
+use super::frame::{self, Frame, Rules};
 use super::handshake::{self, Upgraded};
+use super::inflate::Window;
+use super::message::Assembler;
 use super::tls::TlsClient;
 use super::transport::{ReadOnce, Transport};
+use super::wire::{WireCounts, WireMeter};
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -67,11 +79,24 @@ pub struct CloseOutcome {
     pub timed_out: bool,
 }
 
+/// How a connection upgrades and where it reports what it read.
+#[derive(Debug, Clone, Default)]
+pub struct ConnOptions {
+    /// Offer permessage-deflate (`--compression`; default off). The server may still
+    /// answer without it: [`WsConn::deflate`] says what was agreed.
+    pub deflate: bool,
+    /// Count the upgrade and every drain here (default: nowhere).
+    pub meter: Option<Arc<WireMeter>>,
+}
+
 /// A client WebSocket connection (see the module docs for the threading contract).
 pub struct WsConn {
     stream: Transport,
     carry: Vec<u8>,
-    frag: Option<Vec<u8>>,
+    rules: Rules,
+    messages: Assembler,
+    deflate: Option<Agreed>,
+    meter: Option<Arc<WireMeter>>,
     out: Vec<u8>,
     pending_pong: Option<Vec<u8>>,
     peer_close: Option<Option<u16>>,
@@ -90,34 +115,64 @@ pub fn now_us() -> u64 {
 impl WsConn {
     /// Connects from `source` (port chosen by the kernel) to `addr`, runs the TLS
     /// handshake when `tls` is given, and upgrades on `path`, sending `host` as the
-    /// `Host` header. No timeout: wrap the call.
+    /// `Host` header, with the extension offer and meter of `opts`. No timeout: wrap the
+    /// call.
     pub async fn connect(
         addr: SocketAddr,
         source: Option<IpAddr>,
         tls: Option<&TlsClient>,
         host: &str,
         path: &str,
+        opts: &ConnOptions,
     ) -> Result<(WsConn, Upgraded), WsError> {
         let tcp = tcp_connect(addr, source).await.map_err(WsError::Connect)?;
         let stream = Transport::over(tcp, tls).await.map_err(WsError::Tls)?;
         let mut conn = WsConn {
             stream,
             carry: Vec::new(),
-            frag: None,
+            rules: Rules::plain(MAX_PAYLOAD),
+            messages: Assembler::new(Window::PerMessage, MAX_PAYLOAD as usize),
+            deflate: None,
+            meter: opts.meter.clone(),
             out: Vec::with_capacity(256),
             pending_pong: None,
             peer_close: None,
             close_sent: false,
             eof: false,
         };
-        let up = conn.upgrade(host, path).await?;
+        let up = conn.upgrade(host, path, opts.deflate).await?;
+        conn.agree(up.deflate);
         Ok((conn, up))
     }
 
-    async fn upgrade(&mut self, host: &str, path: &str) -> Result<Upgraded, WsError> {
+    /// Applies what the upgrade agreed: RSV1 allowed, and the inflate window the server's
+    /// context takeover needs.
+    fn agree(&mut self, deflate: Option<Agreed>) {
+        if let Some(m) = &self.meter {
+            m.upgraded(deflate.as_ref());
+        }
+        if let Some(a) = deflate {
+            self.rules.deflate = true;
+            let window = Window::for_server(a.server_keeps_context());
+            self.messages = Assembler::new(window, MAX_PAYLOAD as usize);
+        }
+        self.deflate = deflate;
+    }
+
+    /// permessage-deflate as agreed by the server (`None`: not offered, or declined).
+    pub fn deflate(&self) -> Option<&Agreed> {
+        self.deflate.as_ref()
+    }
+
+    async fn upgrade(
+        &mut self,
+        host: &str,
+        path: &str,
+        deflate: bool,
+    ) -> Result<Upgraded, WsError> {
         let key = handshake::generate_key();
         self.stream
-            .write_all(handshake::request(host, path, &key).as_bytes())
+            .write_all(handshake::request(host, path, &key, deflate).as_bytes())
             .await?;
         let mut head = Vec::with_capacity(512);
         let mut chunk = [0u8; 2048];
@@ -127,7 +182,7 @@ impl WsConn {
                 return Err(WsError::Eof);
             }
             head.extend_from_slice(&chunk[..n]);
-            if let Some(up) = handshake::parse_response(&head, &key)? {
+            if let Some(up) = handshake::parse_response(&head, &key, deflate)? {
                 self.carry.extend_from_slice(&head[up.head_len..]);
                 return Ok(up);
             }
@@ -163,22 +218,28 @@ impl WsConn {
     }
 
     /// Reads whatever the socket holds now (without waiting) and hands every complete
-    /// message to `on_msg(payload, arrival_us)`.
+    /// message (inflated, if it came compressed) to `on_msg(payload, arrival_us)`.
     pub fn drain<F: FnMut(&[u8], u64)>(&mut self, on_msg: &mut F) -> Result<Drained, WsError> {
-        READ_BUF.with_borrow_mut(|buf| self.drain_into(buf, on_msg))
+        let mut counts = WireCounts::default();
+        let drained = READ_BUF.with_borrow_mut(|buf| self.drain_into(buf, on_msg, &mut counts));
+        if let Some(m) = &self.meter {
+            m.add(&counts);
+        }
+        drained
     }
 
     fn drain_into<F: FnMut(&[u8], u64)>(
         &mut self,
         buf: &mut Vec<u8>,
         on_msg: &mut F,
+        counts: &mut WireCounts,
     ) -> Result<Drained, WsError> {
         let mut filled = self.carry.len();
         ensure_room(buf, filled);
         buf[..filled].copy_from_slice(&self.carry);
         self.carry.clear();
         if filled > 0 {
-            filled = self.parse_front(buf, filled, now_us(), on_msg)?;
+            filled = self.parse_front(buf, filled, now_us(), on_msg, counts)?;
         }
         let (mut bytes, mut reads) = (0u64, 0u64);
         for _ in 0..MAX_READS_PER_DRAIN {
@@ -191,7 +252,7 @@ impl WsConn {
                 ReadOnce::Data { n, drained } => {
                     bytes += n as u64;
                     reads += 1;
-                    filled = self.parse_front(buf, filled + n, now_us(), on_msg)?;
+                    filled = self.parse_front(buf, filled + n, now_us(), on_msg, counts)?;
                     ensure_room(buf, filled);
                     if drained {
                         break;
@@ -215,14 +276,16 @@ impl WsConn {
         filled: usize,
         now: u64,
         on_msg: &mut F,
+        counts: &mut WireCounts,
     ) -> Result<usize, WsError> {
         let mut pos = 0;
         while self.peer_close.is_none() {
-            let Some((f, used)) = frame::decode(&buf[pos..filled], MAX_PAYLOAD)? else {
+            let Some((f, used)) = frame::decode(&buf[pos..filled], self.rules)? else {
                 break;
             };
             pos += used;
-            self.on_frame(f, now, on_msg)?;
+            counts.frame(used);
+            self.on_frame(f, now, on_msg, counts)?;
         }
         buf.copy_within(pos..filled, 0);
         Ok(filled - pos)
@@ -233,19 +296,12 @@ impl WsConn {
         f: Frame<'_>,
         now: u64,
         on_msg: &mut F,
+        counts: &mut WireCounts,
     ) -> Result<(), WsError> {
         match f.opcode {
-            frame::OP_TEXT | frame::OP_BINARY if self.frag.is_some() => {
-                return Err(frame::FrameError::Fragmentation.into());
-            }
-            frame::OP_TEXT | frame::OP_BINARY if f.fin => on_msg(f.payload, now),
-            frame::OP_TEXT | frame::OP_BINARY => self.frag = Some(f.payload.to_vec()),
-            frame::OP_CONTINUATION => {
-                let acc = self.frag.as_mut().ok_or(frame::FrameError::Fragmentation)?;
-                acc.extend_from_slice(f.payload);
-                if f.fin {
-                    let msg = self.frag.take().unwrap_or_default();
-                    on_msg(&msg, now);
+            frame::OP_TEXT | frame::OP_BINARY | frame::OP_CONTINUATION => {
+                if let Some(d) = self.messages.push(&f, |m| on_msg(m, now))? {
+                    counts.message(d.len, d.compressed);
                 }
             }
             frame::OP_PING => self.pending_pong = Some(f.payload.to_vec()),
@@ -360,4 +416,88 @@ async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp
     let stream = sock.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::inflate::tests::Sender;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Answers one upgrade with `extensions` (when given), then writes `frames` and
+    /// waits for the client to go.
+    async fn serve_once(listener: tokio::net::TcpListener, extensions: &str, frames: Vec<u8>) {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut chunk).await.unwrap();
+            head.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        assert!(text.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        ));
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n{extensions}\r\n",
+            handshake::accept_for(&key)
+        );
+        s.write_all(answer.as_bytes()).await.unwrap();
+        s.write_all(&frames).await.unwrap();
+        let _ = s.read(&mut chunk).await;
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_context_is_inflated_per_connection_and_counted() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (one, two) = (
+            b"{\"event\":\"bench\",\"data\":{\"n\":1}}".repeat(8),
+            b"second".repeat(50),
+        );
+        let mut tx = Sender::new(true);
+        let (c1, c2) = (tx.message(&one), tx.message(&two));
+        let mut frames = Vec::new();
+        frame::encode_server(0x80 | 0x40 | frame::OP_TEXT, &c1, &mut frames);
+        frame::encode_server(0x40 | frame::OP_TEXT, &c2[..3], &mut frames);
+        frame::encode_server(0x80 | frame::OP_PING, b"p", &mut frames);
+        frame::encode_server(0x80 | frame::OP_CONTINUATION, &c2[3..], &mut frames);
+        let wire_len = frames.len() as u64;
+        let server = tokio::spawn(serve_once(
+            listener,
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+            frames,
+        ));
+        let meter = Arc::new(WireMeter::default());
+        let opts = ConnOptions {
+            deflate: true,
+            meter: Some(meter.clone()),
+        };
+        let (mut conn, up) = WsConn::connect(addr, None, None, "localhost", "/ws", &opts)
+            .await
+            .expect("upgrades");
+        assert!(up.deflate.is_some_and(|a| a.server_keeps_context()));
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            if !conn.has_buffered() {
+                conn.readable().await.unwrap();
+            }
+            conn.drain(&mut |m: &[u8], _| got.push(m.to_vec())).unwrap();
+        }
+        assert_eq!(got, vec![one.clone(), two.clone()]);
+        let c = meter.snapshot();
+        assert_eq!((c.upgrades, c.deflate_agreed, c.context_kept), (1, 1, 1));
+        assert_eq!((c.messages, c.compressed_messages), (2, 2));
+        assert_eq!(c.payload_bytes, (one.len() + two.len()) as u64);
+        assert_eq!(c.wire_bytes, wire_len);
+        conn.abort();
+        server.await.unwrap();
+    }
 }

@@ -1,9 +1,13 @@
 //! WebSocket frame codec (RFC 6455 §5), client side.
 //!
 //! Decoding borrows the payload from the caller's read buffer: nothing is copied and
-//! nothing is allocated per frame. Server frames must be unmasked and use no reserved bits
-//! (no extension is ever negotiated). Encoding writes one masked frame (header, mask key,
-//! masked payload) into a caller-owned `Vec`, so a connection reuses one scratch buffer.
+//! nothing is allocated per frame. Server frames must be unmasked. RSV2 and RSV3 are
+//! always refused (no extension we offer defines them); RSV1 is permessage-deflate's
+//! "compressed" bit (RFC 7692 §6): allowed only when the upgrade agreed the extension
+//! ([`Rules::deflate`]), and then only on the first frame of a data message, never on a
+//! continuation or a control frame. Encoding writes one masked frame (header, mask key,
+//! masked payload) into a caller-owned `Vec`, so a connection reuses one scratch buffer;
+//! the client never compresses what it sends (RFC 7692 allows it), so RSV1 is never set.
 
 use thiserror::Error;
 
@@ -20,11 +24,33 @@ pub const OP_PING: u8 = 0x9;
 /// Pong frame opcode.
 pub const OP_PONG: u8 = 0xA;
 
+/// What a decoder accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Largest payload length accepted ([`FrameError::TooLarge`] above it).
+    pub max_payload: u64,
+    /// permessage-deflate was agreed: RSV1 marks a compressed message.
+    pub deflate: bool,
+}
+
+impl Rules {
+    /// No extension: every reserved bit is an error.
+    pub fn plain(max_payload: u64) -> Rules {
+        Rules {
+            max_payload,
+            deflate: false,
+        }
+    }
+}
+
 /// One decoded frame borrowing its payload from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
     /// FIN bit: last fragment of a message.
     pub fin: bool,
+    /// RSV1 (only with [`Rules::deflate`], only on a message's first frame): the message
+    /// is compressed.
+    pub compressed: bool,
     /// Opcode (one of the `OP_*` constants).
     pub opcode: u8,
     /// Unmasked payload.
@@ -37,9 +63,13 @@ pub enum FrameError {
     /// The server masked a frame (servers must not).
     #[error("server frame is masked")]
     Masked,
-    /// RSV1..3 set although no extension was negotiated.
+    /// RSV2 or RSV3 set, or RSV1 although permessage-deflate was not agreed.
     #[error("reserved bits set in a server frame")]
     Reserved,
+    /// RSV1 on a continuation or a control frame (RFC 7692 §6.1: only a data message's
+    /// first frame carries it).
+    #[error("compressed bit on a continuation or control frame")]
+    CompressedBit,
     /// Opcode outside the RFC 6455 set.
     #[error("unknown opcode {0:#x}")]
     Opcode(u8),
@@ -58,11 +88,11 @@ pub enum FrameError {
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold a whole frame, or the frame and the
 /// number of bytes it occupies.
-pub fn decode(buf: &[u8], max_payload: u64) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
+pub fn decode(buf: &[u8], rules: Rules) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    check_first_byte(b0)?;
+    check_first_byte(b0, rules.deflate)?;
     if b1 & 0x80 != 0 {
         return Err(FrameError::Masked);
     }
@@ -73,7 +103,7 @@ pub fn decode(buf: &[u8], max_payload: u64) -> Result<Option<(Frame<'_>, usize)>
     if opcode >= OP_CLOSE && (len > 125 || !fin) {
         return Err(FrameError::BadControl);
     }
-    if len > max_payload {
+    if len > rules.max_payload {
         return Err(FrameError::TooLarge(len));
     }
     let total = header + len as usize;
@@ -82,20 +112,31 @@ pub fn decode(buf: &[u8], max_payload: u64) -> Result<Option<(Frame<'_>, usize)>
     }
     let frame = Frame {
         fin,
+        compressed: b0 & RSV1 != 0,
         opcode,
         payload: &buf[header..total],
     };
     Ok(Some((frame, total)))
 }
 
-fn check_first_byte(b0: u8) -> Result<(), FrameError> {
-    if b0 & 0x70 != 0 {
+/// RSV1: permessage-deflate's "Per-Message Compressed" bit.
+const RSV1: u8 = 0x40;
+/// RSV2 and RSV3: no extension we offer uses them.
+const RSV23: u8 = 0x30;
+
+fn check_first_byte(b0: u8, deflate: bool) -> Result<(), FrameError> {
+    if b0 & RSV23 != 0 || (b0 & RSV1 != 0 && !deflate) {
         return Err(FrameError::Reserved);
     }
-    match b0 & 0x0f {
-        OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG => Ok(()),
-        other => Err(FrameError::Opcode(other)),
+    let opcode = b0 & 0x0f;
+    match opcode {
+        OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG => {}
+        other => return Err(FrameError::Opcode(other)),
     }
+    if b0 & RSV1 != 0 && !matches!(opcode, OP_TEXT | OP_BINARY) {
+        return Err(FrameError::CompressedBit);
+    }
+    Ok(())
 }
 
 /// Payload length and header size, or `None` when the extended length is not buffered yet.
@@ -123,12 +164,22 @@ pub fn encode_masked(opcode: u8, payload: &[u8], mask: [u8; 4], out: &mut Vec<u8
 /// Appends one unmasked frame (FIN set), as a server would send it. Used by tests and
 /// by the in-process client benchmark.
 pub fn encode_unmasked(opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
-    push_header(opcode, payload.len(), 0, out);
+    encode_server(0x80 | opcode, payload, out);
+}
+
+/// Appends one unmasked frame whose first byte (FIN, RSV bits, opcode) is `b0`, as a
+/// server would send a fragment or a compressed frame. Used by tests and benchmarks.
+pub fn encode_server(b0: u8, payload: &[u8], out: &mut Vec<u8>) {
+    push_first(b0, payload.len(), 0, out);
     out.extend_from_slice(payload);
 }
 
 fn push_header(opcode: u8, len: usize, mask_bit: u8, out: &mut Vec<u8>) {
-    out.push(0x80 | opcode);
+    push_first(0x80 | opcode, len, mask_bit, out);
+}
+
+fn push_first(b0: u8, len: usize, mask_bit: u8, out: &mut Vec<u8>) {
+    out.push(b0);
     if len < 126 {
         out.push(mask_bit | len as u8);
     } else if len <= u16::MAX as usize {
@@ -169,7 +220,14 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const MAX: u64 = 1 << 20;
+    const MAX: Rules = Rules {
+        max_payload: 1 << 20,
+        deflate: false,
+    };
+    const DEFLATE: Rules = Rules {
+        deflate: true,
+        ..MAX
+    };
 
     fn unmasked(opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
@@ -235,9 +293,59 @@ mod tests {
             Err(FrameError::BadControl)
         );
         assert_eq!(
-            decode(&unmasked(OP_TEXT, &[0; 200]), 100),
+            decode(&unmasked(OP_TEXT, &[0; 200]), Rules::plain(100)),
             Err(FrameError::TooLarge(200))
         );
+    }
+
+    #[test]
+    fn rsv1_marks_compressed_messages_only_when_deflate_was_agreed() {
+        let mut bytes = Vec::new();
+        encode_server(0x80 | RSV1 | OP_TEXT, b"zz", &mut bytes);
+        assert_eq!(decode(&bytes, MAX), Err(FrameError::Reserved), "not agreed");
+        let (f, used) = decode(&bytes, DEFLATE).unwrap().unwrap();
+        assert_eq!(
+            (f.compressed, f.fin, f.payload, used),
+            (true, true, &b"zz"[..], 4)
+        );
+        // First fragment of a compressed message: RSV1 without FIN.
+        assert!(
+            decode(&[RSV1 | OP_BINARY, 0], DEFLATE)
+                .unwrap()
+                .unwrap()
+                .0
+                .compressed
+        );
+        assert!(
+            !decode(&unmasked(OP_TEXT, b"a"), DEFLATE)
+                .unwrap()
+                .unwrap()
+                .0
+                .compressed
+        );
+    }
+
+    #[test]
+    fn rsv1_is_refused_on_continuations_and_control_frames_and_rsv23_always() {
+        for b0 in [
+            0x80 | RSV1 | OP_CONTINUATION,
+            RSV1 | OP_CONTINUATION,
+            0x80 | RSV1 | OP_PING,
+            0x80 | RSV1 | OP_CLOSE,
+        ] {
+            assert_eq!(
+                decode(&[b0, 0], DEFLATE),
+                Err(FrameError::CompressedBit),
+                "{b0:#x}"
+            );
+        }
+        for b0 in [0xA1, 0x91, 0xE1] {
+            assert_eq!(
+                decode(&[b0, 0], DEFLATE),
+                Err(FrameError::Reserved),
+                "{b0:#x}"
+            );
+        }
     }
 
     #[test]

@@ -179,7 +179,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(serve_once(listener, 3000));
         let tls = TlsClient::new(client_config(None).unwrap(), "localhost").unwrap();
-        let (mut conn, _) = WsConn::connect(addr, None, Some(&tls), "localhost", "/ws")
+        let opts = crate::ws::ConnOptions::default();
+        let (mut conn, _) = WsConn::connect(addr, None, Some(&tls), "localhost", "/ws", &opts)
             .await
             .expect("wss connects");
         let mut got = Vec::new();

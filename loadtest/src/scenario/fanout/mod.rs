@@ -30,6 +30,7 @@ use crate::runtime::{ThreadOutput, Ticker};
 use crate::session::Established;
 use crate::stats::{Live, SeqSummary, SeqTracker};
 use crate::timeline::{Recorder, Timeline};
+use crate::traffic::WireWindow;
 use crate::ws::WsConn;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -336,7 +337,7 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
         rooms: rooms.clone(),
         rate: args.rate,
         duration: Duration::from_secs_f64(args.duration_s),
-        shape: PayloadShape::for_frame(BENCH_EVENT, args.frame_bytes),
+        shape: PayloadShape::new(args.payload, BENCH_EVENT, args.frame_bytes),
     };
     let endpoint = Endpoint::from_args(&args.publisher, &args.common, "fanout")?;
     let publisher = start_publisher(ctx, endpoint, plan).await?;
@@ -359,9 +360,11 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
     let published = take(published, &mut client);
     let m = fleet.stop(ctx, &mut client).await?;
     let go_us = window.go_us;
+    let wire = window.wire;
     let results = collect(args, &m, published, window, [s_idle, s_start, s_end]);
     let summary = summarize(&results, args);
     Ok(Outcome {
+        wire: Some(wire),
         warnings: warnings(&results, warmed_all),
         ci: Some(ci_facts(&m, &results, go_us)),
         server_header: m.server_header,
@@ -386,6 +389,8 @@ struct Window {
     go_us: u64,
     /// Measured messages per `read(2)` from publish start to drain end.
     frames_per_read: f64,
+    /// The clients' wire counters at publish start and drain end.
+    wire: WireWindow,
 }
 
 /// The measured window: publishing, then the drain.
@@ -398,6 +403,7 @@ async fn publish_phase(
     let live = &ctx.live;
     let go_us = crate::ws::conn::now_us();
     let reads_at_go = (Live::get(&live.frames), Live::get(&live.reads));
+    let wire_at_go = ctx.wire();
     publisher.go();
     fleet.enter(Phase::Measure);
     let planned = (args.rate * args.duration_s).round() as u64;
@@ -414,6 +420,10 @@ async fn publish_phase(
     let window = Window {
         go_us,
         frames_per_read,
+        wire: WireWindow {
+            start: wire_at_go,
+            end: ctx.wire(),
+        },
     };
     Ok((published, window))
 }

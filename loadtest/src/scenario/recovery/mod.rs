@@ -43,6 +43,7 @@ use crate::payload::{BENCH_EVENT, PayloadShape};
 use crate::proc::{ServerProbe, delta};
 use crate::publisher::{Endpoint, Plan};
 use crate::stats::Live;
+use crate::traffic::WireWindow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +85,7 @@ impl Cfg {
             rooms: self.rooms.clone(),
             rate: a.rate,
             duration: self.duration,
-            shape: PayloadShape::for_frame(BENCH_EVENT, a.frame_bytes),
+            shape: PayloadShape::new(a.payload, BENCH_EVENT, a.frame_bytes),
         }
     }
 }
@@ -113,6 +114,7 @@ pub async fn run(ctx: &Ctx, args: &RecoveryArgs) -> Result<Outcome> {
     let s_start = ServerProbe::sample(probe);
     let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
     let frames_at_go = Live::get(&ctx.live.frames);
+    let wire_at_go = ctx.wire();
     publisher.go();
     fleet.enter(Phase::Measure);
     ctx.progress
@@ -121,6 +123,10 @@ pub async fn run(ctx: &Ctx, args: &RecoveryArgs) -> Result<Outcome> {
     fleet.enter(Phase::Drain);
     drain_phase(ctx, u64::MAX, Duration::from_millis(args.drain_ms)).await;
     let deliveries = Live::get(&ctx.live.frames) - frames_at_go;
+    let wire = WireWindow {
+        start: wire_at_go,
+        end: ctx.wire(),
+    };
     let s_end = ServerProbe::sample(probe);
     let mut client = meter.finish(&ctx.registry);
     let published = take(published, &mut client);
@@ -133,6 +139,7 @@ pub async fn run(ctx: &Ctx, args: &RecoveryArgs) -> Result<Outcome> {
     };
     let results = collect(args, collected);
     Ok(Outcome {
+        wire: Some(wire),
         warnings: warnings(&results),
         checks: checks(&results),
         server_header: m.server_header.clone(),

@@ -42,6 +42,7 @@ use crate::proc;
 use crate::publisher::{Endpoint, Plan, PublishReport, Publisher};
 use crate::runtime::{Role, Spawned, ThreadOutput, spawn_thread};
 use crate::stats::Live;
+use crate::traffic::WireWindow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,7 +94,7 @@ impl Cfg {
             rooms: self.rooms.clone(),
             rate: a.rate,
             duration: self.duration,
-            shape: PayloadShape::for_frame(BENCH_EVENT, a.frame_bytes),
+            shape: PayloadShape::new(a.payload, BENCH_EVENT, a.frame_bytes),
         }
     }
 
@@ -140,8 +141,13 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<Outcome> {
     } = setup(ctx, &cfg, args).await?;
     let meter = Meter::start(&ctx.registry, Some(cfg.pid));
     let plan = cfg.churn_plan(ctx, args);
+    let wire_at_go = ctx.wire();
     let soaked = soak_window(ctx, &cfg, &fleet, publisher, &plan, churn_live, &sampler).await?;
     drain(ctx, args, &soaked.published.result, &sampler).await;
+    let wire = WireWindow {
+        start: wire_at_go,
+        end: ctx.wire(),
+    };
     fds.steady_end = settle(ctx, cfg.pid, fds.steady_start).await;
     let mut client = meter.finish(&ctx.registry);
     let published = take(soaked.published, &mut client);
@@ -160,6 +166,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<Outcome> {
     };
     let results = collect(args, cfg.rss_warmup_s, collected);
     Ok(Outcome {
+        wire: Some(wire),
         warnings: warnings(&results, warmed_all),
         server_header: m.server_header.clone(),
         ci: Some(ci_facts(&m, &results)),

@@ -1,11 +1,18 @@
 //! The bench payload: what publishers and chat clients stamp, and what readers scan.
 //!
-//! A bench message's `data` is `{"t":<µs since the Unix epoch>,"s":<sequence>,"p":"<pad>"}`.
+//! A bench message's `data` is `{"t":<µs since the Unix epoch>,"s":<sequence>,"p":…}`,
+//! where `p` fills the message to the size asked for: a string of `x` (`--payload pad`,
+//! the default), or a realistic JSON object ([`history`], `--payload json`) for runs where
+//! the bytes themselves matter, e.g. compression.
 //! Readers never parse JSON on the hot path: [`scan`] finds `"t":` with a prebuilt
 //! `memmem` finder and reads the digits, then expects `"s":` right after (falling back to
 //! a second search). `t` uses the wall clock, so stamper and reader must share one host.
 
+pub mod history;
+
+use clap::ValueEnum;
 use memchr::memmem::Finder;
+use serde::Serialize;
 use std::io::Write as _;
 use std::sync::LazyLock;
 
@@ -68,10 +75,32 @@ fn parse_u64(b: &[u8]) -> Option<(u64, usize)> {
     (n > 0).then_some((v, skip + n))
 }
 
-/// Builds bench `data` objects padded so the server's frame has a chosen size.
+/// What fills a bench message up to its size (`--payload`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadKind {
+    /// `"p":"xxx…"`: one repeated character (cheapest to build; compresses absurdly well).
+    #[default]
+    Pad,
+    /// `"p":{…}`: a realistic chat-history update (a room's latest messages with their
+    /// authors, texts, times and reactions; values vary per message), which compresses
+    /// like real JSON. `--payload json --frame-bytes 1024` is the ~1 KB message of the
+    /// compression comparison.
+    Json,
+}
+
+/// Builds bench `data` objects filled so the server's frame has a chosen size.
 #[derive(Debug, Clone)]
 pub struct PayloadShape {
-    pad: String,
+    fill: Fill,
+}
+
+#[derive(Debug, Clone)]
+enum Fill {
+    /// The `x` padding, built once.
+    Pad(String),
+    /// A [`history`] object of this many bytes, built per message.
+    Json(usize),
 }
 
 /// Digits assumed for the sequence number when sizing the padding.
@@ -84,6 +113,13 @@ impl PayloadShape {
     /// WebSocket header (server side, unmasked) is about `frame_bytes` long; a client frame
     /// carrying the same JSON is 4 bytes (mask key) longer.
     pub fn for_frame(event: &str, frame_bytes: usize) -> Self {
+        Self::new(PayloadKind::Pad, event, frame_bytes)
+    }
+
+    /// As [`for_frame`](Self::for_frame), filled with `kind`. A JSON fill takes the place
+    /// of the padding string and its quotes (possibly one byte shorter); below 12 bytes of
+    /// room it is `{}`.
+    pub fn new(kind: PayloadKind, event: &str, frame_bytes: usize) -> Self {
         let bare = data_len(T_DIGITS, TYPICAL_SEQ_DIGITS, 0);
         let fixed = envelope_len(event, bare);
         let pad = frame_bytes.saturating_sub(fixed);
@@ -93,19 +129,37 @@ impl PayloadShape {
         } else {
             pad
         };
-        PayloadShape {
-            pad: "x".repeat(pad),
-        }
+        let fill = match kind {
+            PayloadKind::Pad => Fill::Pad("x".repeat(pad)),
+            PayloadKind::Json => Fill::Json(pad + 2),
+        };
+        PayloadShape { fill }
     }
 
-    /// Appends `{"t":t,"s":s,"p":"…"}` to `out`.
+    /// Appends `{"t":t,"s":s,"p":…}` to `out`.
     pub fn write_data(&self, t: u64, s: u64, out: &mut Vec<u8>) {
-        let _ = write!(out, "{{\"t\":{t},\"s\":{s},\"p\":\"{}\"}}", self.pad);
+        let _ = write!(out, "{{\"t\":{t},\"s\":{s},\"p\":");
+        match &self.fill {
+            Fill::Pad(pad) => {
+                out.push(b'"');
+                out.extend_from_slice(pad.as_bytes());
+                out.push(b'"');
+            }
+            Fill::Json(len) => history::write(s, t, *len, out),
+        }
+        out.push(b'}');
+    }
+
+    fn fill_len(&self) -> usize {
+        match &self.fill {
+            Fill::Pad(pad) => pad.len() + 2,
+            Fill::Json(len) => *len,
+        }
     }
 
     /// The `data` object as a string.
     pub fn data(&self, t: u64, s: u64) -> String {
-        let mut v = Vec::with_capacity(self.pad.len() + 48);
+        let mut v = Vec::with_capacity(self.fill_len() + 48);
         self.write_data(t, s, &mut v);
         String::from_utf8(v).unwrap_or_default()
     }
@@ -202,6 +256,30 @@ mod tests {
             "4-byte header since the JSON is over 125 bytes"
         );
         assert_eq!(envelope_len(BENCH_EVENT, data.len()), 165);
+    }
+
+    #[test]
+    fn json_fill_sizes_the_frame_and_scans_back() {
+        for frame_bytes in [165, 1024, 4000] {
+            let shape = PayloadShape::new(PayloadKind::Json, BENCH_EVENT, frame_bytes);
+            let data = shape.data(1732236060123456, 12345);
+            let frame = format!(r#"{{"event":"{BENCH_EVENT}","data":{data}}}"#);
+            let v: serde_json::Value = serde_json::from_str(&frame).expect("valid JSON");
+            assert!(v["data"]["p"].is_object());
+            assert_eq!(
+                scan(frame.as_bytes()),
+                Some(Stamp {
+                    t: 1732236060123456,
+                    s: 12345
+                })
+            );
+            // The JSON fill may end one byte short (an odd byte no text can take).
+            let len = envelope_len(BENCH_EVENT, data.len());
+            assert!(len == frame_bytes || len + 1 == frame_bytes, "{len}");
+        }
+        let pad = PayloadShape::new(PayloadKind::Pad, BENCH_EVENT, 1024).data(1, 2);
+        let json = PayloadShape::new(PayloadKind::Json, BENCH_EVENT, 1024).data(1, 2);
+        assert!(pad.len() - json.len() <= 1);
     }
 
     #[test]
