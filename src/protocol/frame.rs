@@ -215,11 +215,11 @@ impl Frame {
     }
 
     /// The complete compressed frame (RSV1 set) for a recipient that negotiated
-    /// permessage-deflate: compressed with `deflater` by the first clone that asks,
-    /// shared after that. `None` when the frame is not marked, or compressing did not
-    /// make it smaller (send [`Frame::bytes`] then).
-    pub fn compressed(&self, deflater: impl FnOnce() -> Option<Bytes>) -> Option<&Bytes> {
-        self.compressed.0.as_ref()?.get_or_init(deflater).as_ref()
+    /// permessage-deflate: made by `compress` (see [`Frame::deflate`]) for the first
+    /// clone that asks, shared after that. `None` when the frame is not marked, or
+    /// compressing did not make it smaller (send [`Frame::bytes`] then).
+    pub fn compressed(&self, compress: impl FnOnce() -> Option<Bytes>) -> Option<&Bytes> {
+        self.compressed.0.as_ref()?.get_or_init(compress).as_ref()
     }
 
     /// Compresses this frame's payload into a new compressed frame (what
