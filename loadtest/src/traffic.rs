@@ -2,8 +2,9 @@
 //! frames after the upgrade, compressed as they travelled), what that inflated to, both
 //! per delivered message, and how many connections agreed to permessage-deflate.
 //!
-//! [`crate::app`] builds it from the run's [`WireMeter`] totals and the measured window a
-//! scenario marked ([`WireWindow`]; scenarios without one are judged over the whole run).
+//! [`crate::app`] builds it from the run's [`WireMeter`](crate::ws::wire::WireMeter)
+//! totals and the measured window a scenario marked ([`WireWindow`]; scenarios without
+//! one are judged over the whole run).
 //! With `--compression` it warns loudly about connections the server answered without
 //! the extension; with `--require-compression` it adds a check that fails the run unless
 //! every connection agreed.

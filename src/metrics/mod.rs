@@ -162,6 +162,8 @@ pub struct ShardMetrics {
     pub compressions: OwnedCounter,
     /// Deliveries and replies queued compressed (one per recipient).
     pub compressed_deliveries: OwnedCounter,
+    /// Compressed client messages this shard inflated.
+    pub inflated_messages: OwnedCounter,
     /// Joins to history rooms answered with `ws:joined`.
     pub history_joins: OwnedCounter,
     /// Of those that asked to recover (`since`): recovered.

@@ -229,7 +229,7 @@ const SHARD_GAUGES: [GaugeRow; 3] = [
 ];
 
 /// Per-shard counters: name, help, reader.
-const SHARD_COUNTERS: [CounterRow; 22] = [
+const SHARD_COUNTERS: [CounterRow; 23] = [
     ("shardcast_accepted_total", "Connections accepted.", |s| {
         s.accepted.get()
     }),
@@ -310,6 +310,11 @@ const SHARD_COUNTERS: [CounterRow; 22] = [
         "shardcast_compressed_deliveries_total",
         "Frames queued compressed (one per recipient that negotiated permessage-deflate).",
         |s| s.compressed_deliveries.get(),
+    ),
+    (
+        "shardcast_inflated_messages_total",
+        "Compressed client messages inflated (permessage-deflate).",
+        |s| s.inflated_messages.get(),
     ),
     (
         "shardcast_encrypted_deliveries_total",

@@ -157,6 +157,8 @@ pub struct Inflater {
     state: Option<Box<Decompress>>,
     /// The last message's payload.
     out: Vec<u8>,
+    /// Messages inflated so far (the caller counts them in its metrics).
+    inflated: u64,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -169,6 +171,11 @@ impl std::fmt::Debug for Inflater {
 }
 
 impl Inflater {
+    /// Messages inflated since this inflater was made.
+    pub fn inflated(&self) -> u64 {
+        self.inflated
+    }
+
     /// Inflates one message's payload (as received, without the 4-byte tail) to at most
     /// `max` bytes; the result is borrowed until the next call. The full window is
     /// used, which inflates what a client compressed with any smaller one.
@@ -177,6 +184,7 @@ impl Inflater {
             self.out = Vec::new();
         }
         self.out.clear();
+        self.inflated += 1;
         let state = self
             .state
             .get_or_insert_with(|| Box::new(Decompress::new(false)));

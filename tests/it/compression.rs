@@ -316,6 +316,22 @@ async fn headless_chromium_negotiates_compression_and_receives_messages_intact()
     let extensions = page.eval(&script).await;
     assert_eq!(extensions, json!(ANSWER), "what Chromium says was agreed");
     server.wait_members(room, 1).await;
+    // A message from the page long enough to be worth compressing: Chromium sends it
+    // compressed, and the server inflates it.
+    let inflated = total(&server, |s| s.inflated_messages.get());
+    let note = "a note from the browser ".repeat(40);
+    page.eval(&format!(
+        r#"window.ws.send(JSON.stringify({{ event: "note", data: "{note}" }})); true"#
+    ))
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while total(&server, |s| s.inflated_messages.get()) == inflated {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server inflated no message from Chromium"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let before = compressed_deliveries(&server);
     let mut sent = Vec::new();

@@ -80,8 +80,13 @@ impl ConnTask {
         let mut decoder = std::mem::replace(&mut self.decoder, idle);
         let shard = self.shard.clone();
         let mut inflater = shard.inflater.borrow_mut();
+        let inflated = inflater.inflated();
         let result = decoder.feed(bytes, &mut inflater, |event| self.on_event(event, now));
+        let inflated = inflater.inflated() - inflated;
         drop(inflater);
+        if inflated > 0 {
+            shard.metrics.inflated_messages.add(inflated);
+        }
         self.decoder = decoder;
         if let Err(error) = result {
             tracing::debug!(client = %self.client_id, "closing: {error}");
