@@ -42,9 +42,9 @@ DEFLATE_RATE_MANY="${DEFLATE_RATE_MANY:-400}"
 CONNECT_CLIENTS="${CONNECT_CLIENTS:-$(( $(ulimit -Hn) > 20000 ? 19000 : $(ulimit -Hn) - 1000 ))}"
 # The stalled-reader comparison is noisy at p99: more runs for it.
 RUNS_STALLED="${RUNS_STALLED:-5}"
-STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
-OUT="$HERE/runs/$STAMP-$(hostname)"
-mkdir -p "$OUT/raw" "$OUT/logs"
+# shellcheck source=scripts/common.sh
+source "$HERE/scripts/common.sh"
+run_folder
 BASE="${BASELINE_SC:-}"
 SECRET=compare-secret
 APIKEY=compare-key
@@ -55,18 +55,14 @@ log "building release binaries"
 (cd "$ROOT" && cargo build --release -p shardcast -p shardcast-load >/dev/null 2>&1)
 SC="$ROOT/target/release/shardcast"
 LOAD="$ROOT/target/release/shardcast-load"
-command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib >/dev/null 2>&1 || log "no matplotlib: no plot"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-RPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-taskset -c "$LOAD_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/logs/redis.log" 2>&1 &
-PIDS+=($!)
-REDIS="redis://127.0.0.1:$RPORT"
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis
+PIDS+=("$RPID")
 
 # start_server NAME LOG [shardcast flags...] → sets SPID and ADDR; server output in LOG.{out,err}
 # NAME: ref, refz (refpeer with PER_MESSAGE_DEFLATE=1), sc, scz (shardcast --compression), base.
