@@ -23,9 +23,9 @@ CONNECT_RATE="${CONNECT_RATE:-1000}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
-OUT="$HERE/runs/$STAMP-$(hostname)-mount"
-mkdir -p "$OUT/raw" "$OUT/logs"
+# shellcheck source=scripts/common.sh
+source "$HERE/scripts/common.sh"
+run_folder mount
 SECRET=mount-secret
 log() { echo "[mount] $*" >&2; }
 

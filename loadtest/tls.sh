@@ -28,9 +28,9 @@ MODES="${MODES:-plain tls${BASE:+ base}}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
-OUT="$HERE/runs/$STAMP-$(hostname)-tls"
-mkdir -p "$OUT/raw" "$OUT/logs"
+# shellcheck source=scripts/common.sh
+source "$HERE/scripts/common.sh"
+run_folder tls
 SECRET=tls-secret
 log() { echo "[tls] $*" >&2; }
 
@@ -61,12 +61,7 @@ trap cleanup EXIT
 # Redis for the fan-out publisher (on the load generator's core, as in compare.sh).
 REDIS=""
 if [[ " $SCENARIOS " == *" fanout "* ]]; then
-  command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-  RPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  taskset -c "$LOAD_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/logs/redis.log" 2>&1 &
-  RPID=$!
-  REDIS="redis://127.0.0.1:$RPORT"
-  for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  start_redis
 fi
 
 # start_server BINARY LOG [flags...] → sets SPID and ADDR
