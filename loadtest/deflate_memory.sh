@@ -23,9 +23,9 @@ SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 BASE="${BASELINE_SC:?set BASELINE_SC to the shardcast binary to compare with}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
-OUT="$HERE/runs/$STAMP-$(hostname)-deflate-memory"
-mkdir -p "$OUT/raw" "$OUT/logs"
+# shellcheck source=scripts/common.sh
+source "$HERE/scripts/common.sh"
+run_folder deflate-memory
 SECRET=deflate-secret
 log() { echo "[deflate-memory] $*" >&2; }
 
@@ -46,7 +46,7 @@ start_server() {
     base) bin="$BASE" ;;
     deflate) extra=(--compression) ;;
   esac
-  PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  PORT=$(free_port)
   local cmd=(taskset -c "$SERVER_CPU" "$bin" serve --listen "127.0.0.1:$PORT" --shards 1
     --jwt-secret "$SECRET" "${extra[@]}")
   echo "${cmd[*]}" >>"$OUT/commands.txt"
