@@ -21,9 +21,9 @@ DURATION="${DURATION:-10}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
-OUT="$HERE/runs/$STAMP-$(hostname)-history"
-mkdir -p "$OUT/raw" "$OUT/logs"
+# shellcheck source=scripts/common.sh
+source "$HERE/scripts/common.sh"
+run_folder history
 KEY=history-key
 log() { echo "[history] $*" >&2; }
 
@@ -41,14 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-RPORT="$(free_port)"
-taskset -c "$LOAD_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
-  >"$OUT/logs/redis.log" 2>&1 &
-RPID=$!
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-REDIS="redis://127.0.0.1:$RPORT"
+start_redis
 
 # start_server MODE(single|redis) HISTORY(on|off) LOG → sets SPID and PORT
 start_server() {
