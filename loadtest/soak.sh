@@ -35,8 +35,6 @@ CONNECT_RATE="${CONNECT_RATE:-2000}"
 SHARDS="${SHARDS:-1}"
 PUBLISH="${PUBLISH:-redis}"         # redis | http
 EXTRA="${EXTRA:-}"                  # more shardcast-load flags, e.g. "--rss-warmup-s 120"
-STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
-OUT="${OUT:-$HERE/runs/$STAMP-$(hostname)-soak}"
 SECRET=soak-secret
 APIKEY=soak-key
 
@@ -48,7 +46,9 @@ if (( budget > HARD_FDS )); then
   exit 2
 fi
 ulimit -n "$HARD_FDS"
-mkdir -p "$OUT/raw" "$OUT/logs"
+# shellcheck source=scripts/common.sh
+source "$HERE/scripts/common.sh"
+run_folder soak
 
 if [[ -n ${SHARDCAST:-} ]]; then
   SC="$SHARDCAST"
@@ -60,7 +60,6 @@ else
   SC="${CARGO_TARGET_DIR:-$ROOT/target}/release/shardcast"
   LOAD="${CARGO_TARGET_DIR:-$ROOT/target}/release/shardcast-load"
 fi
-command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 
 PIDS=()
 cleanup() {
@@ -69,14 +68,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
-RPORT="$(free_port)"
-REDIS_CMD=(taskset -c "$LOAD_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no)
-"${REDIS_CMD[@]}" >"$OUT/logs/redis.log" 2>&1 &
-PIDS+=($!)
-REDIS="redis://127.0.0.1:$RPORT"
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis
+PIDS+=("$RPID")
 
 SERVER_CMD=(taskset -c "$SERVER_CPU" "$SC" serve --jwt-secret "$SECRET" --api-key "$APIKEY"
   --listen 127.0.0.1:0 --allow-rooms 'public-*' --shards "$SHARDS" --redis "$REDIS")
