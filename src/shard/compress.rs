@@ -21,12 +21,7 @@ use crate::ws::frame::OpCode;
 impl Shard {
     /// `frame` as `conn` receives it.
     pub fn wire_bytes(&self, conn: &Conn, frame: &Frame) -> Bytes {
-        let compressed = match conn.compression_window() {
-            Some(FULL_WINDOW_BITS) => self.compressed_form(frame),
-            Some(bits) => self.compressed_alone(frame, bits),
-            None => None,
-        };
-        match compressed {
+        match self.compressed_for(conn, frame) {
             Some(compressed) => {
                 self.metrics.compressed_deliveries.inc();
                 compressed
@@ -35,10 +30,20 @@ impl Shard {
         }
     }
 
+    /// `frame` compressed for `conn`, when `conn` takes compressed messages and `frame`
+    /// is worth compressing (`None`: send the plain frame).
+    pub fn compressed_for(&self, conn: &Conn, frame: &Frame) -> Option<Bytes> {
+        match conn.compression_window()? {
+            FULL_WINDOW_BITS => self.compressed_form(frame),
+            // A client that asked for a smaller window: compressed for it alone.
+            bits => self.compressed_alone(frame, bits),
+        }
+    }
+
     /// `frame`'s compressed form for recipients that take the full window, when it is
-    /// worth compressing: shared when the frame is marked (made now if no recipient
-    /// needed it yet), else made for this one use.
-    pub fn compressed_form(&self, frame: &Frame) -> Option<Bytes> {
+    /// worth compressing: shared when the frame is marked (made by the first recipient
+    /// that needs it, on any shard), else made for this one use.
+    fn compressed_form(&self, frame: &Frame) -> Option<Bytes> {
         if frame.payload_len() < self.config().compression_min_size {
             return None;
         }
@@ -50,7 +55,7 @@ impl Shard {
 
     /// `frame` compressed for one recipient that asked for a window of `2^bits` bytes,
     /// when it is worth compressing.
-    pub fn compressed_alone(&self, frame: &Frame, bits: u8) -> Option<Bytes> {
+    fn compressed_alone(&self, frame: &Frame, bits: u8) -> Option<Bytes> {
         if frame.payload_len() < self.config().compression_min_size {
             return None;
         }

@@ -23,7 +23,6 @@ use crate::conn::Offer;
 use crate::id::ClientId;
 use crate::protocol::{Frame, Target};
 use crate::routing::command::Delivery;
-use crate::ws::deflate::FULL_WINDOW_BITS;
 
 /// Queues a delivery on one recipient; what one call does to the shard's state.
 struct Walk<'s> {
@@ -34,9 +33,6 @@ struct Walk<'s> {
     message: &'s Frame,
     /// The broker's stamp of the message (delivery latency starts there).
     stamp: u64,
-    /// The message's compressed form, once a recipient needed it (`Some(None)`: not
-    /// worth compressing).
-    compressed: Option<Option<Bytes>>,
     /// Recipients that got the compressed form.
     compressed_count: u64,
 }
@@ -51,10 +47,12 @@ impl Walk<'_> {
         if entry.conn.encryption().is_some() {
             return self.queue_encrypted(slot, entry);
         }
-        let (bytes, compressed) = self.bytes_for(&entry.conn);
+        let compressed = self.shard.compressed_for(&entry.conn, self.message);
+        let is_compressed = compressed.is_some();
+        let bytes = compressed.unwrap_or_else(|| self.frame.clone());
         match entry.conn.offer(bytes, &self.shard.backpressure) {
             Offer::Queued { flush_now } => {
-                self.compressed_count += u64::from(compressed);
+                self.compressed_count += u64::from(is_compressed);
                 entry.delivered(self.stamp);
                 entry.mark_dirty(slot, self.dirty);
                 if flush_now && !entry.write_blocked() {
@@ -71,26 +69,6 @@ impl Walk<'_> {
                 self.shard.metrics.backpressure_dropped.inc();
                 0
             }
-        }
-    }
-
-    /// The frame for `conn`, and whether it is the compressed form (made on the first
-    /// need) rather than the plain one.
-    #[inline]
-    fn bytes_for(&mut self, conn: &crate::conn::Conn) -> (Bytes, bool) {
-        let (shard, message) = (self.shard, self.message);
-        let compressed = match conn.compression_window() {
-            None => None,
-            Some(FULL_WINDOW_BITS) => self
-                .compressed
-                .get_or_insert_with(|| shard.compressed_form(message))
-                .clone(),
-            // A client that asked for a smaller window: compressed for it alone.
-            Some(bits) => shard.compressed_alone(message, bits),
-        };
-        match compressed {
-            Some(compressed) => (compressed, true),
-            None => (self.frame.clone(), false),
         }
     }
 
@@ -132,7 +110,6 @@ impl Shard {
             frame: delivery.frame.bytes(),
             message: &delivery.frame,
             stamp: delivery.stamp,
-            compressed: None,
             compressed_count: 0,
         };
         let excluded = |id: &ClientId| delivery.exclude.as_ref().is_some_and(|e| e.contains(id));
