@@ -22,7 +22,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | wire | [`build_info`], `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`presence`], [`history`], [`config`], [`metrics`], [`tls`] | version, commit and build date; ids; RFC 6455 framing and handshake, permessage-deflate; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; who is in a room; a room's history (positions, recovery rules, the in-memory store); settings; counters; TLS certificates and their reload |
+//! | wire | [`build_info`], `id`, `ws`, [`protocol`], [`crypto`], [`auth`], [`rooms`], [`presence`], [`history`], `interest`, [`config`], [`metrics`], [`tls`] | version, commit and build date; ids; RFC 6455 framing and handshake, permessage-deflate; the Ignis protocol (close table, frames, targets, envelope); ECDH; JWT; room rules; who is in a room; a room's history (positions, recovery rules, the in-memory store); the Redis channels this process needs; settings; counters; TLS certificates and their reload |
 //! | routing | `routing` | the [`Handle`], the broker, shard inbox commands, placement |
 //! | hooks | [`hooks`] | every embedder hook: traits and what they receive |
 //! | connection | `conn` | one connection without its socket: every protocol, close, liveness and backpressure rule |
@@ -118,6 +118,7 @@ pub mod history;
 pub mod hooks;
 mod http;
 mod id;
+mod interest;
 pub mod metrics;
 #[cfg(feature = "axum")]
 pub mod mount;
@@ -235,6 +236,7 @@ pub mod internals {
 
     /// The Redis bridge, driven directly by `tests/it/redis_*.rs`.
     pub mod redis {
+        pub use crate::interest::{Change, Interest};
         pub use crate::redis::bridge::{EnvelopeSink, PublishError, RedisBridge};
         pub use crate::redis::link::{BridgeStatus, LinkState};
     }

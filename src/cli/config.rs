@@ -32,6 +32,8 @@ pub struct ServeConfig {
     pub rooms: RoomPolicy,
     /// Redis URLs (empty: single node).
     pub redis: Vec<String>,
+    /// How the Redis subscriber listens.
+    pub redis_subscribe: shardcast::redis::SubscribeMode,
     /// TLS certificate and key (`None`: plain TCP).
     pub tls: Option<TlsConfig>,
     /// The log filter (`RUST_LOG` syntax).
@@ -160,6 +162,7 @@ impl ServeConfig {
             dashboard_key: settings.dashboard_key.value.clone(),
             rooms,
             redis: settings.redis.value.clone(),
+            redis_subscribe: settings.redis_subscribe.value,
             tls: resolve_tls(&settings)?,
             log_filter: settings.log.value.0.clone(),
             log_format: settings.log_format.value,

@@ -76,7 +76,10 @@ fn builder(config: ServeConfig, rooms: LiveRooms) -> EngineBuilder {
         .on_message(|handle: Handle, message| async move {
             handle.forward_inbound(&message);
         })
-        .redis(RedisSettings::new(config.redis))
+        .redis(RedisSettings {
+            subscribe: config.redis_subscribe,
+            ..RedisSettings::new(config.redis)
+        })
 }
 
 fn with_auth(builder: EngineBuilder, auth: AuthMode) -> EngineBuilder {

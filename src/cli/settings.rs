@@ -14,6 +14,7 @@ use super::layers::{Layers, SettingError, Source, Sourced};
 pub use super::value::Kind;
 use super::value::{HostPort, LogFilter, LogFormat, SettingType};
 use shardcast::config::DashboardMode;
+use shardcast::redis::SubscribeMode;
 
 /// No special property.
 const PLAIN: u8 = 0;
@@ -150,6 +151,12 @@ settings! {
     /// Redis URL; repeat or comma-separate to name the nodes of a Redis Cluster. Unset:
     /// a single node without Redis.
     redis: Vec<String> = "", "URL", PLAIN;
+    /// How a node hears other nodes through Redis: `interest` (SUBSCRIBE only the rooms,
+    /// clients and users it hosts), `patterns` (PSUBSCRIBE `ws:room:*` and co: every
+    /// node hears every message, as Ignis does) or `sharded` (Redis Cluster sharded
+    /// pub/sub, SSUBSCRIBE/SPUBLISH: only when every publisher is shardcast, since Ignis
+    /// nodes and emitters PUBLISH).
+    redis_subscribe: SubscribeMode = "interest", "MODE", PLAIN;
     /// Shared secret for HS256/384/512 JWTs.
     jwt_secret: Option<String> = "", "SECRET", SECRET;
     /// PEM public key file for RS256/ES256 JWTs.

@@ -204,6 +204,19 @@ impl SettingType for shardcast::config::DashboardMode {
     }
 }
 
+/// How the Redis subscriber listens.
+impl SettingType for shardcast::redis::SubscribeMode {
+    const EXPECTED: &'static str = "interest, patterns or sharded";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|_| String::new())
+    }
+
+    fn to_toml(&self) -> Option<String> {
+        Some(quoted(self.as_str()))
+    }
+}
+
 impl SettingType for LogFormat {
     const EXPECTED: &'static str = "text or json";
 

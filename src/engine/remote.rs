@@ -36,7 +36,9 @@ pub(super) fn start(
     // `Router::remote` and never be freed. The sink's handle is released when the
     // bridge's subscriber task ends at shutdown.
     let sink = Arc::new(EngineSink(handle.clone()));
-    let bridge = RedisBridge::start(settings, server_id.clone(), sink, runtime)?;
+    let interest = handle.router.interest.clone().unwrap_or_default();
+    let bridge =
+        RedisBridge::start_with_interest(settings, server_id.clone(), sink, interest, runtime)?;
     let features = &handle.router.features;
     let history = features.history.as_ref().map(|h| h.settings);
     let presence_ttl = features.presence.as_ref().map(|_| config.presence_ttl);
@@ -55,6 +57,11 @@ impl EnvelopeSink for EngineSink {
     fn deliver(&self, envelope: Envelope) {
         self.0.metrics().redis_received.inc();
         self.0.deliver_remote(envelope);
+    }
+
+    fn subscription_window(&self, window: Duration) {
+        let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+        self.0.metrics().redis_subscribe_window.record(micros);
     }
 }
 
@@ -97,6 +104,13 @@ impl EngineRemote {
 /// Text as a script argument.
 fn arg(text: impl Into<Vec<u8>>) -> Bytes {
     Bytes::from(text.into())
+}
+
+/// A room whose subscription Redis did not confirm within `probe_timeout`.
+fn unsettled(room: &str) -> RemoteError {
+    RemoteError::Unavailable(format!(
+        "the subscription to room {room} was not confirmed in time"
+    ))
 }
 
 /// Decodes the history read script's answer `{epoch, top, covered, envelopes}`.
@@ -191,13 +205,17 @@ impl Remote for EngineRemote {
             arg(since_epoch),
             arg(query.limit.min(history.size).to_string()),
         ];
-        let read = self
-            .bridge
-            .query_script(&scripts::READ, scripts::history_keys(room), args);
+        let settled = self.bridge.settled(&Target::room(room).channel());
+        let bridge = self.bridge.clone();
         let room = room.to_owned();
         Box::pin(async move {
-            let value = read.await.map_err(RemoteError::Unavailable)?;
-            snapshot_of(&room, value)
+            // A joining member's room: every message after the read must reach this node.
+            if !settled.await {
+                return Err(unsettled(&room));
+            }
+            let keys = scripts::history_keys(&room);
+            let value = bridge.query_script(&scripts::READ, keys, args).await;
+            snapshot_of(&room, value.map_err(RemoteError::Unavailable)?)
         })
     }
 
@@ -259,10 +277,20 @@ impl Remote for EngineRemote {
             arg(self.server_id.as_str()),
             Bytes::from(room_json),
         ];
-        let read =
-            self.bridge
-                .query_script(&scripts::PRESENCE_READ, scripts::presence_keys(room), args);
-        Box::pin(async move { presence_of(read.await.map_err(RemoteError::Unavailable)?) })
+        let settled = self.bridge.settled(&Target::room(room).channel());
+        let bridge = self.bridge.clone();
+        let room = room.to_owned();
+        Box::pin(async move {
+            // A joining member's room: every join and leave after the read must reach us.
+            if !settled.await {
+                return Err(unsettled(&room));
+            }
+            let keys = scripts::presence_keys(&room);
+            let read = bridge
+                .query_script(&scripts::PRESENCE_READ, keys, args)
+                .await;
+            presence_of(read.map_err(RemoteError::Unavailable)?)
+        })
     }
 
     fn publish_inbound(&self, payload: Vec<u8>, slot: Option<ForwardSlot>) -> bool {
@@ -287,6 +315,13 @@ impl Remote for EngineRemote {
             queue_bytes: status.queued_bytes as u64,
             published: status.published,
             publish_dropped: status.publish_dropped,
+            subscribe_mode: self.bridge.subscribe_mode().as_str(),
+            channels: status.channels as u64,
+            patterns: status.patterns as u64,
+            subscribed: status.subscribed,
+            unsubscribed: status.unsubscribed,
+            subscribe_commands: status.subscribe_commands,
+            unwanted: status.unwanted,
         }
     }
 

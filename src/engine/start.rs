@@ -112,8 +112,9 @@ fn create_router(shard_count: usize, builder: &EngineBuilder) -> Result<Created,
     let config = &builder.config;
     let compress_from = config.compression.then_some(config.compression_min_size);
     let broker = Broker::new(senders.into(), metrics.clone(), compress_from);
+    let interest = builder.redis.as_ref().map(|_| Arc::default());
     Ok((
-        Arc::new(Router::new(broker, metrics, features)),
+        Arc::new(Router::new(broker, metrics, features, interest)),
         inboxes,
         shard_metrics,
     ))

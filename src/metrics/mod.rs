@@ -206,6 +206,10 @@ pub struct Metrics {
     pub origin_refused: Counter,
     /// Envelopes received from Redis and delivered.
     pub redis_received: Counter,
+    /// Interest mode: from a channel first becoming wanted (a room's first local
+    /// member, a client's connection) to Redis confirming its SUBSCRIBE. Written by the
+    /// bridge's subscriber task only.
+    pub redis_subscribe_window: Histogram,
     /// Envelopes handed to the bridge's bounded publish queue (not yet published: the
     /// bridge's own count, in [`RedisStats`], says what Redis accepted).
     pub redis_queued: Counter,
@@ -324,6 +328,20 @@ pub struct RedisStats {
     pub published: u64,
     /// Messages dropped: queue full, refused by Redis, or abandoned at shutdown.
     pub publish_dropped: u64,
+    /// How the subscriber listens: `interest`, `patterns` or `sharded`.
+    pub subscribe_mode: &'static str,
+    /// Channels the subscriber holds (`ws:broadcast` and its probe channel included).
+    pub channels: u64,
+    /// Patterns the subscriber holds.
+    pub patterns: u64,
+    /// Channels subscribed since start (reconnect restores included).
+    pub subscribed: u64,
+    /// Channels unsubscribed since start.
+    pub unsubscribed: u64,
+    /// SUBSCRIBE / UNSUBSCRIBE commands sent to follow the interest.
+    pub subscribe_commands: u64,
+    /// Messages from Redis on channels nobody here wanted when they arrived.
+    pub unwanted: u64,
 }
 
 /// What a scrape reads at scrape time, besides the counters.

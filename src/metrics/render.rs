@@ -43,6 +43,18 @@ impl Metrics {
         self.render_http(&mut out);
         if let Some(redis) = &live.redis {
             render_redis(&mut out, redis);
+            render_subscriptions(&mut out, redis);
+            let name = "shardcast_redis_subscribe_window_seconds";
+            header(
+                &mut out,
+                name,
+                "Interest mode: time from a channel first being wanted here (a room's first \
+                 local member, a client connecting) to Redis confirming its SUBSCRIBE.",
+                "histogram",
+            );
+            self.redis_subscribe_window
+                .snapshot()
+                .render_prometheus(&mut out, name, "");
         }
         if let Some(process) = &live.process {
             process.render(&mut out);
@@ -207,6 +219,48 @@ fn render_redis(out: &mut String, redis: &RedisStats) {
         ),
     ] {
         header(out, name, help, kind);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+/// What the subscriber holds and how it got there.
+fn render_subscriptions(out: &mut String, redis: &RedisStats) {
+    let name = "shardcast_redis_subscriptions";
+    header(
+        out,
+        name,
+        "What the Redis subscriber holds now, by kind; mode says how it listens \
+         (interest: a channel per local room, client and user; patterns: ws:room:* and co).",
+        "gauge",
+    );
+    let mode = redis.subscribe_mode;
+    for (kind, n) in [("channel", redis.channels), ("pattern", redis.patterns)] {
+        let _ = writeln!(out, "{name}{{mode=\"{mode}\",kind=\"{kind}\"}} {n}");
+    }
+    let name = "shardcast_redis_subscription_changes_total";
+    header(
+        out,
+        name,
+        "Channels subscribed and unsubscribed to follow the local rooms, clients and users \
+         (restores after a reconnect included).",
+        "counter",
+    );
+    let _ = writeln!(out, "{name}{{op=\"subscribe\"}} {}", redis.subscribed);
+    let _ = writeln!(out, "{name}{{op=\"unsubscribe\"}} {}", redis.unsubscribed);
+    for (name, help, value) in [
+        (
+            "shardcast_redis_subscription_commands_total",
+            "SUBSCRIBE and UNSUBSCRIBE commands sent (each carries a batch of channels).",
+            redis.subscribe_commands,
+        ),
+        (
+            "shardcast_redis_received_unwanted_total",
+            "Messages from Redis for a channel no local room, client or user wanted when it \
+             arrived: work a node does for others (patterns mode hears the whole fleet).",
+            redis.unwanted,
+        ),
+    ] {
+        header(out, name, help, "counter");
         let _ = writeln!(out, "{name} {value}");
     }
 }

@@ -21,7 +21,9 @@ use super::publisher::Publisher;
 use super::reader::Reader;
 use super::scripts::LuaScript;
 use super::subscriber::Subscriber;
-use super::{PROBE_CHANNEL_PREFIX, RedisConfigError, RedisSettings};
+use super::subscriptions::Subscriptions;
+use super::{PROBE_CHANNEL_PREFIX, RedisConfigError, RedisSettings, SubscribeMode};
+use crate::interest::Interest;
 use crate::protocol::envelope::Envelope;
 
 /// Receives every envelope from other processes, in Redis order.
@@ -31,6 +33,12 @@ use crate::protocol::envelope::Envelope;
 pub trait EnvelopeSink: Send + Sync + 'static {
     /// Deliver one envelope to local clients.
     fn deliver(&self, envelope: Envelope);
+
+    /// A channel's subscription took effect `window` after it was first wanted (interest
+    /// mode): the join-to-subscription window, for metrics. Does nothing by default.
+    fn subscription_window(&self, window: Duration) {
+        let _ = window;
+    }
 }
 
 /// Why [`RedisBridge::publish`] refused a message.
@@ -70,6 +78,12 @@ struct Inner {
     reader: Arc<Reader>,
     /// The runtime the tasks (and reads) run on.
     runtime: tokio::runtime::Handle,
+    /// The channels the subscriber follows in interest mode.
+    interest: Arc<Interest>,
+    /// How the subscriber listens.
+    mode: SubscribeMode,
+    /// How long [`RedisBridge::settled`] waits (`probe_timeout`).
+    settle_limit: Duration,
 }
 
 /// Dropped when its message leaves the publish queue (published, refused or abandoned):
@@ -131,6 +145,18 @@ pub(crate) struct Shared {
     pub(crate) reconnects: AtomicU64,
     pub(crate) publisher_reconnects: AtomicU64,
     pub(crate) probe_timeouts: AtomicU64,
+    /// Channels the subscriber holds (SUBSCRIBEs sent on its connection, base included).
+    channels_held: AtomicUsize,
+    /// Patterns the subscriber holds.
+    patterns_held: AtomicUsize,
+    /// Channels subscribed (each reconnect's restore included).
+    subscribed: AtomicU64,
+    /// Channels unsubscribed.
+    unsubscribed: AtomicU64,
+    /// SUBSCRIBE and UNSUBSCRIBE commands sent for the interest.
+    pub(crate) subscribe_commands: AtomicU64,
+    /// Messages received on a channel nobody here wanted at arrival.
+    pub(crate) unwanted: AtomicU64,
     drop_log: LogLimiter,
 }
 
@@ -157,8 +183,32 @@ impl Shared {
             reconnects: zero(),
             publisher_reconnects: zero(),
             probe_timeouts: zero(),
+            channels_held: AtomicUsize::new(0),
+            patterns_held: AtomicUsize::new(0),
+            subscribed: zero(),
+            unsubscribed: zero(),
+            subscribe_commands: zero(),
+            unwanted: zero(),
             drop_log: LogLimiter::new(LOG_EVERY),
         }
+    }
+
+    /// What the subscriber's connection holds now.
+    pub(crate) fn set_held(&self, channels: usize, patterns: usize) {
+        self.channels_held.store(channels, Ordering::Relaxed);
+        self.patterns_held.store(patterns, Ordering::Relaxed);
+    }
+
+    /// Counts channels subscribed.
+    pub(crate) fn count_subscribed(&self, channels: usize) {
+        self.subscribed
+            .fetch_add(channels as u64, Ordering::Relaxed);
+    }
+
+    /// Counts channels unsubscribed.
+    pub(crate) fn count_unsubscribed(&self, channels: usize) {
+        self.unsubscribed
+            .fetch_add(channels as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn set_subscriber(&self, state: LinkState) {
@@ -227,11 +277,26 @@ impl RedisBridge {
     /// Spawns the subscriber and publisher tasks on `runtime` and returns at once: Redis being down at start is not an error.
     ///
     /// `server_id` is this process' id (a UUID v4): envelopes carrying it are skipped. Errors
-    /// only for settings that can never work (no URL, unparsable URL, zero bounds).
+    /// only for settings that can never work (no URL, unparsable URL, zero bounds). In
+    /// interest mode the bridge starts with an empty [`Interest`] (see
+    /// [`RedisBridge::interest`]); an engine hands its own with
+    /// [`RedisBridge::start_with_interest`].
     pub fn start(
         settings: RedisSettings,
         server_id: String,
         sink: Arc<dyn EnvelopeSink>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<RedisBridge, RedisConfigError> {
+        Self::start_with_interest(settings, server_id, sink, Arc::default(), runtime)
+    }
+
+    /// [`RedisBridge::start`] with the channels `interest` holds: in interest mode the
+    /// subscriber SUBSCRIBEs exactly those (and `ws:broadcast`), following its changes.
+    pub fn start_with_interest(
+        settings: RedisSettings,
+        server_id: String,
+        sink: Arc<dyn EnvelopeSink>,
+        interest: Arc<Interest>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<RedisBridge, RedisConfigError> {
         let nodes = validate(&settings)?;
@@ -240,7 +305,15 @@ impl RedisBridge {
         let (probe_tx, probe_rx) = mpsc::channel(1);
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop = StopSignal(stop_rx);
-        let subscriber = Subscriber::new(&settings, nodes.clone(), shared.clone(), sink, probe_tx);
+        let subscriptions = Subscriptions::new(interest.clone());
+        let subscriber = Subscriber::new(
+            &settings,
+            nodes.clone(),
+            shared.clone(),
+            sink,
+            probe_tx,
+            subscriptions,
+        );
         let reader = Arc::new(Reader::new(nodes.clone(), settings.probe_timeout));
         let publisher = Publisher::new(&settings, nodes, shared.clone(), queue_rx, probe_rx);
         let tasks = vec![
@@ -257,8 +330,38 @@ impl RedisBridge {
                 tasks: Mutex::new(tasks),
                 reader,
                 runtime: runtime.clone(),
+                interest,
+                mode: settings.subscribe,
+                settle_limit: settings.probe_timeout,
             }),
         })
+    }
+
+    /// The channels the subscriber follows in interest mode.
+    pub fn interest(&self) -> &Arc<Interest> {
+        &self.inner.interest
+    }
+
+    /// How the subscriber listens.
+    pub fn subscribe_mode(&self) -> SubscribeMode {
+        self.inner.mode
+    }
+
+    /// Completes once `channel` is confirmed subscribed or not wanted (in patterns mode:
+    /// once the patterns are), or after `probe_timeout` (then `false`): a history or presence read awaits
+    /// this first, so that every later message of the room reaches this node.
+    pub fn settled(
+        &self,
+        channel: &str,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let inner = self.inner.clone();
+        let channel = channel.to_owned();
+        async move {
+            let settled = inner.interest.settled(&channel);
+            tokio::time::timeout(inner.settle_limit, settled)
+                .await
+                .is_ok()
+        }
     }
 
     /// Non-blocking, callable from any thread (including threads that are not in a tokio runtime): queue PUBLISH channel payload.
@@ -365,6 +468,12 @@ impl RedisBridge {
             reconnects: get(&s.reconnects),
             publisher_reconnects: get(&s.publisher_reconnects),
             probe_timeouts: get(&s.probe_timeouts),
+            channels: s.channels_held.load(Ordering::Relaxed),
+            patterns: s.patterns_held.load(Ordering::Relaxed),
+            subscribed: get(&s.subscribed),
+            unsubscribed: get(&s.unsubscribed),
+            subscribe_commands: get(&s.subscribe_commands),
+            unwanted: get(&s.unwanted),
         }
     }
 

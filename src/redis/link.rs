@@ -56,4 +56,17 @@ pub struct BridgeStatus {
     pub publisher_reconnects: u64,
     /// Liveness probes that went unanswered (each caused a subscriber reconnect).
     pub probe_timeouts: u64,
+    /// Channels the subscriber holds now (`ws:broadcast` and its probe channel included).
+    pub channels: usize,
+    /// Patterns the subscriber holds now (3 in patterns mode, else 0).
+    pub patterns: usize,
+    /// Channels subscribed since start (restores after a reconnect included).
+    pub subscribed: u64,
+    /// Channels unsubscribed since start.
+    pub unsubscribed: u64,
+    /// SUBSCRIBE and UNSUBSCRIBE commands sent to follow the interest.
+    pub subscribe_commands: u64,
+    /// Messages received on a channel nobody here wanted when it arrived (patterns mode
+    /// hears the whole fleet; interest mode only stragglers after an UNSUBSCRIBE).
+    pub unwanted: u64,
 }

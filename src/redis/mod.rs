@@ -85,9 +85,11 @@ mod publisher;
 mod reader;
 pub(crate) mod scripts;
 mod subscriber;
+mod subscriptions;
 
 use std::time::Duration;
 
+pub use crate::interest::Interest;
 pub(crate) use bridge::RedisBridge;
 pub use emitter::{Emitter, EmitterError};
 pub(crate) use link::LinkState;
@@ -123,6 +125,68 @@ pub struct RedisSettings {
     pub publish_queue: usize,
     /// Most bytes (channel + payload) the publish queue holds. Default 64 MiB.
     pub publish_queue_bytes: usize,
+    /// How the subscriber listens for other nodes' envelopes. Default
+    /// [`SubscribeMode::Interest`].
+    pub subscribe: SubscribeMode,
+}
+
+/// How a node listens for the envelopes other nodes and emitters publish.
+///
+/// ```
+/// use shardcast::redis::SubscribeMode;
+/// assert_eq!("patterns".parse::<SubscribeMode>(), Ok(SubscribeMode::Patterns));
+/// assert_eq!(SubscribeMode::default().as_str(), "interest");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum SubscribeMode {
+    /// SUBSCRIBE `ws:room:{room}` while a local client is in the room, and
+    /// `ws:client:{id}` / `ws:user:{id}` of the local clients and users: a node hears only
+    /// what it hosts. Publishers are unchanged, so Ignis nodes and emitters mix freely.
+    #[default]
+    Interest,
+    /// PSUBSCRIBE `ws:room:*`, `ws:client:*` and `ws:user:*`, as Ignis does: every node
+    /// hears (and parses, and drops) every message of the fleet.
+    Patterns,
+    /// Redis Cluster sharded pub/sub (Redis 7): SSUBSCRIBE each channel as in `Interest`
+    /// on the node that owns its slot, and SPUBLISH. Only for fleets where every
+    /// publisher is shardcast: an Ignis node or emitter PUBLISHes, which sharded
+    /// subscribers never hear, and never hears SPUBLISH.
+    Sharded,
+}
+
+impl SubscribeMode {
+    /// The mode's name, as `--redis-subscribe` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscribeMode::Interest => "interest",
+            SubscribeMode::Patterns => "patterns",
+            SubscribeMode::Sharded => "sharded",
+        }
+    }
+}
+
+impl std::fmt::Display for SubscribeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `--redis-subscribe` value that is none of the modes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Redis subscribe mode `{0}`: use interest, patterns or sharded")]
+pub struct UnknownSubscribeMode(pub String);
+
+impl std::str::FromStr for SubscribeMode {
+    type Err = UnknownSubscribeMode;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "interest" => Ok(SubscribeMode::Interest),
+            "patterns" => Ok(SubscribeMode::Patterns),
+            "sharded" => Ok(SubscribeMode::Sharded),
+            _ => Err(UnknownSubscribeMode(text.to_owned())),
+        }
+    }
 }
 
 impl RedisSettings {
@@ -145,6 +209,7 @@ impl Default for RedisSettings {
             probe_timeout: Duration::from_secs(3),
             publish_queue: 10_000,
             publish_queue_bytes: 64 * 1024 * 1024,
+            subscribe: SubscribeMode::Interest,
         }
     }
 }

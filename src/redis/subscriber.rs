@@ -1,22 +1,27 @@
-//! The subscriber task: owns the one pub/sub connection, keeps it subscribed, probes it,
-//! and hands envelopes to the sink in arrival order. Contract: see [`crate::redis`].
+//! The subscriber task: owns the one pub/sub connection, keeps it subscribed (to the
+//! patterns, or to the channels of the process's interest: [`super::subscriptions`]),
+//! probes it, and hands envelopes to the sink in arrival order. Contract: see
+//! [`crate::redis`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use redis::Msg;
-use redis::aio::{PubSub, PubSubSink};
+use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, Sleep, sleep};
 
 use super::backoff::{Backoff, LogLimiter};
 use super::bridge::EnvelopeSink;
 use super::bridge::{LOG_EVERY, Shared, StopSignal};
 use super::nodes::{LinkError, Node, Nodes, pubsub_connection, within};
-use super::{LinkState, RedisSettings};
+use super::subscriptions::{Op, OpKind, Subscriptions};
+use super::{LinkState, RedisSettings, SubscribeMode};
 use crate::protocol::channel::{BROADCAST as BROADCAST_CHANNEL, PATTERNS};
 use crate::protocol::envelope::Envelope;
 
@@ -35,7 +40,15 @@ pub(crate) struct Subscriber {
     malformed_log: LogLimiter,
     /// A "Redis is down" line was logged and no "restored" line since.
     announced_down: bool,
+    /// Patterns, or the channels of the interest.
+    mode: SubscribeMode,
+    /// The channels held in interest mode (and the interest, in every mode: it tells
+    /// which envelopes nobody here wanted).
+    subscriptions: Subscriptions,
 }
+
+/// A SUBSCRIBE or UNSUBSCRIBE on its way, with its answer.
+type InFlight = BoxFuture<'static, (Op, Result<(), LinkError>)>;
 
 /// Why listening on a connection ended.
 enum Ended {
@@ -50,8 +63,11 @@ impl Subscriber {
         shared: Arc<Shared>,
         sink: Arc<dyn EnvelopeSink>,
         probe: mpsc::Sender<Instant>,
+        subscriptions: Subscriptions,
     ) -> Self {
         Subscriber {
+            mode: settings.subscribe,
+            subscriptions,
             nodes,
             shared,
             sink,
@@ -93,15 +109,28 @@ impl Subscriber {
         tracing::debug!("redis: subscriber stopped");
     }
 
-    /// Open a pub/sub connection and subscribe to everything, all within `probe_timeout`
-    /// per step.
-    async fn connect(&self, node: &Node) -> Result<PubSub, LinkError> {
+    /// Open a pub/sub connection and subscribe to everything (in interest mode: to every
+    /// wanted channel, in batches), all within `probe_timeout` per step.
+    async fn connect(&mut self, node: &Node) -> Result<(PubSubSink, PubSubStream), LinkError> {
         let limit = self.probe_timeout;
-        let mut pubsub = pubsub_connection(node, limit).await?;
+        let (mut control, stream) = pubsub_connection(node, limit).await?.split();
         let channels = [BROADCAST_CHANNEL, self.shared.probe_channel.as_str()];
-        within(limit, pubsub.subscribe(&channels[..])).await?;
-        within(limit, pubsub.psubscribe(&PATTERNS[..])).await?;
-        Ok(pubsub)
+        within(limit, control.subscribe(&channels[..])).await?;
+        self.shared.set_held(channels.len(), 0);
+        if self.mode == SubscribeMode::Patterns {
+            within(limit, control.psubscribe(&PATTERNS[..])).await?;
+            self.shared.set_held(channels.len(), PATTERNS.len());
+            self.subscriptions.interest().cover_all();
+            return Ok((control, stream));
+        }
+        for batch in self.subscriptions.reset() {
+            within(limit, control.subscribe(names(&batch))).await?;
+            self.subscriptions.restored(&batch);
+            self.shared.count_subscribed(batch.len());
+        }
+        self.shared
+            .set_held(channels.len() + self.subscriptions.held(), 0);
+        Ok((control, stream))
     }
 
     fn on_up(&mut self, node: &Node) {
@@ -111,12 +140,13 @@ impl Subscriber {
         if self.announced_down {
             tracing::info!(node = %node.addr, failed_attempts = failed, "redis: subscriber restored, all channels resubscribed");
         } else {
-            tracing::info!(node = %node.addr, "redis: subscriber ready (ws:broadcast, ws:room:*, ws:client:*, ws:user:*)");
+            tracing::info!(node = %node.addr, mode = %self.mode, channels = self.subscriptions.held(), "redis: subscriber ready");
         }
         self.announced_down = false;
     }
 
     fn on_lost(&mut self, node: &Node, why: &str) {
+        self.subscriptions.lost();
         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
         self.shared.set_subscriber(LinkState::Down);
         tracing::warn!(node = %node.addr, "redis: subscriber connection lost ({why}); reconnecting");
@@ -143,50 +173,119 @@ impl Subscriber {
         }
     }
 
-    /// Deliver messages until the connection fails, the probe goes unanswered, or stop.
-    async fn listen(&mut self, pubsub: PubSub, stop: &mut StopSignal) -> Ended {
-        let (mut control, mut stream) = pubsub.split();
-        let mut last_heard = Instant::now();
-        let mut probe_sent: Option<Instant> = None;
+    /// Deliver messages, and keep the subscriptions in step with the interest, until the
+    /// connection fails, the probe goes unanswered, or stop.
+    async fn listen(
+        &mut self,
+        (mut control, mut stream): (PubSubSink, PubSubStream),
+        stop: &mut StopSignal,
+    ) -> Ended {
+        let interest = self.subscriptions.interest().clone();
+        let per_channel = self.mode != SubscribeMode::Patterns;
+        let mut probe = Probe::new();
+        let mut in_flight: Option<InFlight> = None;
+        // Changes may have come while the connection was being set up.
+        let mut look = per_channel;
         let timer = sleep(self.probe_interval);
         tokio::pin!(timer);
         loop {
+            if look && in_flight.is_none() {
+                in_flight = self.subscriptions.next().map(|op| self.send(&control, op));
+                look = false;
+            }
+            // Subscription work goes before messages: under a flood of messages a join
+            // still gets its SUBSCRIBE out at once.
             tokio::select! {
                 biased;
                 () = stop.wait() => {
                     self.unsubscribe(&mut control).await;
                     return Ended::Stopped;
                 }
+                (op, result) = async { in_flight.as_mut().expect("guarded by is_some").await },
+                    if in_flight.is_some() => {
+                    in_flight = None;
+                    if let Err(e) = result {
+                        return Ended::Lost(format!("{} failed: {e}", op.kind.command()));
+                    }
+                    self.completed(&op);
+                    look = true;
+                }
+                () = interest.changed(), if per_channel && !look && in_flight.is_none() => {
+                    look = true;
+                }
                 msg = stream.next() => match msg {
                     Some(msg) => {
-                        last_heard = Instant::now();
-                        probe_sent = None;
+                        probe.heard();
                         self.handle(&msg);
                     }
                     None => return Ended::Lost("connection closed".to_owned()),
                 },
                 () = &mut timer => {
-                    let now = Instant::now();
-                    if let Some(sent) = probe_sent {
-                        if now >= sent + self.probe_timeout {
-                            self.shared.probe_timeouts.fetch_add(1, Ordering::Relaxed);
-                            return Ended::Lost(format!(
-                                "liveness probe unanswered for {} ms",
-                                self.probe_timeout.as_millis()
-                            ));
-                        }
-                        timer.as_mut().reset(sent + self.probe_timeout);
-                    } else if now >= last_heard + self.probe_interval {
-                        // A full channel means a probe is already waiting: fine.
-                        let _ = self.probe.try_send(now);
-                        probe_sent = Some(now);
-                        timer.as_mut().reset(now + self.probe_timeout);
-                    } else {
-                        timer.as_mut().reset(last_heard + self.probe_interval);
+                    if let Err(why) = self.on_timer(&mut probe, timer.as_mut()) {
+                        return Ended::Lost(why);
                     }
                 }
             }
         }
+    }
+
+    /// The probe timer fired: probe, give up on an unanswered probe, or wait on.
+    fn on_timer(&self, probe: &mut Probe, timer: Pin<&mut Sleep>) -> Result<(), String> {
+        let now = Instant::now();
+        if let Some(sent) = probe.sent {
+            if now >= sent + self.probe_timeout {
+                self.shared.probe_timeouts.fetch_add(1, Ordering::Relaxed);
+                let waited = self.probe_timeout.as_millis();
+                return Err(format!("liveness probe unanswered for {waited} ms"));
+            }
+            timer.reset(sent + self.probe_timeout);
+        } else if now >= probe.last_heard + self.probe_interval {
+            // A full channel means a probe is already waiting: fine.
+            let _ = self.probe.try_send(now);
+            probe.sent = Some(now);
+            timer.reset(now + self.probe_timeout);
+        } else {
+            timer.reset(probe.last_heard + self.probe_interval);
+        }
+        Ok(())
+    }
+
+    /// Sends one SUBSCRIBE or UNSUBSCRIBE; its answer comes back through the future.
+    fn send(&self, control: &PubSubSink, op: Op) -> InFlight {
+        let mut control = control.clone();
+        let limit = self.probe_timeout;
+        self.shared
+            .subscribe_commands
+            .fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            let result = {
+                let channels = names(&op.channels);
+                match op.kind {
+                    OpKind::Subscribe => within(limit, control.subscribe(channels)).await,
+                    OpKind::Unsubscribe => within(limit, control.unsubscribe(channels)).await,
+                }
+            };
+            (op, result)
+        })
+    }
+
+    /// Redis answered `op`: count it, and end the window of each channel it subscribed.
+    fn completed(&mut self, op: &Op) {
+        self.subscriptions.completed(op);
+        let count = op.channels.len();
+        match op.kind {
+            OpKind::Subscribe => {
+                self.shared.count_subscribed(count);
+                let now = std::time::Instant::now();
+                for since in &op.since {
+                    self.sink
+                        .subscription_window(now.saturating_duration_since(*since));
+                }
+            }
+            OpKind::Unsubscribe => self.shared.count_unsubscribed(count),
+        }
+        self.shared
+            .set_held(BASE_CHANNELS + self.subscriptions.held(), 0);
     }
 
     /// One pub/sub message: skip probes and our own envelopes, count and log malformed ones,
@@ -197,6 +296,9 @@ impl Subscriber {
             return;
         }
         self.shared.received.fetch_add(1, Ordering::Relaxed);
+        if channel != BROADCAST_CHANNEL && !self.subscriptions.interest().wants(channel) {
+            self.shared.unwanted.fetch_add(1, Ordering::Relaxed);
+        }
         let mut buf = msg.get_payload_bytes().to_vec();
         match Envelope::parse(&mut buf) {
             // A history room's message is delivered here too, when Redis sends it
@@ -226,13 +328,58 @@ impl Subscriber {
         }
     }
 
-    /// Best-effort clean goodbye before the connection is dropped.
+    /// Best-effort clean goodbye before the connection is dropped: UNSUBSCRIBE and
+    /// PUNSUBSCRIBE without arguments leave everything.
     async fn unsubscribe(&self, control: &mut PubSubSink) {
-        let channels = [BROADCAST_CHANNEL, self.shared.probe_channel.as_str()];
+        let none: [&str; 0] = [];
         let _ = tokio::time::timeout(UNSUBSCRIBE_GRACE, async {
-            control.unsubscribe(&channels[..]).await?;
-            control.punsubscribe(&PATTERNS[..]).await
+            control.unsubscribe(&none[..]).await?;
+            match self.mode {
+                SubscribeMode::Patterns => control.punsubscribe(&none[..]).await,
+                _ => Ok(()),
+            }
         })
         .await;
+    }
+}
+
+/// `ws:broadcast` and the probe channel, held in every mode.
+const BASE_CHANNELS: usize = 2;
+
+/// The liveness probe's clock.
+struct Probe {
+    /// When the connection last delivered anything.
+    last_heard: Instant,
+    /// When the unanswered probe was asked for.
+    sent: Option<Instant>,
+}
+
+impl Probe {
+    fn new() -> Self {
+        Probe {
+            last_heard: Instant::now(),
+            sent: None,
+        }
+    }
+
+    /// Anything that arrives answers the probe.
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+        self.sent = None;
+    }
+}
+
+/// Channel names as redis-rs takes them.
+fn names(channels: &[Box<str>]) -> Vec<&str> {
+    channels.iter().map(|c| &**c).collect()
+}
+
+impl OpKind {
+    /// The Redis command, for logs.
+    fn command(self) -> &'static str {
+        match self {
+            OpKind::Subscribe => "SUBSCRIBE",
+            OpKind::Unsubscribe => "UNSUBSCRIBE",
+        }
     }
 }

@@ -44,6 +44,7 @@ pub use inspect::{ClientInfo, RoomCount, RoomSummary};
 pub use recall::RecallError;
 
 use crate::id::ServerId;
+use crate::interest::Interest;
 use crate::metrics::Metrics;
 use broker::Broker;
 use remote::Remote;
@@ -63,14 +64,23 @@ pub(crate) struct Router {
     pub started: Instant,
     /// Which rooms keep history and track presence, and where.
     pub features: RoomFeatures,
+    /// The Redis channels the shards' clients, users and rooms need, when the engine
+    /// has Redis (the shards' indexes keep it, the bridge follows it).
+    pub interest: Option<Arc<Interest>>,
     shutting_down: AtomicBool,
     shutdown_requested: Notify,
 }
 
 impl Router {
     /// A router over `broker`'s shards with a fresh server id.
-    pub fn new(broker: Broker, metrics: Arc<Metrics>, features: RoomFeatures) -> Self {
+    pub fn new(
+        broker: Broker,
+        metrics: Arc<Metrics>,
+        features: RoomFeatures,
+        interest: Option<Arc<Interest>>,
+    ) -> Self {
         Router {
+            interest,
             server_id: ServerId::random(),
             broker,
             metrics,

@@ -113,6 +113,22 @@ impl Handle {
         !self.router.is_shutting_down() && remote_ready
     }
 
+    /// Completes once Redis carries every channel this node needs: its clients', users'
+    /// and rooms' (in patterns mode, once the patterns are subscribed). After it, a
+    /// message published anywhere in the fleet to one of them reaches this node. At once
+    /// without Redis.
+    ///
+    /// Connections and joins never wait for their subscription: a message another node
+    /// publishes to a room in the moment after its first local member joined (the
+    /// join-to-subscription window, one SUBSCRIBE round trip plus what is ahead of it;
+    /// see [`crate::redis`]) does not reach this node. Code that publishes right after a
+    /// join and must not miss that window can await this first.
+    pub async fn wait_subscribed(&self) {
+        if let Some(interest) = &self.router.interest {
+            interest.all_settled().await;
+        }
+    }
+
     /// Whether shutdown has started.
     pub fn is_shutting_down(&self) -> bool {
         self.router.is_shutting_down()

@@ -4,12 +4,19 @@
 //! connections are in the user and room indexes, so nothing found through them can be an
 //! unauthenticated client. A client's own-id room is a flag on the connection rather than
 //! an index entry (see [`crate::shard`]).
+//!
+//! With Redis, the index keeps the process's [`Interest`] in step: it holds
+//! `ws:room:{room}` while the shard has a member of the room, `ws:user:{id}` while it has a
+//! session of the user, and `ws:client:{id}` and `ws:room:{id}` (the own-id room) while
+//! the client is connected here. It touches the interest only when an entry comes or goes.
 
 use std::sync::Arc;
 
 use ahash::{AHashMap, AHashSet};
 
 use crate::id::ClientId;
+use crate::interest::Interest;
+use crate::protocol::channel::{CLIENT_PREFIX, ROOM_PREFIX, USER_PREFIX};
 
 /// A connection's slot in its shard's connection table.
 pub type Slot = usize;
@@ -20,17 +27,46 @@ pub struct LocalIndex {
     clients: AHashMap<ClientId, Slot>,
     users: AHashMap<Arc<str>, Vec<Slot>>,
     rooms: AHashMap<Arc<str>, AHashSet<Slot>>,
+    /// The channels the process's Redis subscriber follows; `None` without Redis.
+    interest: Option<Arc<Interest>>,
 }
 
 impl LocalIndex {
+    /// An empty index that keeps `interest` in step (see the module doc).
+    pub fn with_interest(interest: Option<Arc<Interest>>) -> Self {
+        LocalIndex {
+            interest,
+            ..LocalIndex::default()
+        }
+    }
+
     /// Registers a new connection.
     pub fn insert_client(&mut self, id: ClientId, slot: Slot) {
-        self.clients.insert(id, slot);
+        if self.clients.insert(id, slot).is_none() {
+            self.client_channels(&id, Interest::hold);
+        }
     }
 
     /// Forgets a connection (its user and room entries must be removed first).
     pub fn remove_client(&mut self, id: &ClientId) {
-        self.clients.remove(id);
+        if self.clients.remove(id).is_some() {
+            self.client_channels(id, Interest::release);
+        }
+    }
+
+    /// Applies `change` to a client's own channels: `ws:client:{id}`, `ws:room:{id}`.
+    fn client_channels(&self, id: &ClientId, change: fn(&Interest, &str)) {
+        if let Some(interest) = &self.interest {
+            change(interest, &format!("{CLIENT_PREFIX}{id}"));
+            change(interest, &format!("{ROOM_PREFIX}{id}"));
+        }
+    }
+
+    /// Applies `change` to the channel `prefix` + `name`.
+    fn channel(&self, prefix: &str, name: &str, change: fn(&Interest, &str)) {
+        if let Some(interest) = &self.interest {
+            change(interest, &format!("{prefix}{name}"));
+        }
     }
 
     /// The slot of a local client.
@@ -43,6 +79,9 @@ impl LocalIndex {
         let sessions = self.users.entry(user.clone()).or_default();
         if !sessions.contains(&slot) {
             sessions.push(slot);
+            if sessions.len() == 1 {
+                self.channel(USER_PREFIX, user, Interest::hold);
+            }
         }
     }
 
@@ -52,6 +91,7 @@ impl LocalIndex {
             sessions.retain(|&s| s != slot);
             if sessions.is_empty() {
                 self.users.remove(user);
+                self.channel(USER_PREFIX, user, Interest::release);
             }
         }
     }
@@ -71,6 +111,7 @@ impl LocalIndex {
         }
         let name: Arc<str> = Arc::from(room);
         self.rooms.insert(name.clone(), AHashSet::from_iter([slot]));
+        self.channel(ROOM_PREFIX, room, Interest::hold);
         Some(name)
     }
 
@@ -83,6 +124,7 @@ impl LocalIndex {
         let removed = members.remove(&slot);
         if members.is_empty() {
             self.rooms.remove(room);
+            self.channel(ROOM_PREFIX, room, Interest::release);
         }
         removed
     }
@@ -142,5 +184,28 @@ mod tests {
         index.remove_user_session("alice", 1);
         index.remove_user_session("alice", 2);
         assert!(index.user_sessions("alice").is_empty());
+    }
+
+    #[test]
+    fn the_interest_follows_first_and_last_entries() {
+        let interest = Arc::new(Interest::default());
+        let mut index = LocalIndex::with_interest(Some(interest.clone()));
+        let id = ClientId::new_v4();
+        index.insert_client(id, 1);
+        assert!(interest.wants(&format!("ws:client:{id}")));
+        assert!(interest.wants(&format!("ws:room:{id}")));
+        index.join("a", 1);
+        index.join("a", 2);
+        let alice: Arc<str> = Arc::from("alice");
+        index.add_user_session(&alice, 1);
+        index.add_user_session(&alice, 2);
+        assert!(interest.wants("ws:room:a") && interest.wants("ws:user:alice"));
+        index.leave("a", 1);
+        index.remove_user_session("alice", 1);
+        assert!(interest.wants("ws:room:a") && interest.wants("ws:user:alice"));
+        index.leave("a", 2);
+        index.remove_user_session("alice", 2);
+        index.remove_client(&id);
+        assert_eq!(interest.wanted_count(), 0);
     }
 }

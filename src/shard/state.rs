@@ -103,11 +103,15 @@ impl Shard {
         );
         let buffered_cap = config.max_buffered_bytes / ctx.handle.router.shard_count().max(1);
         let deflater = Deflater::new(config.compression_level);
+        let index = LocalIndex::with_interest(ctx.handle.router.interest.clone());
         Rc::new(Shard {
             id,
             ctx,
             metrics,
-            state: RefCell::new(ShardState::default()),
+            state: RefCell::new(ShardState {
+                index,
+                ..ShardState::default()
+            }),
             backpressure,
             scratch: RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice()),
             encrypt_wake: tokio::sync::Notify::new(),

@@ -9,7 +9,8 @@ use shardcast::redis::{Emitter, EmitterError};
 use tokio::runtime::Handle;
 
 use crate::support::redis::{
-    RawSubscriber, RedisCluster, RedisServer, collect_sink, fast_settings, next_within, wait_for,
+    RawSubscriber, RedisCluster, RedisServer, collect_sink, fast_settings, host, next_within,
+    wait_for,
 };
 
 const ARRIVE: Duration = Duration::from_secs(3);
@@ -212,6 +213,8 @@ async fn emitter_messages_reach_every_bridge() {
         &Handle::current(),
     )
     .expect("b");
+    host(&a);
+    host(&b);
     wait_for("both ready", ARRIVE, || a.is_ready() && b.is_ready()).await;
     let emitter = Emitter::connect(&[redis.url()]).await.expect("connects");
     emitter

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use crate::support::attach;
+use crate::support::attach_in;
 use serde_json::json;
 use shardcast::redis::Emitter;
+use shardcast::redis::SubscribeMode;
 
-use crate::support::redis::{RawSubscriber, RedisServer, publish_raw, wait_for};
+use crate::support::redis::{RawSubscriber, RedisServer, in_both_modes, publish_raw, wait_for};
 use crate::support::{self, TestServer, WsClient};
 
 /// Nodes, and the Redis they share when there are several.
@@ -19,7 +20,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn start(nodes: usize) -> Fleet {
+    async fn start(nodes: usize, mode: SubscribeMode) -> Fleet {
         if nodes == 1 {
             return Fleet {
                 redis: None,
@@ -28,7 +29,10 @@ impl Fleet {
         }
         let redis = RedisServer::start();
         let nodes: Vec<TestServer> = (0..nodes)
-            .map(|_| TestServer::start(attach(forwarding(support::builder(2)), &[redis.url()])))
+            .map(|_| {
+                let builder = forwarding(support::builder(2));
+                TestServer::start(attach_in(builder, &[redis.url()], mode))
+            })
             .collect();
         wait_for("every node subscribed", Duration::from_secs(10), || {
             nodes.iter().all(|n| n.handle.is_ready())
@@ -160,17 +164,29 @@ macro_rules! every_mode {
     ($($scenario:ident),* $(,)?) => {
         $(
             mod $scenario {
+                use shardcast::redis::SubscribeMode;
+                const INTEREST: SubscribeMode = SubscribeMode::Interest;
+                const PATTERNS: SubscribeMode = SubscribeMode::Patterns;
+
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn single_node() {
-                    super::$scenario(super::Fleet::start(1).await).await;
+                    super::$scenario(super::Fleet::start(1, INTEREST).await).await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn two_nodes_over_redis() {
-                    super::$scenario(super::Fleet::start(2).await).await;
+                    super::$scenario(super::Fleet::start(2, INTEREST).await).await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn three_nodes_over_redis() {
-                    super::$scenario(super::Fleet::start(3).await).await;
+                    super::$scenario(super::Fleet::start(3, INTEREST).await).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn two_nodes_over_redis_patterns() {
+                    super::$scenario(super::Fleet::start(2, PATTERNS).await).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn three_nodes_over_redis_patterns() {
+                    super::$scenario(super::Fleet::start(3, PATTERNS).await).await;
                 }
             }
         )*
@@ -185,9 +201,8 @@ every_mode!(
     ignis_send
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emitter_reaches_every_target_type_on_every_node() {
-    let fleet = Fleet::start(3).await;
+async fn emitter_reaches_every_target_type_on_every_node(mode: SubscribeMode) {
+    let fleet = Fleet::start(3, mode).await;
     let url = fleet.redis.as_ref().unwrap().url();
     let mut clients = fleet.spread(|i| format!("e{i}"), 3).await;
     fleet.join_all(&mut clients, "public-em").await;
@@ -210,9 +225,8 @@ async fn emitter_reaches_every_target_type_on_every_node() {
     emitter.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_events_are_forwarded_to_ws_inbound() {
-    let fleet = Fleet::start(2).await;
+async fn custom_events_are_forwarded_to_ws_inbound(mode: SubscribeMode) {
+    let fleet = Fleet::start(2, mode).await;
     let url = fleet.redis.as_ref().unwrap().url();
     let mut inbound = RawSubscriber::psubscribe(&url, &["ws:inbound"]).await;
     let (mut client, id) = fleet.node(1).login("sender").await;
@@ -230,9 +244,8 @@ async fn custom_events_are_forwarded_to_ws_inbound() {
     assert_eq!(got["id"], "o-1");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_envelopes_are_ignored_and_delivery_continues() {
-    let fleet = Fleet::start(2).await;
+async fn malformed_envelopes_are_ignored_and_delivery_continues(mode: SubscribeMode) {
+    let fleet = Fleet::start(2, mode).await;
     let url = fleet.redis.as_ref().unwrap().url();
     let (mut client, _) = fleet.node(1).login("m").await;
     for junk in [
@@ -253,11 +266,14 @@ async fn malformed_envelopes_are_ignored_and_delivery_continues() {
     client.expect_silence().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_publish_on_one_node_reaches_the_others() {
+async fn http_publish_on_one_node_reaches_the_others(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let a = TestServer::start(attach(support::builder(1).api_key("k"), &[redis.url()]));
-    let b = TestServer::start(attach(support::builder(1), &[redis.url()]));
+    let a = TestServer::start(attach_in(
+        support::builder(1).api_key("k"),
+        &[redis.url()],
+        mode,
+    ));
+    let b = TestServer::start(attach_in(support::builder(1), &[redis.url()], mode));
     wait_for("ready", Duration::from_secs(10), || {
         a.handle.is_ready() && b.handle.is_ready()
     })
@@ -280,16 +296,15 @@ async fn http_publish_on_one_node_reaches_the_others() {
     on_b.expect_silence().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_carries_every_target_between_nodes() {
+async fn redis_cluster_carries_every_target_between_nodes(mode: SubscribeMode) {
     use crate::support::redis::RedisCluster;
     let cluster = RedisCluster::start(3);
     let urls = cluster.urls();
     // Each node is told about the cluster through different seed orders.
     let mut reversed = urls.clone();
     reversed.reverse();
-    let a = TestServer::start(attach(support::builder(1), &urls));
-    let b = TestServer::start(attach(support::builder(1), &reversed));
+    let a = TestServer::start(attach_in(support::builder(1), &urls, mode));
+    let b = TestServer::start(attach_in(support::builder(1), &reversed, mode));
     wait_for("ready", Duration::from_secs(10), || {
         a.handle.is_ready() && b.handle.is_ready()
     })
@@ -307,11 +322,10 @@ async fn redis_cluster_carries_every_target_between_nodes() {
     client.expect_silence().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restart_mid_run_local_keeps_working_and_cross_node_resumes() {
+async fn redis_restart_mid_run_local_keeps_working_and_cross_node_resumes(mode: SubscribeMode) {
     let mut redis = RedisServer::start();
-    let a = TestServer::start(attach(support::builder(1), &[redis.url()]));
-    let b = TestServer::start(attach(support::builder(1), &[redis.url()]));
+    let a = TestServer::start(attach_in(support::builder(1), &[redis.url()], mode));
+    let b = TestServer::start(attach_in(support::builder(1), &[redis.url()], mode));
     wait_for("ready", Duration::from_secs(10), || {
         a.handle.is_ready() && b.handle.is_ready()
     })
@@ -361,3 +375,12 @@ async fn redis_restart_mid_run_local_keeps_working_and_cross_node_resumes() {
         restarted.elapsed()
     );
 }
+
+in_both_modes!(
+    emitter_reaches_every_target_type_on_every_node,
+    custom_events_are_forwarded_to_ws_inbound,
+    malformed_envelopes_are_ignored_and_delivery_continues,
+    http_publish_on_one_node_reaches_the_others,
+    redis_cluster_carries_every_target_between_nodes,
+    redis_restart_mid_run_local_keeps_working_and_cross_node_resumes,
+);

@@ -10,23 +10,24 @@ use serde_json::json;
 use crate::history::{assert_started_again, history_builder, join_since, offsets};
 use crate::support::redis::{RedisServer, wait_for};
 use crate::support::served::Served;
-use crate::support::{TestServer, attach};
+use crate::support::{TestServer, attach, attach_in};
+use shardcast::redis::SubscribeMode;
 
 /// The in-process nodes' presence TTL: their keepers renew every 2 s and reap as often.
 /// Long enough that a starved test machine never lets their own entries lapse; the node
 /// that is killed uses 2 s.
 const PRESENCE_TTL: Duration = Duration::from_secs(6);
 
-fn node(redis: &RedisServer, size: usize) -> TestServer {
+fn node(redis: &RedisServer, size: usize, mode: SubscribeMode) -> TestServer {
     TestServer::start(
-        attach(history_builder(size), &[redis.url()]).configure(|c| {
+        attach_in(history_builder(size), &[redis.url()], mode).configure(|c| {
             c.presence_ttl = PRESENCE_TTL;
         }),
     )
 }
 
-async fn fleet(redis: &RedisServer, size: usize) -> Vec<TestServer> {
-    let nodes: Vec<TestServer> = (0..3).map(|_| node(redis, size)).collect();
+async fn fleet(redis: &RedisServer, size: usize, mode: SubscribeMode) -> Vec<TestServer> {
+    let nodes: Vec<TestServer> = (0..3).map(|_| node(redis, size, mode)).collect();
     wait_for("every node ready", Duration::from_secs(5), || {
         nodes.iter().all(|n| n.handle.is_ready())
     })
@@ -34,10 +35,9 @@ async fn fleet(redis: &RedisServer, size: usize) -> Vec<TestServer> {
     nodes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_publishers_on_several_nodes_give_one_order_everywhere() {
+async fn concurrent_publishers_on_several_nodes_give_one_order_everywhere(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let nodes = fleet(&redis, 1000).await;
+    let nodes = fleet(&redis, 1000, mode).await;
     let mut clients = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let (mut client, _) = node.login(&format!("user-{i}")).await;
@@ -94,10 +94,9 @@ async fn concurrent_publishers_on_several_nodes_give_one_order_everywhere() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_survives_node_restarts_and_is_refused_once_history_expired() {
+async fn recovery_survives_node_restarts_and_is_refused_once_history_expired(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let mut nodes = fleet(&redis, 100).await;
+    let mut nodes = fleet(&redis, 100, mode).await;
     let (mut alice, _) = nodes[0].login("alice").await;
     let (_, joined) = join_since(&mut alice, "public-h-restart", None).await;
     let epoch = joined["epoch"].as_str().unwrap().to_owned();
@@ -115,7 +114,7 @@ async fn recovery_survives_node_restarts_and_is_refused_once_history_expired() {
             .send_to_room("public-h-restart", "tick", &n, &[])
             .unwrap();
     }
-    nodes[0] = node(&redis, 100);
+    nodes[0] = node(&redis, 100, mode);
     wait_for("restarted node ready", Duration::from_secs(5), || {
         nodes[0].handle.is_ready()
     })
@@ -133,7 +132,7 @@ async fn recovery_survives_node_restarts_and_is_refused_once_history_expired() {
     for node in &mut nodes {
         node.stop();
     }
-    let fresh = node(&redis, 100);
+    let fresh = node(&redis, 100, mode);
     wait_for("fresh node ready", Duration::from_secs(5), || {
         fresh.handle.is_ready()
     })
@@ -154,10 +153,9 @@ async fn recovery_survives_node_restarts_and_is_refused_once_history_expired() {
     assert_started_again(&replayed, &joined, &epoch);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound() {
+async fn presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let nodes = fleet(&redis, 10).await;
+    let nodes = fleet(&redis, 10, mode).await;
     let (mut alice, alice_id) = nodes[0].login("alice").await;
     alice.join(&["public-p-fleet"]).await;
     nodes[0].wait_members("public-p-fleet", 1).await;
@@ -245,10 +243,9 @@ async fn presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound() {
     alice.expect_silence().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emitter_messages_reach_history_rooms_without_a_position() {
+async fn emitter_messages_reach_history_rooms_without_a_position(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let nodes = fleet(&redis, 10).await;
+    let nodes = fleet(&redis, 10, mode).await;
     let (mut alice, _) = nodes[0].login("alice").await;
     join_since(&mut alice, "public-h-mixed", None).await;
     // What an Ignis emitter (or node) publishes knows nothing of history.
@@ -289,3 +286,10 @@ fn history_with_a_redis_cluster_is_refused_at_start() {
     );
     assert!(error.to_string().contains("single Redis"), "{error}");
 }
+
+crate::support::redis::in_both_modes!(
+    concurrent_publishers_on_several_nodes_give_one_order_everywhere,
+    recovery_survives_node_restarts_and_is_refused_once_history_expired,
+    presence_spans_the_fleet_and_a_killed_node_leaves_within_the_bound,
+    emitter_messages_reach_history_rooms_without_a_position,
+);

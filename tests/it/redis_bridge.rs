@@ -2,6 +2,7 @@
 //! own-id and malformed filtering, ordering, the bounded publish queue, shutdown and
 //! configuration errors. Faults live in `redis_faults.rs`.
 
+use shardcast::redis::SubscribeMode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,14 +14,13 @@ use shardcast::redis::{RedisConfigError, RedisSettings};
 use tokio::runtime::Handle;
 
 use crate::support::redis::{
-    ARRIVE, RawSubscriber, RedisServer, collect_sink, envelope, fast_settings, next_within,
-    publish_envelope, publish_raw, start_bridge, wait_for, wait_ready,
+    ARRIVE, RawSubscriber, RedisServer, collect_sink, envelope, fast_settings, fast_settings_in,
+    in_both_modes, next_within, publish_envelope, publish_raw, start_bridge, wait_for, wait_ready,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivers_every_envelope_type() {
+async fn delivers_every_envelope_type(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "me");
     wait_ready(&bridge).await;
     let sent = [
         envelope(
@@ -67,10 +67,9 @@ async fn delivers_every_envelope_type() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skips_envelopes_with_own_server_id() {
+async fn skips_envelopes_with_own_server_id(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "me");
     wait_ready(&bridge).await;
     publish_envelope(
         &redis.url(),
@@ -93,10 +92,9 @@ async fn skips_envelopes_with_own_server_id() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_envelopes_are_counted_and_later_ones_still_arrive() {
+async fn malformed_envelopes_are_counted_and_later_ones_still_arrive(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "me");
     wait_ready(&bridge).await;
     let bad: [(&str, &[u8]); 8] = [
         ("ws:broadcast", b"not json"),
@@ -142,11 +140,10 @@ async fn malformed_envelopes_are_counted_and_later_ones_still_arrive() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bridge_to_bridge_keeps_per_channel_order() {
+async fn bridge_to_bridge_keeps_per_channel_order(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let (sender, _own) = start_bridge(fast_settings(vec![redis.url()]), "node-a");
-    let (receiver, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "node-b");
+    let (sender, _own) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "node-a");
+    let (receiver, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "node-b");
     wait_ready(&sender).await;
     wait_ready(&receiver).await;
     const N: usize = 2000;
@@ -173,11 +170,10 @@ async fn bridge_to_bridge_keeps_per_channel_order() {
     receiver.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_works_from_a_thread_outside_the_runtime() {
+async fn publish_works_from_a_thread_outside_the_runtime(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let (sender, _own) = start_bridge(fast_settings(vec![redis.url()]), "node-a");
-    let (receiver, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "node-b");
+    let (sender, _own) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "node-a");
+    let (receiver, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "node-b");
     wait_ready(&receiver).await;
     let handle = sender.clone();
     std::thread::spawn(move || {
@@ -357,3 +353,11 @@ async fn sink_panic_does_not_kill_the_bridge() {
     assert_eq!(got.as_deref(), Some("fine"));
     bridge.shutdown().await;
 }
+
+in_both_modes!(
+    delivers_every_envelope_type,
+    skips_envelopes_with_own_server_id,
+    malformed_envelopes_are_counted_and_later_ones_still_arrive,
+    bridge_to_bridge_keeps_per_channel_order,
+    publish_works_from_a_thread_outside_the_runtime,
+);

@@ -2,6 +2,7 @@
 //! start, killed and restarted, `CLIENT KILL TYPE pubsub`, a half-open socket, a paused
 //! server, and a Redis Cluster node dying.
 
+use shardcast::redis::SubscribeMode;
 use std::time::{Duration, Instant};
 
 use shardcast::internals::redis::LinkState;
@@ -10,13 +11,13 @@ use shardcast::redis::RedisSettings;
 
 use crate::support::redis::{
     ARRIVE, FreezableProxy, READY, RawSubscriber, RedisCluster, RedisServer, envelope,
-    fast_settings, next_within, publish_envelope, publish_raw, start_bridge, wait_for, wait_ready,
+    fast_settings_in, in_both_modes, next_within, publish_envelope, publish_raw, start_bridge,
+    wait_for, wait_ready,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_at_start_then_started() {
+async fn redis_down_at_start_then_started(mode: SubscribeMode) {
     let mut redis = RedisServer::reserved();
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "me");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!bridge.is_ready());
     assert_eq!(bridge.status().subscriber, LinkState::Down);
@@ -32,10 +33,9 @@ async fn redis_down_at_start_then_started() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restart_mid_run_resubscribes_everything() {
+async fn redis_restart_mid_run_resubscribes_everything(mode: SubscribeMode) {
     let mut redis = RedisServer::start();
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "me");
     wait_ready(&bridge).await;
     redis.kill();
     wait_for("subscriber notices the loss", READY, || !bridge.is_ready()).await;
@@ -75,10 +75,9 @@ async fn redis_restart_mid_run_resubscribes_everything() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_kill_type_pubsub_is_recovered() {
+async fn client_kill_type_pubsub_is_recovered(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "me");
     wait_ready(&bridge).await;
     assert!(redis.kill_pubsub_clients() >= 1);
     wait_for("reconnect counted", READY, || {
@@ -90,11 +89,10 @@ async fn client_kill_type_pubsub_is_recovered() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_open_subscriber_is_replaced_by_the_liveness_probe() {
+async fn half_open_subscriber_is_replaced_by_the_liveness_probe(mode: SubscribeMode) {
     let redis = RedisServer::start();
     let proxy = FreezableProxy::start(redis.port());
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![proxy.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![proxy.url()]), "me");
     wait_ready(&bridge).await;
     proxy.freeze_existing();
     // Published now, this one is swallowed by the frozen socket: a real silent loss.
@@ -129,10 +127,9 @@ async fn half_open_subscriber_is_replaced_by_the_liveness_probe() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paused_redis_is_detected_and_recovered() {
+async fn paused_redis_is_detected_and_recovered(mode: SubscribeMode) {
     let redis = RedisServer::start();
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "me");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "me");
     wait_ready(&bridge).await;
     redis.pause(1500);
     wait_for("probe timeout during pause", READY, || {
@@ -144,12 +141,14 @@ async fn paused_redis_is_detected_and_recovered() {
     bridge.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_publish_on_one_node_heard_via_another_and_failover() {
+async fn cluster_publish_on_one_node_heard_via_another_and_failover(mode: SubscribeMode) {
     let mut cluster = RedisCluster::start(3);
     let urls = cluster.urls();
     // Subscriber and publisher start on node 1; node 0 is where others publish.
-    let settings = fast_settings(vec![urls[1].clone(), urls[2].clone(), urls[0].clone()]);
+    let settings = fast_settings_in(
+        mode,
+        vec![urls[1].clone(), urls[2].clone(), urls[0].clone()],
+    );
     let (bridge, mut rx) = start_bridge(settings, "me");
     wait_ready(&bridge).await;
     publish_envelope(
@@ -248,3 +247,12 @@ async fn delivers_again(
     let got = next_within(rx, ARRIVE).await.map(|e| e.event());
     assert_eq!(got.as_deref(), Some(event));
 }
+
+in_both_modes!(
+    redis_down_at_start_then_started,
+    redis_restart_mid_run_resubscribes_everything,
+    client_kill_type_pubsub_is_recovered,
+    half_open_subscriber_is_replaced_by_the_liveness_probe,
+    paused_redis_is_detected_and_recovered,
+    cluster_publish_on_one_node_heard_via_another_and_failover,
+);

@@ -10,6 +10,7 @@
 //! first use, the npm registry), e.g.
 //! `SHARDCAST_REFPEER=/work/shared/refpeer/run.sh cargo test --test it refpeer`.
 
+use shardcast::redis::SubscribeMode;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -23,8 +24,8 @@ use shardcast::protocol::forward::inbound_payload;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::redis::{
-    ARRIVE, RawSubscriber, RedisServer, envelope, fast_settings, next_within, start_bridge,
-    wait_ready,
+    ARRIVE, RawSubscriber, RedisServer, envelope, fast_settings_in, in_both_modes, next_within,
+    start_bridge, wait_ready,
 };
 use crate::support::served::ready_port;
 
@@ -132,8 +133,7 @@ async fn next_foreign(raw: &mut RawSubscriber, own: &str) -> (String, Vec<u8>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn byte_compatible_with_ignis_both_ways() {
+async fn byte_compatible_with_ignis_both_ways(mode: SubscribeMode) {
     let Ok(run_sh) = std::env::var("SHARDCAST_REFPEER") else {
         println!("skipped: set SHARDCAST_REFPEER=/path/to/refpeer/run.sh to run");
         return;
@@ -141,7 +141,7 @@ async fn byte_compatible_with_ignis_both_ways() {
     let redis = RedisServer::start();
     let mut raw = RawSubscriber::psubscribe(&redis.url(), &["ws:*"]).await;
     let peer = RefPeer::start(&run_sh, &redis.url());
-    let (bridge, mut rx) = start_bridge(fast_settings(vec![redis.url()]), "shardcast-it");
+    let (bridge, mut rx) = start_bridge(fast_settings_in(mode, vec![redis.url()]), "shardcast-it");
     wait_ready(&bridge).await;
 
     // Ignis → shardcast: exact bytes, parsed and re-encoded.
@@ -265,3 +265,5 @@ async fn byte_compatible_with_ignis_both_ways() {
     );
     bridge.shutdown().await;
 }
+
+in_both_modes!(byte_compatible_with_ignis_both_ways);

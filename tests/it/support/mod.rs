@@ -55,6 +55,18 @@ pub fn attach(builder: EngineBuilder, urls: &[String]) -> EngineBuilder {
     builder.redis(shardcast::redis::RedisSettings::new(urls.iter().cloned()))
 }
 
+/// [`attach`] with the subscriber listening in `mode`.
+pub fn attach_in(
+    builder: EngineBuilder,
+    urls: &[String],
+    mode: shardcast::redis::SubscribeMode,
+) -> EngineBuilder {
+    builder.redis(shardcast::redis::RedisSettings {
+        subscribe: mode,
+        ..shardcast::redis::RedisSettings::new(urls.iter().cloned())
+    })
+}
+
 /// A running engine and its address.
 pub struct TestServer {
     pub engine: Option<Engine>,
@@ -94,6 +106,7 @@ impl TestServer {
     pub async fn login(&self, user: &str) -> (WsClient, String) {
         let mut client = self.connect().await;
         let id = client.authenticate(user).await;
+        self.wait_subscribed().await;
         (client, id)
     }
 
@@ -121,6 +134,14 @@ impl TestServer {
     /// Waits until `room` has exactly `n` local members (joins are asynchronous).
     pub async fn wait_members(&self, room: &str, n: usize) {
         wait_members(&self.handle, room, n).await;
+        self.wait_subscribed().await;
+    }
+
+    /// Waits (at most [`WAIT`]) until Redis carries every channel this node needs, so a
+    /// test that publishes from another node right after a login or join does not race
+    /// the join-to-subscription window (`redis_interest.rs` tests that window itself).
+    pub async fn wait_subscribed(&self) {
+        let _ = tokio::time::timeout(WAIT, self.handle.wait_subscribed()).await;
     }
 }
 

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use shardcast::internals::redis::{EnvelopeSink, RedisBridge};
 use shardcast::protocol::Target;
 use shardcast::protocol::envelope::Envelope;
-use shardcast::redis::RedisSettings;
+use shardcast::redis::{RedisSettings, SubscribeMode};
 use tokio::sync::mpsc;
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
@@ -416,7 +416,13 @@ pub async fn next_within(
 
 /// Settings with small backoff and probe timings so fault tests finish fast.
 pub fn fast_settings(urls: Vec<String>) -> RedisSettings {
+    fast_settings_in(SubscribeMode::Interest, urls)
+}
+
+/// [`fast_settings`] with the subscriber listening in `mode`.
+pub fn fast_settings_in(mode: SubscribeMode, urls: Vec<String>) -> RedisSettings {
     RedisSettings {
+        subscribe: mode,
         urls,
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
@@ -490,7 +496,33 @@ pub const READY: Duration = Duration::from_secs(5);
 /// How long a published message may take to arrive.
 pub const ARRIVE: Duration = Duration::from_secs(3);
 
-/// Start a bridge on the current runtime with a collecting sink.
+/// The channels a test bridge hosts: every room, user and client the bridge tests
+/// publish to. In interest mode a bridge hears only what its node hosts; holding these
+/// stands for the local members an engine's shards would hold them for.
+pub const HOSTED: [&str; 13] = [
+    "ws:room:lobby",
+    "ws:room:r",
+    "ws:room:seq",
+    "ws:room:q",
+    "ws:user:u",
+    "ws:user:u-1",
+    "ws:user:ü",
+    "ws:client:c",
+    "ws:client:5b0c1f3e-8a2d-4c6b-9e7f-0123456789ab",
+    "ws:client:00000000-0000-4000-8000-0000000000c2",
+    "ws:user:u-x",
+    "ws:client:00000000-0000-4000-8000-0000000000c1",
+    "ws:room:public-r",
+];
+
+/// Holds [`HOSTED`] on `bridge`'s interest.
+pub fn host(bridge: &RedisBridge) {
+    for channel in HOSTED {
+        bridge.interest().hold(channel);
+    }
+}
+
+/// Start a bridge on the current runtime with a collecting sink; it hosts [`HOSTED`].
 pub fn start_bridge(
     settings: RedisSettings,
     server_id: &str,
@@ -503,8 +535,32 @@ pub fn start_bridge(
         &tokio::runtime::Handle::current(),
     )
     .expect("bridge starts");
+    host(&bridge);
     (bridge, rx)
 }
+
+/// Each `async fn name(mode: SubscribeMode)` listed becomes two tests, `name::interest`
+/// and `name::patterns`: the fleet, fault and mixed-fleet suites hold in both modes.
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use shardcast::redis::SubscribeMode;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn interest() {
+                    super::$name(SubscribeMode::Interest).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn patterns() {
+                    super::$name(SubscribeMode::Patterns).await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use in_both_modes;
 
 /// Wait until the bridge is subscribed to everything; returns how long it took.
 pub async fn wait_ready(bridge: &RedisBridge) -> Duration {
