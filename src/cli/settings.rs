@@ -152,10 +152,8 @@ settings! {
     /// a single node without Redis.
     redis: Vec<String> = "", "URL", PLAIN;
     /// How a node hears other nodes through Redis: `interest` (SUBSCRIBE only the rooms,
-    /// clients and users it hosts), `patterns` (PSUBSCRIBE `ws:room:*` and co: every
-    /// node hears every message, as Ignis does) or `sharded` (Redis Cluster sharded
-    /// pub/sub, SSUBSCRIBE/SPUBLISH: only when every publisher is shardcast, since Ignis
-    /// nodes and emitters PUBLISH).
+    /// clients and users it hosts) or `patterns` (PSUBSCRIBE `ws:room:*` and co: every
+    /// node hears every message, as Ignis does). Publishing is the same in both.
     redis_subscribe: SubscribeMode = "interest", "MODE", PLAIN;
     /// Shared secret for HS256/384/512 JWTs.
     jwt_secret: Option<String> = "", "SECRET", SECRET;

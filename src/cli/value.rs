@@ -206,7 +206,7 @@ impl SettingType for shardcast::config::DashboardMode {
 
 /// How the Redis subscriber listens.
 impl SettingType for shardcast::redis::SubscribeMode {
-    const EXPECTED: &'static str = "interest, patterns or sharded";
+    const EXPECTED: &'static str = "interest or patterns";
 
     fn parse(text: &str) -> Result<Self, String> {
         text.parse().map_err(|_| String::new())

@@ -328,7 +328,7 @@ pub struct RedisStats {
     pub published: u64,
     /// Messages dropped: queue full, refused by Redis, or abandoned at shutdown.
     pub publish_dropped: u64,
-    /// How the subscriber listens: `interest`, `patterns` or `sharded`.
+    /// How the subscriber listens: `interest` or `patterns`.
     pub subscribe_mode: &'static str,
     /// Channels the subscriber holds (`ws:broadcast` and its probe channel included).
     pub channels: u64,

@@ -10,13 +10,26 @@
 //!
 //! * the *subscriber* task owns the pub/sub connection. It SUBSCRIBEs `ws:broadcast` and its
 //!   own probe channel `shardcast:probe:{serverId}` (outside `ws:*`, so Ignis nodes never see
-//!   it) and PSUBSCRIBEs `ws:room:*`, `ws:client:*`, `ws:user:*`. It parses every message
+//!   it), and then, by [`SubscribeMode`]:
+//!   - *interest* (the default): `ws:room:{room}`, `ws:client:{id}` and `ws:user:{id}` of
+//!     the rooms, clients and users this process hosts, following the process's
+//!     [`Interest`] (kept by the shards' indexes; `crate::redis::subscriptions` has the
+//!     batching rules): one SUBSCRIBE or UNSUBSCRIBE in flight at a time, carrying every
+//!     change that came meanwhile (at most 1,024 channels), SUBSCRIBEs first. A node hears
+//!     only what it hosts, so Redis traffic per node grows with what the node serves, not
+//!     with the fleet.
+//!   - *patterns*: PSUBSCRIBE `ws:room:*`, `ws:client:*`, `ws:user:*`, as Ignis does:
+//!     every node hears every message of the fleet.
+//!
+//!   Publishing is the same in both modes (one channel per room, client and user, as
+//!   Ignis publishes), so Ignis nodes and emitters mix with shardcast nodes in either.
+//!   It parses every message
 //!   with [`Envelope::parse`](crate::protocol::envelope::Envelope::parse) and calls
 //!   `EnvelopeSink::deliver` itself, one message after the other, so the order Redis
 //!   delivers in (per channel, and in fact per connection) is the order the sink sees.
 //!   Envelopes carrying our own `serverId` are counted (`ignored_own`) and skipped; malformed
 //!   ones are counted (`malformed`) and logged at most once per 10 s with the number of
-//!   suppressed ones.
+//!   suppressed ones; messages on a channel nobody here wants are counted (`unwanted`).
 //! * the *publisher* task owns the command connection. It drains the publish queue in
 //!   batches (pipelined PUBLISHes, order kept) and sends the subscriber's liveness probes
 //!   ahead of queued messages.
@@ -34,7 +47,8 @@
 //! jittered, capped exponential backoff ([`RedisSettings::backoff_min`] →
 //! [`RedisSettings::backoff_max`]); the first attempt after losing an established connection
 //! is immediate. Every reconnect of the subscriber re-issues every SUBSCRIBE and PSUBSCRIBE
-//! before it reports ready again. Redis being down at start is not an error: the bridge keeps
+//! (in interest mode: every channel wanted at that moment, in batches) before it reports
+//! ready again. Redis being down at start is not an error: the bridge keeps
 //! retrying and [`RedisBridge::is_ready`] stays false until everything is subscribed. Each
 //! state change (up → down, down → up, first failure) is logged once, never per retry or per
 //! message.
@@ -46,6 +60,18 @@
 //! the connection and reconnects (counted in `probe_timeouts` and `reconnects`). The
 //! publisher uses `probe_timeout` as its command timeout too, so a wedged publisher is
 //! replaced the same way.
+//!
+//! **The join-to-subscription window (interest mode).** Neither a connection nor a join
+//! waits for Redis: the shard records the change and the subscriber sends it at once (its
+//! subscription work goes ahead of queued messages). Until Redis has the SUBSCRIBE, what
+//! other nodes publish to that room, client or user does not reach this node. The window
+//! is one SUBSCRIBE round trip plus the command in flight ahead of it: about 0.5 ms on
+//! loopback (`shardcast_redis_subscribe_window_seconds`; `tests/it/redis_interest.rs`
+//! measures it from Redis' side). A client's own channels are subscribed when its socket
+//! is admitted, so authentication usually covers them. History and presence reads of a
+//! joining member wait for the room's subscription first ([`RedisBridge::settled`]), so
+//! recovery never loses a message to the window; `Handle::wait_subscribed` lets any
+//! caller wait likewise. In patterns mode there is no window.
 //!
 //! **Overflow.** [`RedisBridge::publish`] never blocks and never allocates beyond the queue
 //! bounds: the queue holds at most [`RedisSettings::publish_queue`] messages *and* at most
@@ -147,11 +173,6 @@ pub enum SubscribeMode {
     /// PSUBSCRIBE `ws:room:*`, `ws:client:*` and `ws:user:*`, as Ignis does: every node
     /// hears (and parses, and drops) every message of the fleet.
     Patterns,
-    /// Redis Cluster sharded pub/sub (Redis 7): SSUBSCRIBE each channel as in `Interest`
-    /// on the node that owns its slot, and SPUBLISH. Only for fleets where every
-    /// publisher is shardcast: an Ignis node or emitter PUBLISHes, which sharded
-    /// subscribers never hear, and never hears SPUBLISH.
-    Sharded,
 }
 
 impl SubscribeMode {
@@ -160,7 +181,6 @@ impl SubscribeMode {
         match self {
             SubscribeMode::Interest => "interest",
             SubscribeMode::Patterns => "patterns",
-            SubscribeMode::Sharded => "sharded",
         }
     }
 }
@@ -173,7 +193,7 @@ impl std::fmt::Display for SubscribeMode {
 
 /// A `--redis-subscribe` value that is none of the modes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown Redis subscribe mode `{0}`: use interest, patterns or sharded")]
+#[error("unknown Redis subscribe mode `{0}`: use interest or patterns")]
 pub struct UnknownSubscribeMode(pub String);
 
 impl std::str::FromStr for SubscribeMode {
@@ -183,7 +203,6 @@ impl std::str::FromStr for SubscribeMode {
         match text.trim().to_ascii_lowercase().as_str() {
             "interest" => Ok(SubscribeMode::Interest),
             "patterns" => Ok(SubscribeMode::Patterns),
-            "sharded" => Ok(SubscribeMode::Sharded),
             _ => Err(UnknownSubscribeMode(text.to_owned())),
         }
     }

@@ -1,4 +1,4 @@
-//! The subscriber's per-channel subscriptions (interest and sharded modes): which
+//! The subscriber's per-channel subscriptions (interest mode): which
 //! channels the connection holds, and the next SUBSCRIBE or UNSUBSCRIBE that brings it to
 //! the process's [`Interest`].
 //!
@@ -29,9 +29,9 @@ pub(crate) const MAX_BATCH: usize = 1024;
 /// What a command does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OpKind {
-    /// SUBSCRIBE (SSUBSCRIBE when sharded).
+    /// SUBSCRIBE.
     Subscribe,
-    /// UNSUBSCRIBE (SUNSUBSCRIBE when sharded).
+    /// UNSUBSCRIBE.
     Unsubscribe,
 }
 

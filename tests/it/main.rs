@@ -26,6 +26,7 @@ mod readme;
 mod redis_bridge;
 mod redis_engine;
 mod redis_faults;
+mod redis_interest;
 mod refpeer_interop;
 mod serve_binary;
 mod signals;
