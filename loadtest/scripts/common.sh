@@ -1,5 +1,5 @@
 # Sourced by the run scripts of loadtest/ (compare.sh, soak.sh, tls.sh, mount.sh,
-# history.sh, deflate_memory.sh): what every one of them does the same way.
+# history.sh, deflate_memory.sh, fleet.sh): what every one of them does the same way.
 #
 #   run_folder SUFFIX   STAMP, and OUT = runs/<stamp>-<host>[-SUFFIX] (unless OUT is set)
 #                       with raw/ and logs/

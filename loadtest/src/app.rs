@@ -4,8 +4,9 @@
 //! ([`crate::ci`]).
 
 use crate::ci::{self, thresholds::Check};
-use crate::cli::{Cli, Command, CommonArgs};
+use crate::cli::{Cli, Command, CommonArgs, NodeArgs};
 use crate::error::{Error, Result};
+use crate::nodes::Nodes;
 use crate::proc::{self, ServerProbe};
 use crate::progress::Progress;
 use crate::report::{Report, Versions};
@@ -99,7 +100,7 @@ fn run_scenario(cmd: Command) -> Result<Finished> {
     }
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let ctx = prepare(&common, sockets_needed(&cmd))?;
+    let ctx = prepare(&common, sockets_needed(&cmd), nodes_of(&cmd))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -189,8 +190,41 @@ fn build_report(
     }
 }
 
+/// The node options and the room count of a scenario that spreads its clients over
+/// several nodes (`fanout`).
+fn nodes_of(cmd: &Command) -> Option<(&NodeArgs, u64)> {
+    match cmd {
+        Command::Fanout(a) => Some((&a.nodes, a.rooms)),
+        _ => None,
+    }
+}
+
+/// The nodes the clients connect to: the `--node`s when given, else `--url` alone. Each
+/// goes through the loopback check.
+fn resolve_nodes(c: &CommonArgs, node_args: Option<(&NodeArgs, u64)>) -> Result<Nodes> {
+    let url_target = Target::from_url(&c.url, c.allow_non_loopback)?;
+    let Some((f, rooms)) = node_args.filter(|(f, _)| !f.urls.is_empty()) else {
+        return Ok(Nodes::single(url_target));
+    };
+    let targets = f
+        .urls
+        .iter()
+        .map(|url| Target::from_url(url, c.allow_non_loopback))
+        .collect::<Result<Vec<_>>>()?;
+    Nodes::new(targets, f.placement, rooms)
+}
+
+/// `--source-ips` addresses, checked against every node.
+fn source_addrs(count: u32, nodes: &Nodes) -> Result<SourceAddrs> {
+    let mut sources = SourceAddrs::default();
+    for t in nodes.targets() {
+        sources = SourceAddrs::loopback(count, t.addr)?;
+    }
+    Ok(sources)
+}
+
 /// Validates the shared options and builds the scenario context.
-fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
+fn prepare(c: &CommonArgs, sockets: u64, node_args: Option<(&NodeArgs, u64)>) -> Result<Ctx> {
     if c.threads == 0 || c.threads > 256 {
         return Err(Error::Config("--threads must be 1..=256".into()));
     }
@@ -199,9 +233,9 @@ fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
             "--connect-rate and --max-inflight must be positive".into(),
         ));
     }
-    let target = Target::from_url(&c.url, c.allow_non_loopback)?;
-    let sources = SourceAddrs::loopback(c.source_ips, target.addr)?;
-    let tls = tls_client(c, &target)?;
+    let nodes = resolve_nodes(c, node_args)?;
+    let sources = source_addrs(c.source_ips, &nodes)?;
+    let tls = tls_client(c, nodes.first())?;
     let token = match (&c.jwt_secret, &c.token) {
         (Some(s), _) => TokenSource::Jwt {
             secret: s.as_bytes().to_vec(),
@@ -223,7 +257,7 @@ fn prepare(c: &CommonArgs, sockets: u64) -> Result<Ctx> {
         None => None,
     };
     let session = SessionConfig {
-        target,
+        nodes,
         sources,
         token,
         connect_timeout: Duration::from_millis(c.connect_timeout_ms),

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive) only. Validation and defaults that depend on
 //! other options happen in [`crate::app`].
 
+pub use crate::nodes::Placement;
 pub use crate::payload::PayloadKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Serialize, Serializer};
@@ -229,10 +230,39 @@ pub struct FanoutArgs {
     /// when all arrived, or none arrived for 3 s).
     #[arg(long, default_value_t = 10_000)]
     pub drain_ms: u64,
+    /// The server nodes the clients are spread over.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub nodes: NodeArgs,
     /// Plot, histogram export and pass/fail thresholds.
     #[command(flatten)]
     #[serde(flatten)]
     pub ci: CiArgs,
+}
+
+/// A fan-out over several server nodes sharing one Redis (`fanout`): where the clients
+/// connect, and what is read from each node over the measured window.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct NodeArgs {
+    /// Server nodes the clients connect to instead of --url (repeat, or comma-separate);
+    /// --url stays required and still names the run and the default --api-url.
+    #[arg(long = "node", value_name = "URL", value_delimiter = ',')]
+    #[serde(rename = "nodes")]
+    pub urls: Vec<String>,
+    /// How clients are spread over the nodes: `disjoint` (room r's members all on node
+    /// r % N) or `mixed` (member k of room r on node (r + k) % N).
+    #[arg(long, value_enum, default_value = "disjoint")]
+    pub placement: Placement,
+    /// Server process of each node (repeat, or comma-separate; in --node order, or the
+    /// one of --url): its CPU time over the measured window, per node.
+    #[arg(long = "node-pid", value_name = "PID", value_delimiter = ',')]
+    #[serde(rename = "node_pids")]
+    pub pids: Vec<u32>,
+    /// Prometheus metric read from each node's /metrics at publish start and drain end
+    /// (repeat; the sum of its samples, absent when the node does not export it).
+    #[arg(long = "node-metric", value_name = "NAME")]
+    #[serde(rename = "node_metrics")]
+    pub metrics: Vec<String>,
 }
 
 /// Exports of the delivery latency and thresholds that set the exit code (`fanout`,

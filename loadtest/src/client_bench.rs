@@ -10,6 +10,7 @@
 
 use crate::cli::{BenchSource, ClientBenchArgs};
 use crate::error::{Error, Result};
+use crate::nodes::Nodes;
 use crate::payload::{BENCH_EVENT, PayloadShape};
 use crate::progress::Progress;
 use crate::runtime::ThreadRegistry;
@@ -221,7 +222,7 @@ fn loopback(a: &ClientBenchArgs) -> Result<BenchResult> {
 fn bench_ctx(url: &str) -> Result<Ctx> {
     let target = Target::from_url(url, false)?;
     let session = SessionConfig {
-        target,
+        nodes: Nodes::single(target),
         sources: SourceAddrs::default(),
         token: TokenSource::Raw("bench".into()),
         connect_timeout: Duration::from_secs(10),

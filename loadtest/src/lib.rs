@@ -18,6 +18,8 @@
 //! - [`scenario`]: the six scenarios; [`report`]: the human summary and the JSON file;
 //!   [`traffic`]: its `wire` section (bytes on the wire per delivery, permessage-deflate
 //!   agreed or not; `--compression` makes the clients offer it and inflate what comes).
+//! - [`nodes`] and [`scrape`]: `fanout` over several server nodes (which client connects
+//!   where) and each node's CPU and Prometheus counters over the measured window.
 //! - [`timeline`] and [`ci`]: latency by send time; the plot, the HdrHistogram exports
 //!   and the pass/fail thresholds that set the exit code.
 
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod client_bench;
 pub mod error;
 pub mod meter;
+pub mod nodes;
 pub mod payload;
 pub mod proc;
 pub mod progress;
@@ -34,6 +37,7 @@ pub mod publisher;
 pub mod report;
 pub mod runtime;
 pub mod scenario;
+pub mod scrape;
 pub mod session;
 pub mod stats;
 pub mod target;

@@ -30,7 +30,8 @@ pub struct Meter {
     cores: CoreTimes,
     all_cpus: Vec<usize>,
     all_cores: CoreTimes,
-    server: Option<(u32, f64)>,
+    /// Server processes (`--server-pid`, `fanout --node-pid`) and their CPU at the start.
+    servers: Vec<(u32, f64)>,
 }
 
 /// CPU use of one thread over the window.
@@ -64,7 +65,8 @@ pub struct ClientUsage {
     /// Fraction of those CPUs busy (any process) in the window.
     pub load_cpus_busy: f64,
     /// Cores used by every process except this one and the server (Redis included) in
-    /// the window; includes the server when `--server-pid` is not given.
+    /// the window; includes the server when `--server-pid` is not given (`fanout`: nor
+    /// `--node-pid`).
     pub other_cores: f64,
     /// Whether the load generator was saturated (results then measure the client).
     pub saturated: bool,
@@ -73,8 +75,12 @@ pub struct ClientUsage {
 }
 
 impl Meter {
-    /// Starts a window now; `server` is subtracted from the host's busy time.
-    pub fn start(registry: &ThreadRegistry, server: Option<u32>) -> Meter {
+    /// Starts a window now; the `servers`' CPU is subtracted from the host's busy time
+    /// (each process once, however often it is named).
+    pub fn start(registry: &ThreadRegistry, servers: impl IntoIterator<Item = u32>) -> Meter {
+        let mut pids: Vec<u32> = servers.into_iter().collect();
+        pids.sort_unstable();
+        pids.dedup();
         let cpus = proc::allowed_cpus();
         let all_cpus = proc::online_cpus();
         let threads = registry
@@ -90,7 +96,10 @@ impl Meter {
             cpus,
             all_cores: proc::core_times(&all_cpus),
             all_cpus,
-            server: server.and_then(|pid| Some((pid, proc::sample(pid).ok()?.cpu_s))),
+            servers: pids
+                .into_iter()
+                .filter_map(|pid| Some((pid, proc::sample(pid).ok()?.cpu_s)))
+                .collect(),
         }
     }
 
@@ -128,10 +137,11 @@ impl Meter {
         };
         let all = proc::core_times(&self.all_cpus);
         let host_busy_s = all.busy.saturating_sub(self.all_cores.busy) as f64 / proc::clk_tck();
-        let server_s = self
-            .server
-            .and_then(|(pid, before)| Some(proc::sample(pid).ok()?.cpu_s - before))
-            .unwrap_or(0.0);
+        let server_s: f64 = self
+            .servers
+            .iter()
+            .filter_map(|&(pid, before)| Some(proc::sample(pid).ok()?.cpu_s - before))
+            .sum();
         let other_cores = ((host_busy_s - process_cpu_s - server_s) / window_s).max(0.0);
         let mut usage = ClientUsage {
             window_s,

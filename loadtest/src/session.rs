@@ -4,8 +4,9 @@
 //! Messages that arrive in the same read as `connected` are counted as `early` and
 //! dropped (nothing a scenario measures is sent before its clients are ready).
 
+use crate::nodes::Nodes;
 use crate::stats::Failures;
-use crate::target::{SourceAddrs, Target};
+use crate::target::SourceAddrs;
 use crate::token::TokenSource;
 use crate::ws::{ConnOptions, ReadStatus, TlsClient, WsConn, WsError};
 use serde::Deserialize;
@@ -15,8 +16,8 @@ use thiserror::Error;
 /// How to reach and authenticate against the server.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// WebSocket endpoint.
-    pub target: Target,
+    /// The WebSocket endpoints (one unless `fanout --node`) and which client goes where.
+    pub nodes: Nodes,
     /// Source addresses, round-robin by client index.
     pub sources: SourceAddrs,
     /// Token per client.
@@ -85,10 +86,10 @@ impl SessionError {
     }
 }
 
-/// Connects, upgrades and authenticates client `i`.
+/// Connects client `i` to its node, upgrades and authenticates.
 pub async fn establish(cfg: &SessionConfig, i: u64) -> Result<Established, SessionError> {
     let t0 = Instant::now();
-    let t = &cfg.target;
+    let t = cfg.nodes.target_for(i);
     let tls = cfg.tls.as_ref();
     let connect = WsConn::connect(
         t.addr,

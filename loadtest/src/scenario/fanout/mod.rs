@@ -11,9 +11,17 @@
 //! deliveries per reader = messages the publisher got acknowledged for its room.
 //! `--stalled N` clients (the last N indices) join but never read; the readers' latency is
 //! then the "others'" latency of the slow-reader isolation test.
+//!
+//! With `--node URL` (several), the clients are spread over those server nodes by
+//! `--placement` ([`crate::nodes`]); the results then count clients and deliveries per
+//! node, and read each node's CPU (`--node-pid`) and metrics (`--node-metric`) at the
+//! measured window's edges ([`nodes`]).
 
+mod nodes;
 mod results;
 
+pub use nodes::{MetricEdges, NodeResult};
+use nodes::{NodeProbes, node_results};
 pub use results::{FanoutResults, FanoutServer};
 use results::{ci_facts, collect, summarize, warnings};
 
@@ -340,6 +348,7 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
         shape: PayloadShape::new(args.payload, BENCH_EVENT, args.frame_bytes),
     };
     let endpoint = Endpoint::from_args(&args.publisher, &args.common, "fanout")?;
+    let node_probes = NodeProbes::new(&args.nodes, &ctx.session.nodes)?;
     let publisher = start_publisher(ctx, endpoint, plan).await?;
     let probe = ctx.server.as_ref();
     let s_idle = ServerProbe::sample(probe);
@@ -352,16 +361,29 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
         return Err(fleet.abandon().await);
     }
     let warmed_all = warmup_phase(ctx, args.warmup_timeout_s).await;
+    let n_start = node_probes.sample().await;
     let s_start = ServerProbe::sample(probe);
-    let meter = Meter::start(&ctx.registry, ctx.server.map(|s| s.pid));
+    let servers = ctx.server.map(|s| s.pid).into_iter();
+    let meter = Meter::start(
+        &ctx.registry,
+        servers.chain(args.nodes.pids.iter().copied()),
+    );
     let (published, window) = publish_phase(ctx, &fleet, publisher, args).await?;
     let s_end = ServerProbe::sample(probe);
+    let n_end = node_probes.sample().await;
     let mut client = meter.finish(&ctx.registry);
     let published = take(published, &mut client);
     let m = fleet.stop(ctx, &mut client).await?;
     let go_us = window.go_us;
     let wire = window.wire;
-    let results = collect(args, &m, published, window, [s_idle, s_start, s_end]);
+    let mut results = collect(args, &m, published, window, [s_idle, s_start, s_end]);
+    results.nodes = node_results(
+        &ctx.session.nodes,
+        args.clients,
+        &m,
+        &node_probes,
+        [&n_start, &n_end],
+    );
     let summary = summarize(&results, args);
     Ok(Outcome {
         wire: Some(wire),

@@ -1,6 +1,7 @@
 //! Turning what the fan-out readers and the publisher saw into results, warnings and
 //! summary lines.
 
+use super::nodes::{self, NodeResult};
 use super::{Fanout, FanoutClient, Window};
 use crate::ci::CiFacts;
 use crate::cli::FanoutArgs;
@@ -75,6 +76,9 @@ pub struct FanoutResults {
     pub stalled_endings: Endings,
     /// Server figures (with --server-pid).
     pub server: Option<FanoutServer>,
+    /// Per node: clients placed and held, deliveries, and (with --node-pid,
+    /// --node-metric) CPU and metrics over the measured window. One entry without --node.
+    pub nodes: Vec<NodeResult>,
 }
 
 /// The results of a run: the clients' and the publisher's tallies, the workers' merged
@@ -130,7 +134,8 @@ pub(super) fn ci_facts(m: &Merged<Fanout>, r: &FanoutResults, go_us: u64) -> CiF
     }
 }
 
-/// Warnings: readers never warmed (joins refused?), publisher errors.
+/// Warnings: readers never warmed (joins refused?), publisher errors, nodes whose
+/// metrics could not be read.
 pub(super) fn warnings(r: &FanoutResults, warmed_all: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     if !warmed_all {
@@ -142,6 +147,7 @@ pub(super) fn warnings(r: &FanoutResults, warmed_all: bool) -> Vec<String> {
             r.publisher.errors, r.publisher.first_error
         ));
     }
+    warnings.extend(nodes::warnings(&r.nodes));
     warnings
 }
 
@@ -194,6 +200,7 @@ fn tally<'a>(
         reader_endings: count_endings(reader_ends.iter()),
         stalled_endings: count_endings(stalled_ends.iter()),
         server: None,
+        nodes: Vec::new(),
     }
 }
 
@@ -317,6 +324,7 @@ pub(super) fn summarize(r: &FanoutResults, a: &FanoutArgs) -> Summary {
             )
             .line("RSS per connection", fmt_bytes(v.rss_per_conn_bytes));
     }
+    nodes::summarize(&mut s, &r.nodes);
     s
 }
 
