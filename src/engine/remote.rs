@@ -89,6 +89,28 @@ impl EngineRemote {
         self.bridge.run_script(script, keys, args).is_ok()
     }
 
+    /// Runs a read script of `room` on the query connection once the room's subscription
+    /// is in effect: for a joining member, every message after the read reaches this node
+    /// (a room with no local member reads at once).
+    fn read_settled(
+        &self,
+        room: &str,
+        script: &'static LuaScript,
+        keys: [String; 2],
+        args: Vec<Bytes>,
+    ) -> impl std::future::Future<Output = Result<redis::Value, RemoteError>> + Send + 'static {
+        let settled = self.bridge.settled(&Target::room(room).channel());
+        let bridge = self.bridge.clone();
+        let room = room.to_owned();
+        async move {
+            if !settled.await {
+                return Err(unsettled(&room));
+            }
+            let value = bridge.query_script(script, keys, args).await;
+            value.map_err(RemoteError::Unavailable)
+        }
+    }
+
     /// A presence client's `ws:join` / `ws:leave` envelope (exclude: the client itself).
     fn presence_envelope(&self, room: &str, id: &str, announce: &Frame) -> Bytes {
         let target = Target::room(room);
@@ -205,18 +227,9 @@ impl Remote for EngineRemote {
             arg(since_epoch),
             arg(query.limit.min(history.size).to_string()),
         ];
-        let settled = self.bridge.settled(&Target::room(room).channel());
-        let bridge = self.bridge.clone();
+        let read = self.read_settled(room, &scripts::READ, scripts::history_keys(room), args);
         let room = room.to_owned();
-        Box::pin(async move {
-            // A joining member's room: every message after the read must reach this node.
-            if !settled.await {
-                return Err(unsettled(&room));
-            }
-            let keys = scripts::history_keys(&room);
-            let value = bridge.query_script(&scripts::READ, keys, args).await;
-            snapshot_of(&room, value.map_err(RemoteError::Unavailable)?)
-        })
+        Box::pin(async move { snapshot_of(&room, read.await?) })
     }
 
     fn presence_join(&self, room: &str, entry: &PresenceEntry, announce: &Frame) -> bool {
@@ -277,20 +290,9 @@ impl Remote for EngineRemote {
             arg(self.server_id.as_str()),
             Bytes::from(room_json),
         ];
-        let settled = self.bridge.settled(&Target::room(room).channel());
-        let bridge = self.bridge.clone();
-        let room = room.to_owned();
-        Box::pin(async move {
-            // A joining member's room: every join and leave after the read must reach us.
-            if !settled.await {
-                return Err(unsettled(&room));
-            }
-            let keys = scripts::presence_keys(&room);
-            let read = bridge
-                .query_script(&scripts::PRESENCE_READ, keys, args)
-                .await;
-            presence_of(read.map_err(RemoteError::Unavailable)?)
-        })
+        let keys = scripts::presence_keys(room);
+        let read = self.read_settled(room, &scripts::PRESENCE_READ, keys, args);
+        Box::pin(async move { presence_of(read.await?) })
     }
 
     fn publish_inbound(&self, payload: Vec<u8>, slot: Option<ForwardSlot>) -> bool {

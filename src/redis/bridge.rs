@@ -350,10 +350,7 @@ impl RedisBridge {
     /// Completes once `channel` is confirmed subscribed or not wanted (in patterns mode:
     /// once the patterns are), or after `probe_timeout` (then `false`): a history or presence read awaits
     /// this first, so that every later message of the room reaches this node.
-    pub fn settled(
-        &self,
-        channel: &str,
-    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+    pub fn settled(&self, channel: &str) -> impl std::future::Future<Output = bool> + Send + use<> {
         let inner = self.inner.clone();
         let channel = channel.to_owned();
         async move {
