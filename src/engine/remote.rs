@@ -15,7 +15,7 @@ use crate::redis::scripts::{self, LuaScript};
 use crate::routing::remote::{PresenceRead, RemoteAnswer, RemoteError};
 
 use crate::metrics::RedisStats;
-use crate::protocol::channel::INBOUND;
+use crate::protocol::channel::{self, INBOUND};
 use crate::protocol::envelope::Envelope;
 use crate::protocol::forward::ForwardSlot;
 use crate::protocol::{Frame, Target};
@@ -99,7 +99,7 @@ impl EngineRemote {
         keys: [String; 2],
         args: Vec<Bytes>,
     ) -> impl std::future::Future<Output = Result<redis::Value, RemoteError>> + Send + 'static {
-        let settled = self.bridge.settled(&Target::room(room).channel());
+        let settled = self.bridge.settled(&channel::room(room));
         let bridge = self.bridge.clone();
         let room = room.to_owned();
         async move {
@@ -240,7 +240,7 @@ impl Remote for EngineRemote {
             Bytes::from(data),
             arg(ttl.to_string()),
             arg((ttl * 2).to_string()),
-            arg(Target::room(room).channel()),
+            arg(channel::room(room)),
             self.presence_envelope(room, &entry.id, announce),
         ];
         self.script(&scripts::PRESENCE_JOIN, scripts::presence_keys(room), args)
@@ -249,7 +249,7 @@ impl Remote for EngineRemote {
     fn presence_leave(&self, room: &str, id: &str, announce: &Frame) -> bool {
         let args = vec![
             arg(id),
-            arg(Target::room(room).channel()),
+            arg(channel::room(room)),
             self.presence_envelope(room, id, announce),
         ];
         self.script(&scripts::PRESENCE_LEAVE, scripts::presence_keys(room), args)
@@ -267,7 +267,7 @@ impl Remote for EngineRemote {
         let mut args = vec![
             arg(ttl.to_string()),
             arg((ttl * 2).to_string()),
-            arg(Target::room(room).channel()),
+            arg(channel::room(room)),
             Bytes::from(head),
         ];
         for (id, data) in members {
@@ -286,7 +286,7 @@ impl Remote for EngineRemote {
         write_json_string(&mut room_json, room);
         let args = vec![
             arg("0"),
-            arg(Target::room(room).channel()),
+            arg(channel::room(room)),
             arg(self.server_id.as_str()),
             Bytes::from(room_json),
         ];

@@ -107,12 +107,12 @@ impl Target {
     /// The Ignis Redis channel: `ws:client:{id}`, `ws:user:{id}`, `ws:room:{room}` or
     /// `ws:broadcast`.
     pub fn channel(&self) -> String {
-        use super::channel::{BROADCAST, CLIENT_PREFIX, ROOM_PREFIX, USER_PREFIX};
+        use super::channel;
         match self {
-            Target::Client(id) => format!("{CLIENT_PREFIX}{id}"),
-            Target::User(user) => format!("{USER_PREFIX}{user}"),
-            Target::Room(room) => format!("{ROOM_PREFIX}{room}"),
-            Target::Broadcast => BROADCAST.to_owned(),
+            Target::Client(id) => channel::client(id),
+            Target::User(user) => channel::user(user),
+            Target::Room(room) => channel::room(room),
+            Target::Broadcast => channel::BROADCAST.to_owned(),
         }
     }
 }

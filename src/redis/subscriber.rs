@@ -116,20 +116,17 @@ impl Subscriber {
         let (mut control, stream) = pubsub_connection(node, limit).await?.split();
         let channels = [BROADCAST_CHANNEL, self.shared.probe_channel.as_str()];
         within(limit, control.subscribe(&channels[..])).await?;
-        self.shared.set_held(channels.len(), 0);
         if self.mode == SubscribeMode::Patterns {
             within(limit, control.psubscribe(&PATTERNS[..])).await?;
-            self.shared.set_held(channels.len(), PATTERNS.len());
             self.subscriptions.interest().cover_all();
-            return Ok((control, stream));
+        } else {
+            for batch in self.subscriptions.reset() {
+                within(limit, control.subscribe(names(&batch))).await?;
+                self.subscriptions.restored(&batch);
+                self.shared.count_subscribed(batch.len());
+            }
         }
-        for batch in self.subscriptions.reset() {
-            within(limit, control.subscribe(names(&batch))).await?;
-            self.subscriptions.restored(&batch);
-            self.shared.count_subscribed(batch.len());
-        }
-        self.shared
-            .set_held(channels.len() + self.subscriptions.held(), 0);
+        self.report_held();
         Ok((control, stream))
     }
 
@@ -284,8 +281,7 @@ impl Subscriber {
             }
             OpKind::Unsubscribe => self.shared.count_unsubscribed(count),
         }
-        self.shared
-            .set_held(BASE_CHANNELS + self.subscriptions.held(), 0);
+        self.report_held();
     }
 
     /// One pub/sub message: skip probes and our own envelopes, count and log malformed ones,
@@ -296,7 +292,7 @@ impl Subscriber {
             return;
         }
         self.shared.received.fetch_add(1, Ordering::Relaxed);
-        if channel != BROADCAST_CHANNEL && !self.subscriptions.interest().wants(channel) {
+        if self.is_unwanted(channel) {
             self.shared.unwanted.fetch_add(1, Ordering::Relaxed);
         }
         let mut buf = msg.get_payload_bytes().to_vec();
@@ -325,6 +321,28 @@ impl Subscriber {
                     );
                 }
             }
+        }
+    }
+
+    /// Whether a message on `channel` is for nobody here. In interest mode the connection
+    /// holds what is wanted, so its own set answers (no lock on the message path; what
+    /// still arrives is a straggler after an UNSUBSCRIBE); in patterns mode, which hears
+    /// everything, the interest does.
+    fn is_unwanted(&self, channel: &str) -> bool {
+        channel != BROADCAST_CHANNEL
+            && match self.mode {
+                SubscribeMode::Interest => !self.subscriptions.holds(channel),
+                SubscribeMode::Patterns => !self.subscriptions.interest().wants(channel),
+            }
+    }
+
+    /// Publishes what the connection holds now, for the status and metrics.
+    fn report_held(&self) {
+        match self.mode {
+            SubscribeMode::Patterns => self.shared.set_held(BASE_CHANNELS, PATTERNS.len()),
+            SubscribeMode::Interest => self
+                .shared
+                .set_held(BASE_CHANNELS + self.subscriptions.held(), 0),
         }
     }
 

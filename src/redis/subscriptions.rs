@@ -75,6 +75,11 @@ impl Subscriptions {
         self.subscribed.len()
     }
 
+    /// Whether the connection holds `channel` (sent, answered or not).
+    pub(crate) fn holds(&self, channel: &str) -> bool {
+        self.subscribed.contains(channel)
+    }
+
     /// A new connection: it holds nothing. Returns every wanted channel, in batches, to
     /// subscribe before the connection counts as ready ([`Subscriptions::restored`] each).
     pub(crate) fn reset(&mut self) -> Vec<Vec<Box<str>>> {

@@ -16,7 +16,7 @@ use ahash::{AHashMap, AHashSet};
 
 use crate::id::ClientId;
 use crate::interest::Interest;
-use crate::protocol::channel::{CLIENT_PREFIX, ROOM_PREFIX, USER_PREFIX};
+use crate::protocol::channel;
 
 /// A connection's slot in its shard's connection table.
 pub type Slot = usize;
@@ -57,15 +57,16 @@ impl LocalIndex {
     /// Applies `change` to a client's own channels: `ws:client:{id}`, `ws:room:{id}`.
     fn client_channels(&self, id: &ClientId, change: fn(&Interest, &str)) {
         if let Some(interest) = &self.interest {
-            change(interest, &format!("{CLIENT_PREFIX}{id}"));
-            change(interest, &format!("{ROOM_PREFIX}{id}"));
+            let id = id.to_string();
+            change(interest, &channel::client(&id));
+            change(interest, &channel::room(&id));
         }
     }
 
-    /// Applies `change` to the channel `prefix` + `name`.
-    fn channel(&self, prefix: &str, name: &str, change: fn(&Interest, &str)) {
+    /// Applies `change` to the channel `name(key)` names.
+    fn channel(&self, name: fn(&str) -> String, key: &str, change: fn(&Interest, &str)) {
         if let Some(interest) = &self.interest {
-            change(interest, &format!("{prefix}{name}"));
+            change(interest, &name(key));
         }
     }
 
@@ -80,7 +81,7 @@ impl LocalIndex {
         if !sessions.contains(&slot) {
             sessions.push(slot);
             if sessions.len() == 1 {
-                self.channel(USER_PREFIX, user, Interest::hold);
+                self.channel(channel::user, user, Interest::hold);
             }
         }
     }
@@ -91,7 +92,7 @@ impl LocalIndex {
             sessions.retain(|&s| s != slot);
             if sessions.is_empty() {
                 self.users.remove(user);
-                self.channel(USER_PREFIX, user, Interest::release);
+                self.channel(channel::user, user, Interest::release);
             }
         }
     }
@@ -111,7 +112,7 @@ impl LocalIndex {
         }
         let name: Arc<str> = Arc::from(room);
         self.rooms.insert(name.clone(), AHashSet::from_iter([slot]));
-        self.channel(ROOM_PREFIX, room, Interest::hold);
+        self.channel(channel::room, room, Interest::hold);
         Some(name)
     }
 
@@ -124,7 +125,7 @@ impl LocalIndex {
         let removed = members.remove(&slot);
         if members.is_empty() {
             self.rooms.remove(room);
-            self.channel(ROOM_PREFIX, room, Interest::release);
+            self.channel(channel::room, room, Interest::release);
         }
         removed
     }
