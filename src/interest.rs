@@ -116,11 +116,6 @@ impl Interest {
         self.lock().holders.contains_key(channel)
     }
 
-    /// How many channels are wanted.
-    pub fn wanted_count(&self) -> usize {
-        self.lock().holders.len()
-    }
-
     /// Completes after a change (at once if one happened since the last call).
     pub async fn changed(&self) {
         self.changed.notified().await;
@@ -241,7 +236,7 @@ mod tests {
         interest.release("ws:room:a");
         let changes = interest.take_changes();
         assert_eq!((changes.len(), changes[0].wanted), (1, false));
-        assert_eq!(interest.wanted_count(), 0);
+        assert!(interest.wanted().is_empty());
     }
 
     #[test]

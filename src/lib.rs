@@ -236,7 +236,6 @@ pub mod internals {
 
     /// The Redis bridge, driven directly by `tests/it/redis_*.rs`.
     pub mod redis {
-        pub use crate::interest::{Change, Interest};
         pub use crate::redis::bridge::{EnvelopeSink, PublishError, RedisBridge};
         pub use crate::redis::link::{BridgeStatus, LinkState};
     }

@@ -65,9 +65,11 @@
 //! waits for Redis: the shard records the change and the subscriber sends it at once (its
 //! subscription work goes ahead of queued messages). Until Redis has the SUBSCRIBE, what
 //! other nodes publish to that room, client or user does not reach this node. The window
-//! is one SUBSCRIBE round trip plus the command in flight ahead of it: about 0.5 ms on
-//! loopback (`shardcast_redis_subscribe_window_seconds`; `tests/it/redis_interest.rs`
-//! measures it from Redis' side). A client's own channels are subscribed when its socket
+//! is one SUBSCRIBE round trip plus the command in flight ahead of it, plus however long
+//! the bridge's task waits for a core: under 1 ms on an idle loopback node
+//! (`tests/it/redis_interest.rs` measures it from Redis' side), up to ~100 ms at p99
+//! while a saturated core connects thousands of clients (PERF.md, "Fleet traffic";
+//! `shardcast_redis_subscribe_window_seconds`). A client's own channels are subscribed when its socket
 //! is admitted, so authentication usually covers them. History and presence reads of a
 //! joining member wait for the room's subscription first ([`RedisBridge::settled`]), so
 //! recovery never loses a message to the window; `Handle::wait_subscribed` lets any

@@ -207,6 +207,6 @@ mod tests {
         index.leave("a", 2);
         index.remove_user_session("alice", 2);
         index.remove_client(&id);
-        assert_eq!(interest.wanted_count(), 0);
+        assert!(interest.wanted().is_empty());
     }
 }
