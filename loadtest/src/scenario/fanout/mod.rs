@@ -15,7 +15,7 @@
 //! With `--node URL` (several), the clients are spread over those server nodes by
 //! `--placement` ([`crate::nodes`]); the results then count clients and deliveries per
 //! node, and read each node's CPU (`--node-pid`) and metrics (`--node-metric`) at the
-//! measured window's edges ([`nodes`]).
+//! measured window's edges (the private `nodes` module).
 
 mod nodes;
 mod results;
