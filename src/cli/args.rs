@@ -188,6 +188,10 @@ pub struct EmitArgs {
     /// Send to every client.
     #[arg(long)]
     pub broadcast: bool,
+    /// SPUBLISH on a Redis Cluster, for a fleet run with `--redis-subscribe sharded`
+    /// (nodes in the other modes, and Ignis nodes, do not hear it).
+    #[arg(long)]
+    pub sharded: bool,
 }
 
 /// `shardcast token` arguments.

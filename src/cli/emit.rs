@@ -24,7 +24,10 @@ pub fn emit(args: EmitArgs) -> Result<(), CommandError> {
 }
 
 async fn emit_once(args: &EmitArgs) -> Result<(), shardcast::redis::EmitterError> {
-    let emitter = Emitter::connect(&args.redis).await?;
+    let emitter = match args.sharded {
+        true => Emitter::connect_sharded(&args.redis).await?,
+        false => Emitter::connect(&args.redis).await?,
+    };
     let (data, event) = (args.data.as_deref(), args.event.as_str());
     let sent = if let Some(client) = &args.client {
         emitter.to_client(client, event, data).await

@@ -40,6 +40,12 @@ pub enum CommandError {
     /// `emit` failed (Redis unreachable, bad data…).
     #[error("emit failed: {0}")]
     Emit(String),
+    /// `--redis-subscribe sharded` on Redis that cannot carry it for this fleet.
+    #[error("--redis-subscribe sharded: {0}")]
+    Sharded(#[from] shardcast::redis::ShardedCheckError),
+    /// A runtime for a start-time check could not be built.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// What to do about an engine that did not start.

@@ -3,7 +3,7 @@
 //! clients get 1001). SIGHUP reloads the config file ([`super::reload`]).
 
 use shardcast::hooks::{DevAuthenticator, JwtAuthenticator};
-use shardcast::redis::RedisSettings;
+use shardcast::redis::{RedisSettings, ShardedCheckError, SubscribeMode, check_sharded};
 use shardcast::{Engine, EngineBuilder, Handle};
 
 use super::CommandError;
@@ -22,6 +22,9 @@ pub fn run(args: ServeArgs) -> Result<(), CommandError> {
     let logging = Logging::install(&config.log_filter, config.log_format);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
+    }
+    if config.redis_subscribe == SubscribeMode::Sharded && !config.redis.is_empty() {
+        check_sharded_fleet(&config.redis)?;
     }
     let rooms = LiveRooms::new(config.rooms.clone());
     let running = config.settings.clone();
@@ -44,6 +47,31 @@ pub fn run(args: ServeArgs) -> Result<(), CommandError> {
     engine.shutdown();
     tracing::info!("bye");
     Ok(())
+}
+
+/// Sharded pub/sub loses every message between sharded and classic nodes: refuse to start
+/// on a cluster that cannot carry it, or where classic listeners (Ignis nodes, shardcast in
+/// another mode) are seen. Redis being unreachable is not a reason to refuse (the bridge
+/// retries, and checks again when it first connects).
+fn check_sharded_fleet(urls: &[String]) -> Result<(), CommandError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CommandError::Runtime)?;
+    let limit = RedisSettings::default().probe_timeout;
+    match runtime.block_on(check_sharded(urls, limit)) {
+        Ok(()) => {
+            tracing::info!(
+                "redis: sharded pub/sub checked (cluster, Redis 7+, no classic listeners)"
+            );
+            Ok(())
+        }
+        Err(e @ ShardedCheckError::Unreachable { .. }) => {
+            tracing::warn!("redis: {e}; starting anyway, the bridge checks when it connects");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The engine the configuration describes.

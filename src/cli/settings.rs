@@ -152,8 +152,10 @@ settings! {
     /// a single node without Redis.
     redis: Vec<String> = "", "URL", PLAIN;
     /// How a node hears other nodes through Redis: `interest` (SUBSCRIBE only the rooms,
-    /// clients and users it hosts) or `patterns` (PSUBSCRIBE `ws:room:*` and co: every
-    /// node hears every message, as Ignis does). Publishing is the same in both.
+    /// clients and users it hosts), `patterns` (PSUBSCRIBE `ws:room:*` and co: every node
+    /// hears every message, as Ignis does) or `sharded` (Redis Cluster 7+: SSUBSCRIBE and
+    /// SPUBLISH by slot; only when every node and emitter is shardcast in this mode, as
+    /// Ignis never hears sharded messages; checked at start).
     redis_subscribe: SubscribeMode = "interest", "MODE", PLAIN;
     /// Shared secret for HS256/384/512 JWTs.
     jwt_secret: Option<String> = "", "SECRET", SECRET;

@@ -57,11 +57,12 @@ pub enum EngineError {
          TLS in the application that mounts the engine"
     )]
     TlsWithoutListener,
-    /// History or presence rooms with several Redis URLs (a Redis Cluster): their keys
-    /// and scripts need one Redis. Use a single Redis URL (a primary, with replicas and
-    /// Sentinel behind it if needed), or leave history_rooms and presence_rooms unset.
+    /// History or presence rooms with several Redis URLs (a Redis Cluster) or in sharded
+    /// pub/sub mode: their keys and scripts need one Redis. Use a single Redis URL (a
+    /// primary, with replicas and Sentinel behind it if needed) in interest or patterns
+    /// mode, or leave history_rooms and presence_rooms unset.
     #[error(
-        "history_rooms and presence_rooms need a single Redis, not a cluster: give one Redis URL or unset them"
+        "history_rooms and presence_rooms need a single Redis, not a cluster or sharded pub/sub: give one Redis URL (interest or patterns mode) or unset them"
     )]
     HistoryOnCluster,
 }

@@ -12,6 +12,7 @@ use super::{Doorway, Engine, EngineError};
 use crate::admission::Admission;
 use crate::http::{ApiKey, Dashboard, HttpService, Keys};
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::redis::SubscribeMode;
 use crate::rooms::glob::RoomPolicy;
 use crate::routing::broker::Broker;
 use crate::routing::inbox::{ShardInbox, inbox};
@@ -92,7 +93,10 @@ type Created = (Arc<Router>, Vec<ShardInbox>, Vec<Arc<ShardMetrics>>);
 fn create_router(shard_count: usize, builder: &EngineBuilder) -> Result<Created, EngineError> {
     let config = &builder.config;
     let (history, presence) = (config.history_policy()?, config.presence_policy()?);
-    let cluster = builder.redis.as_ref().is_some_and(|r| r.urls.len() > 1);
+    let cluster = builder
+        .redis
+        .as_ref()
+        .is_some_and(|r| r.urls.len() > 1 || r.subscribe == SubscribeMode::Sharded);
     if cluster && (history.is_some() || presence.is_some()) {
         return Err(EngineError::HistoryOnCluster);
     }

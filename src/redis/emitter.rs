@@ -6,6 +6,9 @@
 //! * One command connection, to the first reachable URL (several URLs = the nodes of a
 //!   Redis Cluster; PUBLISH has no key, so any node takes it and the cluster bus propagates
 //!   it to every node). [`Emitter::connect`] fails when no node answers PING.
+//!   [`Emitter::connect_sharded`] instead opens a cluster connection and SPUBLISHes, for a
+//!   fleet in [`SubscribeMode::Sharded`](super::SubscribeMode::Sharded): only nodes in that
+//!   mode hear it.
 //! * Every send publishes one envelope with `serverId` [`EMITTER_SERVER_ID`] on its Ignis
 //!   channel and returns once Redis acknowledged it. Calls may run concurrently (`&self`);
 //!   calls awaited one after the other arrive in that order.
@@ -20,11 +23,13 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
 use tokio::sync::Mutex;
 
 use super::nodes::{
     LinkError, Nodes, command_connection, is_connection_problem, parse_url, within,
 };
+use super::sharded;
 use crate::protocol::Target;
 use crate::protocol::envelope::{EMITTER_SERVER_ID, Envelope, EnvelopeError, compact_json};
 
@@ -48,9 +53,20 @@ pub struct Emitter {
 
 struct Link {
     nodes: Nodes,
-    conn: MultiplexedConnection,
+    /// Every URL (a sharded emitter connects to the cluster through all of them).
+    urls: Vec<String>,
+    conn: Conn,
     /// Bumped on every reconnect, so concurrent failures reconnect once.
     generation: u64,
+}
+
+/// The emitter's connection.
+#[derive(Clone)]
+enum Conn {
+    /// One node: PUBLISH.
+    Classic(MultiplexedConnection),
+    /// The cluster, by slot: SPUBLISH.
+    Sharded(ClusterConnection),
 }
 
 /// What went wrong while emitting. `Display` says what to check.
@@ -93,6 +109,17 @@ pub enum EmitterError {
 impl Emitter {
     /// Connect to the first of `urls` that answers PING; a clear error when none does.
     pub async fn connect(urls: &[String]) -> Result<Emitter, EmitterError> {
+        Self::open(urls, false).await
+    }
+
+    /// Connect to the Redis Cluster of `urls` for sharded pub/sub: every send is an
+    /// SPUBLISH, heard only by nodes in
+    /// [`SubscribeMode::Sharded`](super::SubscribeMode::Sharded) (never by Ignis nodes).
+    pub async fn connect_sharded(urls: &[String]) -> Result<Emitter, EmitterError> {
+        Self::open(urls, true).await
+    }
+
+    async fn open(urls: &[String], sharded: bool) -> Result<Emitter, EmitterError> {
         let list = urls
             .iter()
             .map(|url| {
@@ -100,10 +127,14 @@ impl Emitter {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut nodes = Nodes::new(list).ok_or(EmitterError::NoUrls)?;
-        let conn = connect_any(&mut nodes).await?;
+        let conn = match sharded {
+            true => connect_cluster(&nodes, urls).await?,
+            false => Conn::Classic(connect_any(&mut nodes).await?),
+        };
         Ok(Emitter {
             link: Mutex::new(Link {
                 nodes,
+                urls: urls.to_vec(),
                 conn,
                 generation: 0,
             }),
@@ -158,7 +189,9 @@ impl Emitter {
 
     /// Send QUIT and close the connection.
     pub async fn shutdown(self) {
-        let mut conn = self.link.into_inner().conn;
+        let Conn::Classic(mut conn) = self.link.into_inner().conn else {
+            return;
+        };
         let _ = within(
             EMITTER_TIMEOUT,
             redis::cmd("QUIT").query_async::<()>(&mut conn),
@@ -210,11 +243,16 @@ impl Emitter {
     }
 
     /// Replace the connection unless another call already did since `seen`.
-    async fn reconnect(&self, seen: u64) -> Result<MultiplexedConnection, EmitterError> {
+    async fn reconnect(&self, seen: u64) -> Result<Conn, EmitterError> {
         let mut link = self.link.lock().await;
         if link.generation == seen {
-            link.nodes.rotate();
-            link.conn = connect_any(&mut link.nodes).await?;
+            link.conn = match &link.conn {
+                Conn::Sharded(_) => connect_cluster(&link.nodes, &link.urls).await?,
+                Conn::Classic(_) => {
+                    link.nodes.rotate();
+                    Conn::Classic(connect_any(&mut link.nodes).await?)
+                }
+            };
             link.generation += 1;
         }
         Ok(link.conn.clone())
@@ -227,6 +265,26 @@ impl Emitter {
             reason: error.to_string(),
         }
     }
+}
+
+/// A cluster connection through `urls`; PING proves it answers.
+async fn connect_cluster(nodes: &Nodes, urls: &[String]) -> Result<Conn, EmitterError> {
+    let connected = async {
+        let mut conn = sharded::command_connection_to(urls, EMITTER_TIMEOUT).await?;
+        within(
+            EMITTER_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await?;
+        Ok::<_, LinkError>(conn)
+    };
+    connected
+        .await
+        .map(Conn::Sharded)
+        .map_err(|e| EmitterError::Unreachable {
+            nodes: nodes.describe(),
+            reason: e.to_string(),
+        })
 }
 
 /// Try every node once, starting with the current one; PING proves it answers.
@@ -261,15 +319,21 @@ async fn ping(
     Ok(conn)
 }
 
-async fn publish_once(
-    conn: &mut MultiplexedConnection,
-    channel: &str,
-    payload: &[u8],
-) -> Result<(), LinkError> {
-    let cmd = redis::cmd("PUBLISH").arg(channel).arg(payload).to_owned();
-    within(EMITTER_TIMEOUT, cmd.query_async::<i64>(conn))
-        .await
-        .map(|_receivers| ())
+async fn publish_once(conn: &mut Conn, channel: &str, payload: &[u8]) -> Result<(), LinkError> {
+    let publish = |name: &str| redis::cmd(name).arg(channel).arg(payload).to_owned();
+    let sent = match conn {
+        Conn::Classic(conn) => {
+            within(EMITTER_TIMEOUT, publish("PUBLISH").query_async::<i64>(conn)).await
+        }
+        Conn::Sharded(conn) => {
+            within(
+                EMITTER_TIMEOUT,
+                publish("SPUBLISH").query_async::<i64>(conn),
+            )
+            .await
+        }
+    };
+    sent.map(|_receivers| ())
 }
 
 fn non_empty<'a>(value: &'a str, what: &'static str) -> Result<&'a str, EmitterError> {

@@ -20,9 +20,13 @@
 //!     with the fleet.
 //!   - *patterns*: PSUBSCRIBE `ws:room:*`, `ws:client:*`, `ws:user:*`, as Ignis does:
 //!     every node hears every message of the fleet.
+//!   - *sharded* (Redis Cluster 7+): the channels of interest mode, broadcast and probe
+//!     included, SSUBSCRIBEd on the masters that own their slots through one cluster
+//!     connection (`crate::redis::sharded` has the rules); see **Redis Cluster** below.
 //!
-//!   Publishing is the same in both modes (one channel per room, client and user, as
-//!   Ignis publishes), so Ignis nodes and emitters mix with shardcast nodes in either.
+//!   Publishing is the same in interest and patterns mode (one channel per room, client
+//!   and user, as Ignis publishes), so Ignis nodes and emitters mix with shardcast nodes
+//!   in either.
 //!   It parses every message
 //!   with [`Envelope::parse`](crate::protocol::envelope::Envelope::parse) and calls
 //!   `EnvelopeSink::deliver` itself, one message after the other, so the order Redis
@@ -31,8 +35,9 @@
 //!   ones are counted (`malformed`) and logged at most once per 10 s with the number of
 //!   suppressed ones; messages on a channel nobody here wants are counted (`unwanted`).
 //! * the *publisher* task owns the command connection. It drains the publish queue in
-//!   batches (pipelined PUBLISHes, order kept) and sends the subscriber's liveness probes
-//!   ahead of queued messages.
+//!   batches (pipelined PUBLISHes, order kept; in sharded mode one pipeline of SPUBLISHes
+//!   per slot, order kept per channel) and sends the subscriber's liveness probes ahead of
+//!   queued messages.
 //!
 //! * the *reader* (not a task) owns a third, command connection, made on first use: history
 //!   and presence reads (`crate::redis::scripts`), answered at once rather than queued
@@ -103,6 +108,27 @@
 //! Each fails over to the next URL in the list when its node fails; list every node you want
 //! used (nodes added later are not discovered). Ignis' ioredis `Cluster` client does the
 //! same thing for pub/sub, so both interoperate on one cluster.
+//!
+//! *Sharded mode* ([`SubscribeMode::Sharded`]) uses the cluster the other way: each
+//! channel lives on the master that owns its slot, so a message crosses one shard instead
+//! of the whole cluster bus. The subscriber holds one RESP3 cluster connection (one
+//! connection per master; a command per slot, as SSUBSCRIBE takes one slot's channels),
+//! and the publisher SPUBLISHes every envelope, `ws:inbound` and its probes. Differences:
+//! - Nobody classic hears a sharded publish, nor the other way round: Ignis nodes and
+//!   emitters, and shardcast nodes in the other modes, are out of such a fleet.
+//!   [`check_sharded`] finds classic listeners (and a non-cluster or pre-7 Redis);
+//!   `shardcast serve` refuses to start on it and the subscriber logs it as an error on
+//!   its first connection. Classic *publishers* cannot be seen from Redis.
+//! - Order holds per channel, not across channels (they travel through different
+//!   masters): a room message and a user message published in that order may arrive the
+//!   other way round.
+//! - When a slot moves, Redis itself SUNSUBSCRIBEs its channels; the subscriber takes
+//!   that notice as a change and subscribes them again (redis-rs follows the MOVED to the
+//!   new owner). A closed connection to any master is a lost connection: a new cluster
+//!   connection is made and everything resubscribed before the bridge is ready again.
+//! - The liveness probe travels through the master that owns the probe channel: a
+//!   silently dead connection to another master goes unnoticed until TCP gives up.
+//! - History and presence are refused (`EngineError::HistoryOnCluster`), as on any cluster.
 
 mod backoff;
 pub(crate) mod bridge;
@@ -112,6 +138,7 @@ mod nodes;
 mod publisher;
 mod reader;
 pub(crate) mod scripts;
+mod sharded;
 mod subscriber;
 mod subscriptions;
 
@@ -121,6 +148,7 @@ pub use crate::interest::Interest;
 pub(crate) use bridge::RedisBridge;
 pub use emitter::{Emitter, EmitterError};
 pub(crate) use link::LinkState;
+pub use sharded::{ShardedCheckError, check_sharded};
 
 /// Channel prefix of the liveness probe; the full channel is `shardcast:probe:{serverId}`.
 pub(crate) const PROBE_CHANNEL_PREFIX: &str = "shardcast:probe:";
@@ -175,6 +203,15 @@ pub enum SubscribeMode {
     /// PSUBSCRIBE `ws:room:*`, `ws:client:*` and `ws:user:*`, as Ignis does: every node
     /// hears (and parses, and drops) every message of the fleet.
     Patterns,
+    /// Redis Cluster sharded pub/sub (Redis 7): SSUBSCRIBE the same channels as interest
+    /// mode, each on the master that owns its slot, and SPUBLISH everything (probe and
+    /// broadcast included). Pub/sub traffic then stays on one shard of the cluster instead
+    /// of crossing the cluster bus to every node. **Only for fleets where every node and
+    /// emitter is shardcast in this mode**: Ignis nodes and emitters (and shardcast in the
+    /// other modes) use classic PUBLISH/SUBSCRIBE, which never meets sharded channels.
+    /// [`check_sharded`] finds classic listeners; history and presence are refused (as on
+    /// any cluster).
+    Sharded,
 }
 
 impl SubscribeMode {
@@ -183,7 +220,14 @@ impl SubscribeMode {
         match self {
             SubscribeMode::Interest => "interest",
             SubscribeMode::Patterns => "patterns",
+            SubscribeMode::Sharded => "sharded",
         }
+    }
+
+    /// Whether the subscriber follows the interest channel by channel (interest and
+    /// sharded), rather than hearing everything through patterns.
+    pub(crate) fn per_channel(self) -> bool {
+        self != SubscribeMode::Patterns
     }
 }
 
@@ -195,7 +239,7 @@ impl std::fmt::Display for SubscribeMode {
 
 /// A `--redis-subscribe` value that is none of the modes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown Redis subscribe mode `{0}`: use interest or patterns")]
+#[error("unknown Redis subscribe mode `{0}`: use interest, patterns or sharded")]
 pub struct UnknownSubscribeMode(pub String);
 
 impl std::str::FromStr for SubscribeMode {
@@ -205,6 +249,7 @@ impl std::str::FromStr for SubscribeMode {
         match text.trim().to_ascii_lowercase().as_str() {
             "interest" => Ok(SubscribeMode::Interest),
             "patterns" => Ok(SubscribeMode::Patterns),
+            "sharded" => Ok(SubscribeMode::Sharded),
             _ => Err(UnknownSubscribeMode(text.to_owned())),
         }
     }

@@ -1,19 +1,23 @@
 //! The publisher task: owns the one command connection and drains the publish queue into
-//! pipelined PUBLISHes, probes first. Contract (bounds, resend, shutdown flush): see
+//! pipelined PUBLISHes, probes first (in sharded mode: a cluster connection, and one
+//! pipeline of SPUBLISHes per slot). Contract (bounds, resend, shutdown flush): see
 //! [`crate::redis`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use super::backoff::{Backoff, LogLimiter};
 use super::bridge::{LOG_EVERY, OutCommand, Outgoing, Shared, StopSignal};
 use super::nodes::{LinkError, Node, Nodes, command_connection, is_connection_problem, within};
-use super::{LinkState, RedisSettings};
+use super::sharded::{self, by_slot};
+use super::{LinkState, RedisSettings, SubscribeMode};
 
 /// Most messages per pipeline.
 const BATCH_MESSAGES: usize = 512;
@@ -38,6 +42,17 @@ pub(crate) struct Publisher {
     /// The last sequence number given to a sequenced script (numbers only grow, in queue
     /// order: the order the scripts run in).
     next_seq: u64,
+    /// Sharded mode: SPUBLISH through a cluster connection to `urls`.
+    sharded: bool,
+    urls: Vec<String>,
+}
+
+/// The publisher's connection.
+enum Conn {
+    /// One node: PUBLISH (a cluster's bus carries it to every node).
+    Classic(MultiplexedConnection),
+    /// The whole cluster, by slot: SPUBLISH.
+    Sharded(ClusterConnection),
 }
 
 /// Loads every history and presence script on a new connection (`EVALSHA` needs them).
@@ -108,6 +123,8 @@ impl Publisher {
             announced_down: false,
             rejected_log: LogLimiter::new(LOG_EVERY),
             next_seq: 0,
+            sharded: settings.subscribe == SubscribeMode::Sharded,
+            urls: settings.urls.clone(),
         }
     }
 
@@ -120,11 +137,7 @@ impl Publisher {
             let attempt = tokio::select! {
                 biased;
                 () = stop.wait() => return self.finish(None, batch).await,
-                attempt = command_connection(&node, self.limit) => attempt,
-            };
-            let attempt = match attempt {
-                Ok(conn) => load_scripts(conn, self.limit).await,
-                Err(e) => Err(e),
+                attempt = self.connect(&node) => attempt,
             };
             let mut conn = match attempt {
                 Ok(conn) => conn,
@@ -154,6 +167,17 @@ impl Publisher {
                 }
             }
         }
+    }
+
+    /// A classic connection with the scripts loaded, or a cluster connection (sharded mode
+    /// has no history or presence, so no scripts).
+    async fn connect(&self, node: &Node) -> Result<Conn, LinkError> {
+        if self.sharded {
+            let conn = sharded::command_connection_to(&self.urls, self.limit).await?;
+            return Ok(Conn::Sharded(conn));
+        }
+        let conn = command_connection(node, self.limit).await?;
+        Ok(Conn::Classic(load_scripts(conn, self.limit).await?))
     }
 
     /// Wait for a probe request or a queued message, then top the batch up without waiting.
@@ -198,34 +222,76 @@ impl Publisher {
         message
     }
 
-    /// One pipeline of PUBLISHes (probe first).
-    async fn send(&self, conn: &mut MultiplexedConnection, batch: &Batch) -> Result<(), Failure> {
-        let mut pipe = redis::pipe();
-        if batch.probe {
-            pipe.cmd("PUBLISH")
-                .arg(&self.shared.probe_channel)
-                .arg(PROBE_PAYLOAD)
-                .ignore();
-        }
-        for message in &batch.items {
-            match &message.command {
-                OutCommand::Publish { channel, payload } => {
-                    pipe.cmd("PUBLISH").arg(channel).arg(&payload[..]).ignore();
+    /// One pipeline of PUBLISHes (probe first); in sharded mode one pipeline of
+    /// SPUBLISHes per slot, all at once (a channel's messages keep their order: a channel
+    /// is one slot).
+    async fn send(&self, conn: &mut Conn, batch: &Batch) -> Result<(), Failure> {
+        let result = match conn {
+            Conn::Classic(conn) => {
+                let mut pipe = redis::pipe();
+                if batch.probe {
+                    pipe.add_command(self.probe_cmd("PUBLISH").1).ignore();
                 }
-                OutCommand::Script { script, keys, args } => {
-                    let mut cmd = script.eval_cmd(keys, args);
-                    if script.sequenced {
-                        cmd.arg(&self.shared.server_id)
-                            .arg(message.seq.unwrap_or(0));
-                    }
-                    pipe.add_command(cmd).ignore();
+                for message in &batch.items {
+                    pipe.add_command(self.command("PUBLISH", message).1)
+                        .ignore();
                 }
+                within(self.limit, pipe.query_async::<()>(conn)).await
             }
-        }
-        match within(self.limit, pipe.query_async::<()>(conn)).await {
+            Conn::Sharded(conn) => {
+                let probe = batch.probe.then(|| self.probe_cmd("SPUBLISH"));
+                let commands = probe
+                    .into_iter()
+                    .chain(batch.items.iter().map(|m| self.command("SPUBLISH", m)));
+                let pipelines = by_slot(commands, |(key, _)| key).into_iter().map(|group| {
+                    let mut pipe = redis::pipe();
+                    for (_, cmd) in group {
+                        pipe.add_command(cmd).ignore();
+                    }
+                    let mut conn = conn.clone();
+                    async move { pipe.query_async::<()>(&mut conn).await }
+                });
+                within(self.limit, async {
+                    join_all(pipelines)
+                        .await
+                        .into_iter()
+                        .collect::<Result<(), _>>()
+                })
+                .await
+            }
+        };
+        match result {
             Ok(()) => Ok(()),
             Err(LinkError::Redis(e)) if !is_connection_problem(&e) => Err(Failure::Rejected(e)),
             Err(e) => Err(Failure::Connection(e)),
+        }
+    }
+
+    /// The liveness probe, `publish` (PUBLISH or SPUBLISH) to our probe channel, with the
+    /// channel (its slot's key).
+    fn probe_cmd(&self, publish: &str) -> (&[u8], redis::Cmd) {
+        let channel = &self.shared.probe_channel;
+        let mut cmd = redis::cmd(publish);
+        cmd.arg(channel).arg(PROBE_PAYLOAD);
+        (channel.as_bytes(), cmd)
+    }
+
+    /// The command of one queued message, with its channel or first key (its slot's key).
+    fn command<'m>(&self, publish: &str, message: &'m Outgoing) -> (&'m [u8], redis::Cmd) {
+        match &message.command {
+            OutCommand::Publish { channel, payload } => {
+                let mut cmd = redis::cmd(publish);
+                cmd.arg(channel).arg(&payload[..]);
+                (channel.as_bytes(), cmd)
+            }
+            OutCommand::Script { script, keys, args } => {
+                let mut cmd = script.eval_cmd(keys, args);
+                if script.sequenced {
+                    cmd.arg(&self.shared.server_id)
+                        .arg(message.seq.unwrap_or(0));
+                }
+                (keys[0].as_bytes(), cmd)
+            }
         }
     }
 
@@ -295,7 +361,7 @@ impl Publisher {
 
     /// Stop accepting, flush for at most [`FLUSH_GRACE`] when connected, QUIT, and count
     /// whatever could not be sent as dropped.
-    async fn finish(mut self, conn: Option<MultiplexedConnection>, mut batch: Batch) {
+    async fn finish(mut self, conn: Option<Conn>, mut batch: Batch) {
         self.queue.close();
         batch.probe = false;
         if let Some(mut conn) = conn {
@@ -310,12 +376,10 @@ impl Publisher {
                     _ => break,
                 }
             }
-            let quit = redis::cmd("QUIT");
-            let _ = within(
-                Duration::from_millis(500),
-                quit.query_async::<()>(&mut conn),
-            )
-            .await;
+            if let Conn::Classic(conn) = &mut conn {
+                let quit = redis::cmd("QUIT");
+                let _ = within(Duration::from_millis(500), quit.query_async::<()>(conn)).await;
+            }
         }
         let (mut count, mut bytes) = (batch.items.len(), batch.bytes);
         while let Ok(message) = self.queue.try_recv() {

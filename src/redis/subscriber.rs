@@ -1,7 +1,7 @@
-//! The subscriber task: owns the one pub/sub connection, keeps it subscribed (to the
-//! patterns, or to the channels of the process's interest: [`super::subscriptions`]),
-//! probes it, and hands envelopes to the sink in arrival order. Contract: see
-//! [`crate::redis`].
+//! The subscriber task: owns the one pub/sub connection (in sharded mode: one cluster
+//! connection, [`super::sharded`]), keeps it subscribed (to the patterns, or to the
+//! channels of the process's interest: [`super::subscriptions`]), probes it, and hands
+//! envelopes to the sink in arrival order. Contract: see [`crate::redis`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -10,9 +10,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
-use redis::Msg;
+use futures_util::future::{BoxFuture, join_all};
 use redis::aio::{PubSubSink, PubSubStream};
+use redis::cluster_async::ClusterConnection;
+use redis::{Msg, PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep, sleep};
 
@@ -20,6 +21,7 @@ use super::backoff::{Backoff, LogLimiter};
 use super::bridge::EnvelopeSink;
 use super::bridge::{LOG_EVERY, Shared, StopSignal};
 use super::nodes::{LinkError, Node, Nodes, pubsub_connection, within};
+use super::sharded::{self, by_slot, check_sharded};
 use super::subscriptions::{Op, OpKind, Subscriptions};
 use super::{LinkState, RedisSettings, SubscribeMode};
 use crate::protocol::channel::{BROADCAST as BROADCAST_CHANNEL, PATTERNS};
@@ -40,8 +42,12 @@ pub(crate) struct Subscriber {
     malformed_log: LogLimiter,
     /// A "Redis is down" line was logged and no "restored" line since.
     announced_down: bool,
-    /// Patterns, or the channels of the interest.
+    /// Patterns, or the channels of the interest (classic or sharded).
     mode: SubscribeMode,
+    /// Every configured URL (sharded mode connects to the cluster through all of them).
+    urls: Vec<String>,
+    /// Sharded mode: whether [`check_sharded`] ran (once, on the first connection).
+    checked: bool,
     /// The channels held in interest mode (and the interest, in every mode: it tells
     /// which envelopes nobody here wanted).
     subscriptions: Subscriptions,
@@ -49,6 +55,79 @@ pub(crate) struct Subscriber {
 
 /// A SUBSCRIBE or UNSUBSCRIBE on its way, with its answer.
 type InFlight = BoxFuture<'static, (Op, Result<(), LinkError>)>;
+
+/// The command half of the subscriber's connection.
+#[derive(Clone)]
+enum Control {
+    /// A classic pub/sub connection to one node.
+    Classic(PubSubSink),
+    /// A cluster connection (sharded mode): one connection per master, by slot.
+    Sharded(ClusterConnection),
+}
+
+/// Where the connection's messages arrive.
+enum Pushes {
+    Classic(PubSubStream),
+    /// Every RESP3 push of every master's connection.
+    Sharded(mpsc::UnboundedReceiver<PushInfo>),
+}
+
+/// One thing that arrived on the connection.
+enum Arrival {
+    Classic(Msg),
+    Push(PushInfo),
+    Closed,
+}
+
+impl Control {
+    /// SUBSCRIBE/UNSUBSCRIBE `channels` (in sharded mode SSUBSCRIBE/SUNSUBSCRIBE, one
+    /// command per slot, all at once), bounded by `limit`.
+    async fn change(
+        &mut self,
+        kind: OpKind,
+        channels: Vec<&str>,
+        limit: Duration,
+    ) -> Result<(), LinkError> {
+        match self {
+            Control::Classic(sink) => match kind {
+                OpKind::Subscribe => within(limit, sink.subscribe(channels)).await,
+                OpKind::Unsubscribe => within(limit, sink.unsubscribe(channels)).await,
+            },
+            Control::Sharded(conn) => {
+                let commands = by_slot(channels, |c| c.as_bytes())
+                    .into_iter()
+                    .map(|group| {
+                        let mut conn = conn.clone();
+                        async move {
+                            match kind {
+                                OpKind::Subscribe => conn.ssubscribe(group).await,
+                                OpKind::Unsubscribe => conn.sunsubscribe(group).await,
+                            }
+                        }
+                    });
+                within(limit, async {
+                    join_all(commands)
+                        .await
+                        .into_iter()
+                        .collect::<Result<(), _>>()
+                })
+                .await
+            }
+        }
+    }
+}
+
+impl Pushes {
+    async fn next(&mut self) -> Arrival {
+        match self {
+            Pushes::Classic(stream) => stream
+                .next()
+                .await
+                .map_or(Arrival::Closed, Arrival::Classic),
+            Pushes::Sharded(rx) => rx.recv().await.map_or(Arrival::Closed, Arrival::Push),
+        }
+    }
+}
 
 /// Why listening on a connection ended.
 enum Ended {
@@ -67,6 +146,8 @@ impl Subscriber {
     ) -> Self {
         Subscriber {
             mode: settings.subscribe,
+            urls: settings.urls.clone(),
+            checked: false,
             subscriptions,
             nodes,
             shared,
@@ -109,25 +190,56 @@ impl Subscriber {
         tracing::debug!("redis: subscriber stopped");
     }
 
-    /// Open a pub/sub connection and subscribe to everything (in interest mode: to every
-    /// wanted channel, in batches), all within `probe_timeout` per step.
-    async fn connect(&mut self, node: &Node) -> Result<(PubSubSink, PubSubStream), LinkError> {
+    /// Open a pub/sub connection and subscribe to everything (in interest and sharded mode:
+    /// to every wanted channel, in batches), all within `probe_timeout` per step.
+    async fn connect(&mut self, node: &Node) -> Result<(Control, Pushes), LinkError> {
         let limit = self.probe_timeout;
-        let (mut control, stream) = pubsub_connection(node, limit).await?.split();
-        let channels = [BROADCAST_CHANNEL, self.shared.probe_channel.as_str()];
-        within(limit, control.subscribe(&channels[..])).await?;
-        if self.mode == SubscribeMode::Patterns {
-            within(limit, control.psubscribe(&PATTERNS[..])).await?;
-            self.subscriptions.interest().cover_all();
-        } else {
-            for batch in self.subscriptions.reset() {
-                within(limit, control.subscribe(names(&batch))).await?;
-                self.subscriptions.restored(&batch);
-                self.shared.count_subscribed(batch.len());
+        let (mut control, pushes) = match self.mode {
+            SubscribeMode::Sharded => {
+                self.check_once(limit).await;
+                let (conn, rx) = sharded::subscriber_connection(&self.urls, limit).await?;
+                (Control::Sharded(conn), Pushes::Sharded(rx))
+            }
+            _ => {
+                let (sink, stream) = pubsub_connection(node, limit).await?.split();
+                (Control::Classic(sink), Pushes::Classic(stream))
+            }
+        };
+        let base = vec![BROADCAST_CHANNEL, self.shared.probe_channel.as_str()];
+        control.change(OpKind::Subscribe, base, limit).await?;
+        match &mut control {
+            Control::Classic(sink) if self.mode == SubscribeMode::Patterns => {
+                within(limit, sink.psubscribe(&PATTERNS[..])).await?;
+                self.subscriptions.interest().cover_all();
+            }
+            _ => {
+                for batch in self.subscriptions.reset() {
+                    control
+                        .change(OpKind::Subscribe, names(&batch), limit)
+                        .await?;
+                    self.subscriptions.restored(&batch);
+                    self.shared.count_subscribed(batch.len());
+                }
             }
         }
         self.report_held();
-        Ok((control, stream))
+        Ok((control, pushes))
+    }
+
+    /// Sharded mode, first connection: say loudly when the cluster cannot carry the mode
+    /// (`shardcast serve` refuses to start on the same check; an embedded engine logs it).
+    async fn check_once(&mut self, limit: Duration) {
+        if std::mem::replace(&mut self.checked, true) {
+            return;
+        }
+        match check_sharded(&self.urls, limit).await {
+            Ok(()) => {}
+            Err(e @ sharded::ShardedCheckError::Unreachable { .. }) => {
+                tracing::debug!("redis: sharded check skipped: {e}");
+                self.checked = false;
+            }
+            Err(e) => tracing::error!("redis: sharded pub/sub will lose messages: {e}"),
+        }
     }
 
     fn on_up(&mut self, node: &Node) {
@@ -174,11 +286,11 @@ impl Subscriber {
     /// connection fails, the probe goes unanswered, or stop.
     async fn listen(
         &mut self,
-        (mut control, mut stream): (PubSubSink, PubSubStream),
+        (mut control, mut pushes): (Control, Pushes),
         stop: &mut StopSignal,
     ) -> Ended {
         let interest = self.subscriptions.interest().clone();
-        let per_channel = self.mode != SubscribeMode::Patterns;
+        let per_channel = self.mode.per_channel();
         let mut probe = Probe::new();
         let mut in_flight: Option<InFlight> = None;
         // Changes may have come while the connection was being set up.
@@ -210,12 +322,19 @@ impl Subscriber {
                 () = interest.changed(), if per_channel && !look && in_flight.is_none() => {
                     look = true;
                 }
-                msg = stream.next() => match msg {
-                    Some(msg) => {
+                arrival = pushes.next() => match arrival {
+                    Arrival::Classic(msg) => {
                         probe.heard();
-                        self.handle(&msg);
+                        self.handle(msg.get_channel_name(), msg.get_payload_bytes());
                     }
-                    None => return Ended::Lost("connection closed".to_owned()),
+                    Arrival::Push(push) => {
+                        probe.heard();
+                        match self.on_push(push) {
+                            Ok(dropped) => look |= dropped,
+                            Err(why) => return Ended::Lost(why),
+                        }
+                    }
+                    Arrival::Closed => return Ended::Lost("connection closed".to_owned()),
                 },
                 () = &mut timer => {
                     if let Err(why) = self.on_timer(&mut probe, timer.as_mut()) {
@@ -248,22 +367,48 @@ impl Subscriber {
     }
 
     /// Sends one SUBSCRIBE or UNSUBSCRIBE; its answer comes back through the future.
-    fn send(&self, control: &PubSubSink, op: Op) -> InFlight {
+    fn send(&self, control: &Control, op: Op) -> InFlight {
         let mut control = control.clone();
         let limit = self.probe_timeout;
         self.shared
             .subscribe_commands
             .fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
-            let result = {
-                let channels = names(&op.channels);
-                match op.kind {
-                    OpKind::Subscribe => within(limit, control.subscribe(channels)).await,
-                    OpKind::Unsubscribe => within(limit, control.unsubscribe(channels)).await,
-                }
-            };
+            let result = control.change(op.kind, names(&op.channels), limit).await;
             (op, result)
         })
+    }
+
+    /// A RESP3 push (sharded mode). `Ok(true)` when Redis dropped a channel we hold (its
+    /// slot moved to another master), which must be subscribed again; `Err` when one of
+    /// the cluster's connections closed (everything is then set up anew).
+    fn on_push(&mut self, push: PushInfo) -> Result<bool, String> {
+        match push.kind {
+            PushKind::SMessage => {
+                if let (Some(channel), Some(Value::BulkString(payload))) =
+                    (text(push.data.first()), push.data.get(1))
+                {
+                    self.handle(channel, payload);
+                }
+                Ok(false)
+            }
+            // Our own SUNSUBSCRIBEs are answered with these too, but by then the channel
+            // is no longer held; one for a held channel comes from Redis itself.
+            PushKind::SUnsubscribe => match text(push.data.first()) {
+                Some(channel) if self.subscriptions.holds(channel) => {
+                    tracing::debug!(
+                        channel,
+                        "redis: Redis dropped a sharded channel (slot moved); subscribing again"
+                    );
+                    self.subscriptions.dropped(channel);
+                    self.report_held();
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+            PushKind::Disconnection => Err("a cluster node's connection closed".to_owned()),
+            _ => Ok(false),
+        }
     }
 
     /// Redis answered `op`: count it, and end the window of each channel it subscribed.
@@ -286,8 +431,7 @@ impl Subscriber {
 
     /// One pub/sub message: skip probes and our own envelopes, count and log malformed ones,
     /// deliver the rest.
-    fn handle(&self, msg: &Msg) {
-        let channel = msg.get_channel_name();
+    fn handle(&self, channel: &str, payload: &[u8]) {
         if channel == self.shared.probe_channel {
             return;
         }
@@ -295,7 +439,7 @@ impl Subscriber {
         if self.is_unwanted(channel) {
             self.shared.unwanted.fetch_add(1, Ordering::Relaxed);
         }
-        let mut buf = msg.get_payload_bytes().to_vec();
+        let mut buf = payload.to_vec();
         match Envelope::parse(&mut buf) {
             // A history room's message is delivered here too, when Redis sends it
             // back: that is what puts it in the room's one order on every node.
@@ -331,7 +475,9 @@ impl Subscriber {
     fn is_unwanted(&self, channel: &str) -> bool {
         channel != BROADCAST_CHANNEL
             && match self.mode {
-                SubscribeMode::Interest => !self.subscriptions.holds(channel),
+                SubscribeMode::Interest | SubscribeMode::Sharded => {
+                    !self.subscriptions.holds(channel)
+                }
                 SubscribeMode::Patterns => !self.subscriptions.interest().wants(channel),
             }
     }
@@ -340,15 +486,19 @@ impl Subscriber {
     fn report_held(&self) {
         match self.mode {
             SubscribeMode::Patterns => self.shared.set_held(BASE_CHANNELS, PATTERNS.len()),
-            SubscribeMode::Interest => self
+            SubscribeMode::Interest | SubscribeMode::Sharded => self
                 .shared
                 .set_held(BASE_CHANNELS + self.subscriptions.held(), 0),
         }
     }
 
     /// Best-effort clean goodbye before the connection is dropped: UNSUBSCRIBE and
-    /// PUNSUBSCRIBE without arguments leave everything.
-    async fn unsubscribe(&self, control: &mut PubSubSink) {
+    /// PUNSUBSCRIBE without arguments leave everything. (A cluster connection's
+    /// subscriptions end with its connections.)
+    async fn unsubscribe(&self, control: &mut Control) {
+        let Control::Classic(control) = control else {
+            return;
+        };
         let none: [&str; 0] = [];
         let _ = tokio::time::timeout(UNSUBSCRIBE_GRACE, async {
             control.unsubscribe(&none[..]).await?;
@@ -384,6 +534,14 @@ impl Probe {
     fn heard(&mut self) {
         self.last_heard = Instant::now();
         self.sent = None;
+    }
+}
+
+/// A push's text argument.
+fn text(value: Option<&Value>) -> Option<&str> {
+    match value {
+        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
+        _ => None,
     }
 }
 

@@ -96,6 +96,18 @@ impl Subscriptions {
         self.interest.confirm(batch);
     }
 
+    /// Redis dropped `channel` by itself (sharded pub/sub: its slot moved to another
+    /// master): the connection no longer holds it, and the next command subscribes it again
+    /// if it is still wanted.
+    pub(crate) fn dropped(&mut self, channel: &str) {
+        let Some(channel) = self.subscribed.take(channel) else {
+            return;
+        };
+        self.interest.unconfirm(std::slice::from_ref(&channel));
+        let wanted = self.interest.wants(&channel);
+        self.pending.insert(channel, (wanted, Instant::now()));
+    }
+
     /// The connection is gone: nothing is confirmed any more.
     pub(crate) fn lost(&mut self) {
         self.interest.unconfirm_all();

@@ -1,7 +1,8 @@
-//! One delivery suite, every mode: the same scenarios against a single node and against
-//! two and three nodes sharing one Redis. Clients are spread over the nodes; messages are
-//! published from node 0; every recipient must get each message exactly once — never
-//! twice on the publishing node, whose own envelope comes back from Redis.
+//! One delivery suite, every mode: the same scenarios against a single node, against two
+//! and three nodes sharing one Redis (interest and patterns mode), and against three nodes
+//! on a 3-master Redis Cluster in sharded mode. Clients are spread over the nodes;
+//! messages are published from node 0; every recipient must get each message exactly once
+//! — never twice on the publishing node, whose own envelope comes back from Redis.
 
 use std::time::Duration;
 
@@ -10,12 +11,17 @@ use serde_json::json;
 use shardcast::redis::Emitter;
 use shardcast::redis::SubscribeMode;
 
-use crate::support::redis::{RawSubscriber, RedisServer, in_both_modes, publish_raw, wait_for};
+use crate::support::redis::{
+    RawSubscriber, RedisCluster, RedisServer, in_both_modes, publish_raw, wait_for,
+};
 use crate::support::{self, TestServer, WsClient};
 
-/// Nodes, and the Redis they share when there are several.
+/// Nodes, and the Redis they share when there are several (a 3-master cluster in sharded
+/// mode).
 struct Fleet {
     redis: Option<RedisServer>,
+    cluster: Option<RedisCluster>,
+    mode: SubscribeMode,
     nodes: Vec<TestServer>,
 }
 
@@ -24,14 +30,24 @@ impl Fleet {
         if nodes == 1 {
             return Fleet {
                 redis: None,
+                cluster: None,
+                mode,
                 nodes: vec![TestServer::start(forwarding(support::builder(2)))],
             };
         }
-        let redis = RedisServer::start();
+        let (redis, cluster) = match mode {
+            SubscribeMode::Sharded => (None, Some(RedisCluster::start(3))),
+            _ => (Some(RedisServer::start()), None),
+        };
+        let urls = match (&redis, &cluster) {
+            (Some(redis), _) => vec![redis.url()],
+            (_, Some(cluster)) => cluster.urls(),
+            _ => unreachable!("one of them was started"),
+        };
         let nodes: Vec<TestServer> = (0..nodes)
             .map(|_| {
                 let builder = forwarding(support::builder(2));
-                TestServer::start(attach_in(builder, &[redis.url()], mode))
+                TestServer::start(attach_in(builder, &urls, mode))
             })
             .collect();
         wait_for("every node subscribed", Duration::from_secs(10), || {
@@ -39,9 +55,23 @@ impl Fleet {
         })
         .await;
         Fleet {
-            redis: Some(redis),
+            redis,
+            cluster,
+            mode,
             nodes,
         }
+    }
+
+    /// An emitter the fleet hears: classic, or SPUBLISH on the cluster in sharded mode.
+    async fn emitter(&self) -> Emitter {
+        match (&self.redis, &self.cluster) {
+            (_, Some(cluster)) if self.mode == SubscribeMode::Sharded => {
+                Emitter::connect_sharded(&cluster.urls()).await
+            }
+            (Some(redis), _) => Emitter::connect(&[redis.url()]).await,
+            _ => panic!("a single node has no Redis"),
+        }
+        .expect("emitter connects")
     }
 
     fn node(&self, i: usize) -> &TestServer {
@@ -188,6 +218,11 @@ macro_rules! every_mode {
                 async fn three_nodes_over_redis_patterns() {
                     super::$scenario(super::Fleet::start(3, PATTERNS).await).await;
                 }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn three_nodes_over_redis_cluster_sharded() {
+                    let sharded = super::Fleet::start(3, SubscribeMode::Sharded).await;
+                    super::$scenario(sharded).await;
+                }
             }
         )*
     };
@@ -203,10 +238,9 @@ every_mode!(
 
 async fn emitter_reaches_every_target_type_on_every_node(mode: SubscribeMode) {
     let fleet = Fleet::start(3, mode).await;
-    let url = fleet.redis.as_ref().unwrap().url();
     let mut clients = fleet.spread(|i| format!("e{i}"), 3).await;
     fleet.join_all(&mut clients, "public-em").await;
-    let emitter = Emitter::connect(&[url]).await.expect("emitter connects");
+    let emitter = fleet.emitter().await;
     let target = clients[2].1.clone();
     emitter.to_client(&target, "c", Some("1")).await.unwrap();
     clients[2].0.expect_event("c").await;
@@ -374,6 +408,11 @@ async fn redis_restart_mid_run_local_keeps_working_and_cross_node_resumes(mode: 
         "redis restart → cross-node delivery resumed in {:?}",
         restarted.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitter_reaches_every_target_type_on_every_node_in_sharded_mode() {
+    emitter_reaches_every_target_type_on_every_node(SubscribeMode::Sharded).await;
 }
 
 in_both_modes!(

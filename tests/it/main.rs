@@ -27,6 +27,7 @@ mod redis_bridge;
 mod redis_engine;
 mod redis_faults;
 mod redis_interest;
+mod redis_sharded;
 mod refpeer_interop;
 mod serve_binary;
 mod signals;
