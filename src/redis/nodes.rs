@@ -116,6 +116,19 @@ impl Nodes {
         self.current = (self.current + 1) % self.list.len();
     }
 
+    /// The node the next attempt goes to; for a cluster connection (`whole`), one named
+    /// after every node, as logs should name it.
+    pub(crate) fn for_attempt(&self, whole: bool) -> Node {
+        let node = self.current().clone();
+        match whole {
+            true => Node {
+                addr: format!("cluster {}", self.describe()),
+                ..node
+            },
+            false => node,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.list.len()
     }

@@ -133,7 +133,7 @@ impl Publisher {
         let mut batch = Batch::default();
         loop {
             self.shared.set_publisher(LinkState::Connecting);
-            let node = self.nodes.current().clone();
+            let node = self.nodes.for_attempt(self.sharded);
             let attempt = tokio::select! {
                 biased;
                 () = stop.wait() => return self.finish(None, batch).await,

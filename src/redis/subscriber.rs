@@ -165,7 +165,7 @@ impl Subscriber {
     pub(crate) async fn run(mut self, mut stop: StopSignal) {
         loop {
             self.shared.set_subscriber(LinkState::Connecting);
-            let node = self.nodes.current().clone();
+            let node = self.nodes.for_attempt(self.mode == SubscribeMode::Sharded);
             let attempt = tokio::select! {
                 biased;
                 () = stop.wait() => break,

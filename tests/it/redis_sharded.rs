@@ -493,3 +493,87 @@ async fn a_master_restart_is_survived_and_its_channels_resubscribed() {
     client.expect_event("back").await;
     emitter.shutdown().await;
 }
+
+/// Sum over the masters of `CLUSTER INFO` `field`.
+fn cluster_sum(cluster: &RedisCluster, section: &[&str], field: &str) -> f64 {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            n.cli(section)
+                .lines()
+                .find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')))
+                .map_or(0.0, |v| v.trim().parse().unwrap_or(0.0))
+        })
+        .sum()
+}
+
+/// Pub/sub messages the masters sent each other over the cluster bus.
+fn bus_publishes(cluster: &RedisCluster) -> f64 {
+    let info = ["CLUSTER", "INFO"];
+    cluster_sum(cluster, &info, "cluster_stats_messages_publish_sent")
+        + cluster_sum(cluster, &info, "cluster_stats_messages_publishshard_sent")
+}
+
+/// Redis CPU seconds over every master.
+fn redis_cpu(cluster: &RedisCluster) -> f64 {
+    let info = ["INFO", "cpu"];
+    cluster_sum(cluster, &info, "used_cpu_user") + cluster_sum(cluster, &info, "used_cpu_sys")
+}
+
+/// Two nodes in `mode` on a fresh 3-master cluster; node b's client is in `rooms` rooms;
+/// node a sends `messages` room messages, in bursts the client drains. Returns (cluster
+/// bus publishes, Redis CPU seconds) over the sending.
+async fn room_traffic(mode: SubscribeMode, rooms: usize, messages: usize) -> (f64, f64) {
+    let cluster = RedisCluster::start(3);
+    let a = TestServer::start(support::builder(1).redis(fast_settings_in(mode, cluster.urls())));
+    let b = TestServer::start(support::builder(1).redis(fast_settings_in(mode, cluster.urls())));
+    ready(&[&a, &b]).await;
+    let (mut client, _) = b.login("bus").await;
+    let names: Vec<String> = (0..rooms).map(|r| format!("public-bus-{r}")).collect();
+    for name in &names {
+        client.join(&[name]).await;
+    }
+    b.wait_members(&names[rooms - 1], 1).await;
+    let (bus, cpu) = (bus_publishes(&cluster), redis_cpu(&cluster));
+    for burst in (0..messages).collect::<Vec<_>>().chunks(500) {
+        for &i in burst {
+            a.handle
+                .send_to_room(&names[i % rooms], "m", &i, &[])
+                .unwrap();
+        }
+        for _ in burst {
+            client.expect_event("m").await;
+        }
+    }
+    (bus_publishes(&cluster) - bus, redis_cpu(&cluster) - cpu)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_publishes_stay_off_the_cluster_bus_where_classic_ones_cross_it() {
+    let (classic_bus, _) = room_traffic(SubscribeMode::Interest, 2, 50).await;
+    let (sharded_bus, _) = room_traffic(SubscribeMode::Sharded, 2, 50).await;
+    // Each classic PUBLISH goes to the two other masters (probes may add some).
+    assert!(
+        classic_bus >= 100.0,
+        "interest mode: {classic_bus} bus publishes"
+    );
+    // No replicas: a sharded publish never leaves its master.
+    assert_eq!(sharded_bus, 0.0, "sharded mode");
+}
+
+/// Run with `--ignored --nocapture`: cluster bus traffic and Redis CPU (all masters) for
+/// 20,000 room messages between two nodes, interest against sharded mode, 3 interleaved
+/// rounds (~1 min). PERF.md "Sharded pub/sub" quotes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement (~1 min); run with --ignored --nocapture"]
+async fn measure_cluster_bus_and_redis_cpu_interest_vs_sharded() {
+    for round in 1..=3 {
+        for mode in [SubscribeMode::Interest, SubscribeMode::Sharded] {
+            let (bus, cpu) = room_traffic(mode, 10, 20_000).await;
+            println!(
+                "round {round} {mode}: bus publishes {bus}, Redis CPU {cpu:.3} s for 20000 messages"
+            );
+        }
+    }
+}
