@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::mpsc;
@@ -16,7 +15,7 @@ use tokio::time::{Instant, sleep, timeout_at};
 use super::backoff::{Backoff, LogLimiter};
 use super::bridge::{LOG_EVERY, OutCommand, Outgoing, Shared, StopSignal};
 use super::nodes::{LinkError, Node, Nodes, command_connection, is_connection_problem, within};
-use super::sharded::{self, by_slot};
+use super::sharded::{self, per_slot};
 use super::{LinkState, RedisSettings, SubscribeMode};
 
 /// Most messages per pipeline.
@@ -243,21 +242,14 @@ impl Publisher {
                 let commands = probe
                     .into_iter()
                     .chain(batch.items.iter().map(|m| self.command("SPUBLISH", m)));
-                let pipelines = by_slot(commands, |(key, _)| key).into_iter().map(|group| {
+                let each = per_slot(conn, commands, slot_key, |mut conn, group| {
                     let mut pipe = redis::pipe();
                     for (_, cmd) in group {
                         pipe.add_command(cmd).ignore();
                     }
-                    let mut conn = conn.clone();
                     async move { pipe.query_async::<()>(&mut conn).await }
                 });
-                within(self.limit, async {
-                    join_all(pipelines)
-                        .await
-                        .into_iter()
-                        .collect::<Result<(), _>>()
-                })
-                .await
+                within(self.limit, each).await
             }
         };
         match result {
@@ -394,4 +386,9 @@ impl Publisher {
         self.shared.set_publisher(LinkState::Stopped);
         tracing::debug!("redis: publisher stopped");
     }
+}
+
+/// A command's slot key, as [`Publisher::command`] pairs it.
+fn slot_key<'k>(item: &'k (&[u8], redis::Cmd)) -> &'k [u8] {
+    item.0
 }

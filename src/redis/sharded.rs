@@ -18,9 +18,10 @@
 
 use std::time::Duration;
 
-use redis::PushInfo;
+use futures_util::future::join_all;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, RedisError};
 use tokio::sync::mpsc;
 
 use super::nodes::{LinkError, command_connection, parse_url, within};
@@ -93,6 +94,23 @@ pub(crate) fn by_slot<T>(
         }
     }
     groups.into_iter().map(|(_, group)| group).collect()
+}
+
+/// Runs `command` on each slot's group of `items` ([`by_slot`]), all at once, on clones of
+/// `conn`; the first error, if any.
+pub(crate) async fn per_slot<T, Fut>(
+    conn: &ClusterConnection,
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> &[u8],
+    command: impl Fn(ClusterConnection, Vec<T>) -> Fut,
+) -> Result<(), RedisError>
+where
+    Fut: Future<Output = Result<(), RedisError>>,
+{
+    let commands = by_slot(items, key)
+        .into_iter()
+        .map(|group| command(conn.clone(), group));
+    join_all(commands).await.into_iter().collect()
 }
 
 /// Why a cluster cannot carry sharded pub/sub for shardcast. `Display` says what to do.

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use futures_util::future::{BoxFuture, join_all};
+use futures_util::future::BoxFuture;
 use redis::aio::{PubSubSink, PubSubStream};
 use redis::cluster_async::ClusterConnection;
 use redis::{Msg, PushInfo, PushKind, Value};
@@ -21,7 +21,7 @@ use super::backoff::{Backoff, LogLimiter};
 use super::bridge::EnvelopeSink;
 use super::bridge::{LOG_EVERY, Shared, StopSignal};
 use super::nodes::{LinkError, Node, Nodes, pubsub_connection, within};
-use super::sharded::{self, by_slot, check_sharded};
+use super::sharded::{self, check_sharded, per_slot};
 use super::subscriptions::{Op, OpKind, Subscriptions};
 use super::{LinkState, RedisSettings, SubscribeMode};
 use crate::protocol::channel::{BROADCAST as BROADCAST_CHANNEL, PATTERNS};
@@ -94,24 +94,18 @@ impl Control {
                 OpKind::Unsubscribe => within(limit, sink.unsubscribe(channels)).await,
             },
             Control::Sharded(conn) => {
-                let commands = by_slot(channels, |c| c.as_bytes())
-                    .into_iter()
-                    .map(|group| {
-                        let mut conn = conn.clone();
-                        async move {
-                            match kind {
-                                OpKind::Subscribe => conn.ssubscribe(group).await,
-                                OpKind::Unsubscribe => conn.sunsubscribe(group).await,
-                            }
+                let each = per_slot(
+                    conn,
+                    channels,
+                    |c| c.as_bytes(),
+                    |mut conn, group| async move {
+                        match kind {
+                            OpKind::Subscribe => conn.ssubscribe(group).await,
+                            OpKind::Unsubscribe => conn.sunsubscribe(group).await,
                         }
-                    });
-                within(limit, async {
-                    join_all(commands)
-                        .await
-                        .into_iter()
-                        .collect::<Result<(), _>>()
-                })
-                .await
+                    },
+                );
+                within(limit, each).await
             }
         }
     }

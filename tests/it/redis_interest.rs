@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use shardcast::redis::{RedisSettings, SubscribeMode};
 
 use crate::metrics::scrape;
-use crate::support::redis::{RedisServer, fast_settings_in, publish_raw, wait_for};
+use crate::support::redis::{
+    RedisServer, client_channels, expect_set, fast_settings_in, publish_raw, wait_for,
+};
 use crate::support::{self, TestServer, WAIT, WsClient};
 
 fn node(redis: &RedisServer, mode: SubscribeMode) -> TestServer {
@@ -38,31 +40,7 @@ fn channels(redis: &RedisServer) -> BTreeSet<String> {
 
 /// Waits until Redis holds exactly `want`; panics with the difference.
 async fn expect_channels(redis: &RedisServer, want: &BTreeSet<String>) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = channels(redis);
-        if &got == want {
-            return;
-        }
-        if Instant::now() > deadline {
-            let extra: Vec<_> = got.difference(want).collect();
-            let missing: Vec<_> = want.difference(&got).collect();
-            panic!("Redis channels differ: extra {extra:?}, missing {missing:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// What a logged-in client of `user` makes its node hold: its own two channels, its
-/// user's, and the default rooms'.
-fn client_channels(id: &str, user: &str) -> Vec<String> {
-    vec![
-        format!("ws:client:{id}"),
-        format!("ws:room:{id}"),
-        format!("ws:user:{user}"),
-        "ws:room:ws-default".into(),
-        "ws:room:ws-notification".into(),
-    ]
+    expect_set("Redis channels", want, || channels(redis)).await;
 }
 
 fn set<S: Into<String>>(items: impl IntoIterator<Item = S>) -> BTreeSet<String> {

@@ -13,10 +13,11 @@ use shardcast::redis::{Emitter, ShardedCheckError, SubscribeMode, check_sharded}
 use crate::metrics::scrape;
 use crate::support::client::Next;
 use crate::support::redis::{
-    RawSubscriber, RedisCluster, RedisServer, fast_settings_in, publish_raw, wait_for,
+    RawSubscriber, RedisCluster, RedisServer, client_channels, expect_set, fast_settings_in,
+    publish_raw, wait_for,
 };
 use crate::support::served::{refusal, run};
-use crate::support::{self, TestServer, WAIT};
+use crate::support::{self, TestServer, WAIT, WsClient};
 
 const CHECK_LIMIT: Duration = Duration::from_secs(3);
 
@@ -87,36 +88,22 @@ async fn expect_shard_channels(cluster: &RedisCluster, want: &[String]) {
         .iter()
         .map(|c| (c.clone(), owner(cluster, c)))
         .collect();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = shard_channels(cluster);
-        if got == want {
-            return;
-        }
-        if Instant::now() > deadline {
-            let extra: Vec<_> = got.difference(&want).collect();
-            let missing: Vec<_> = want.difference(&got).collect();
-            panic!("shard channels differ: extra {extra:?}, missing {missing:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    expect_set("shard channels", &want, || shard_channels(cluster)).await;
 }
 
-/// What a logged-in client makes its node hold, broadcast and probe aside: its own two
-/// channels, its user's, and the default rooms'.
-fn client_channels(id: &str, user: &str) -> Vec<String> {
-    vec![
-        format!("ws:client:{id}"),
-        format!("ws:room:{id}"),
-        format!("ws:user:{user}"),
-        "ws:room:ws-default".to_owned(),
-        "ws:room:ws-notification".to_owned(),
-    ]
+/// A sharded node on `cluster` with a client of `user` in `room`.
+async fn member(cluster: &RedisCluster, user: &str, room: &str) -> (TestServer, WsClient, String) {
+    let server = node(cluster);
+    ready(&[&server]).await;
+    let (mut client, id) = server.login(user).await;
+    client.join(&[room]).await;
+    server.wait_members(room, 1).await;
+    (server, client, id)
 }
 
 /// The next `n` events, in whatever order they come: each channel lives on its own
 /// master, so order holds per channel, not across channels.
-async fn events(client: &mut crate::support::client::WsClient, n: usize) -> BTreeSet<String> {
+async fn events(client: &mut WsClient, n: usize) -> BTreeSet<String> {
     let mut got = BTreeSet::new();
     for _ in 0..n {
         match client.next_within(WAIT).await {
@@ -162,7 +149,7 @@ async fn shard_channels_follow_joins_and_leaves_on_the_owning_masters() {
     let held = metrics.value(r#"shardcast_redis_subscriptions{mode="sharded",kind="channel"}"#);
     assert_eq!(held, 8.0);
     drop(client);
-    wait_members_gone(&server, "public-s2").await;
+    server.wait_members("public-s2", 0).await;
     expect_shard_channels(&cluster, &["ws:broadcast".to_owned()]).await;
     // All along on one cluster connection: nothing was lost and rebuilt.
     let metrics = scrape(server.addr).await;
@@ -170,19 +157,11 @@ async fn shard_channels_follow_joins_and_leaves_on_the_owning_masters() {
     assert_eq!(reconnects, 0.0);
 }
 
-async fn wait_members_gone(server: &TestServer, room: &str) {
-    server.wait_members(room, 0).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_emitter_is_heard_and_a_classic_publish_is_not() {
     let cluster = RedisCluster::start(3);
     let urls = cluster.urls();
-    let server = node(&cluster);
-    ready(&[&server]).await;
-    let (mut client, id) = server.login("em-user").await;
-    client.join(&["public-em"]).await;
-    server.wait_members("public-em", 1).await;
+    let (_server, mut client, id) = member(&cluster, "em-user", "public-em").await;
     // An Ignis emitter publishes classic PUBLISH: a sharded node cannot hear it.
     let classic = Emitter::connect(&urls).await.expect("classic emitter");
     classic
@@ -266,11 +245,7 @@ fn move_slot(cluster: &RedisCluster, slot: u16, to: usize) {
 async fn a_slot_moved_to_another_master_is_subscribed_again_there() {
     let cluster = RedisCluster::start(3);
     let urls = cluster.urls();
-    let server = node(&cluster);
-    ready(&[&server]).await;
-    let (mut client, _) = server.login("mover").await;
-    client.join(&["public-moving"]).await;
-    server.wait_members("public-moving", 1).await;
+    let (_server, mut client, _) = member(&cluster, "mover", "public-moving").await;
     let channel = "ws:room:public-moving";
     let from = owner(&cluster, channel);
     let to = cluster.nodes.iter().position(|n| n.port() != from).unwrap();
@@ -293,11 +268,7 @@ async fn a_slot_moved_to_another_master_is_subscribed_again_there() {
 async fn killed_cluster_connections_are_rebuilt_and_everything_resubscribed() {
     let cluster = RedisCluster::start(3);
     let urls = cluster.urls();
-    let server = node(&cluster);
-    ready(&[&server]).await;
-    let (mut client, _) = server.login("killed").await;
-    client.join(&["public-kill"]).await;
-    server.wait_members("public-kill", 1).await;
+    let (server, mut client, _) = member(&cluster, "killed", "public-kill").await;
     let reconnects = |m: &crate::metrics::Scrape| {
         m.sum("shardcast_redis_reconnects_total", &["link=\"subscriber\""])
     };
@@ -493,11 +464,7 @@ async fn custom_events_go_to_ws_inbound_by_spublish_and_junk_is_ignored() {
 async fn a_master_restart_is_survived_and_its_channels_resubscribed() {
     let mut cluster = RedisCluster::start(3);
     let urls = cluster.urls();
-    let server = node(&cluster);
-    ready(&[&server]).await;
-    let (mut client, _) = server.login("restart").await;
-    client.join(&["public-restart"]).await;
-    server.wait_members("public-restart", 1).await;
+    let (_server, mut client, _) = member(&cluster, "restart", "public-restart").await;
     let port = owner(&cluster, "ws:room:public-restart");
     let master = cluster.nodes.iter().position(|n| n.port() == port).unwrap();
     cluster.nodes[master].restart();

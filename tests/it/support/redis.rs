@@ -591,3 +591,37 @@ pub async fn publish_envelope(url: &str, env: &Envelope) {
         .await
         .expect("raw publish");
 }
+
+/// Waits (at most [`super::WAIT`]) until `read()` gives exactly `want`; panics with the
+/// difference, naming `what`.
+pub async fn expect_set<T: Ord + std::fmt::Debug>(
+    what: &str,
+    want: &std::collections::BTreeSet<T>,
+    read: impl Fn() -> std::collections::BTreeSet<T>,
+) {
+    let deadline = Instant::now() + super::WAIT;
+    loop {
+        let got = read();
+        if &got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            let extra: Vec<_> = got.difference(want).collect();
+            let missing: Vec<_> = want.difference(&got).collect();
+            panic!("{what} differ: extra {extra:?}, missing {missing:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The channels a logged-in client of `user` makes its node hold (interest and sharded
+/// mode): its own two channels, its user's, and the default rooms'.
+pub fn client_channels(id: &str, user: &str) -> Vec<String> {
+    vec![
+        format!("ws:client:{id}"),
+        format!("ws:room:{id}"),
+        format!("ws:user:{user}"),
+        "ws:room:ws-default".into(),
+        "ws:room:ws-notification".into(),
+    ]
+}
