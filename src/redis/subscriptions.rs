@@ -1,6 +1,6 @@
-//! The subscriber's per-channel subscriptions (interest mode): which
-//! channels the connection holds, and the next SUBSCRIBE or UNSUBSCRIBE that brings it to
-//! the process's [`Interest`].
+//! The subscriber's per-channel subscriptions (interest and sharded mode): which
+//! channels the connection holds, and the next SUBSCRIBE or UNSUBSCRIBE (SSUBSCRIBE or
+//! SUNSUBSCRIBE) that brings it to the process's [`Interest`].
 //!
 //! # Contract
 //!
@@ -225,6 +225,36 @@ mod tests {
         subs.completed(&op);
         let op = subs.next().expect("then unsubscribe old");
         assert_eq!((op.kind, channels(&op)), (OpKind::Unsubscribe, vec!["old"]));
+        assert!(subs.next().is_none());
+    }
+
+    #[test]
+    fn a_channel_redis_dropped_is_subscribed_again_while_wanted() {
+        let interest = Arc::new(Interest::default());
+        let mut subs = Subscriptions::new(interest.clone());
+        interest.hold("ws:room:moving");
+        interest.hold("ws:room:gone");
+        let op = subs.next().expect("subscribe both");
+        subs.completed(&op);
+        assert!(interest.is_settled("ws:room:moving"));
+        // Redis drops both (their slot moved); one is no longer wanted meanwhile.
+        interest.release("ws:room:gone");
+        let op = subs.next().expect("unsubscribe gone");
+        subs.completed(&op);
+        subs.dropped("ws:room:moving");
+        subs.dropped("ws:room:gone");
+        assert!(!subs.holds("ws:room:moving"));
+        assert!(
+            !interest.is_settled("ws:room:moving"),
+            "no longer confirmed"
+        );
+        let op = subs.next().expect("subscribe it again");
+        assert_eq!(
+            (op.kind, channels(&op)),
+            (OpKind::Subscribe, vec!["ws:room:moving"])
+        );
+        subs.completed(&op);
+        assert!(interest.is_settled("ws:room:moving"));
         assert!(subs.next().is_none());
     }
 
