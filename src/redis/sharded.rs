@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use ahash::AHashMap;
 use futures_util::future::join_all;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -85,15 +86,17 @@ pub(crate) fn by_slot<T>(
     items: impl IntoIterator<Item = T>,
     key: impl Fn(&T) -> &[u8],
 ) -> Vec<Vec<T>> {
-    let mut groups: Vec<(u16, Vec<T>)> = Vec::new();
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    // Slot → its group's index: one lookup per item, however many slots a batch spans.
+    let mut index: AHashMap<u16, usize> = AHashMap::new();
     for item in items {
-        let slot = slot(key(&item));
-        match groups.iter_mut().find(|(s, _)| *s == slot) {
-            Some((_, group)) => group.push(item),
-            None => groups.push((slot, vec![item])),
-        }
+        let at = *index.entry(slot(key(&item))).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[at].push(item);
     }
-    groups.into_iter().map(|(_, group)| group).collect()
+    groups
 }
 
 /// Runs `command` on each slot's group of `items` ([`by_slot`]), all at once, on clones of

@@ -319,7 +319,8 @@ impl Subscriber {
                 arrival = pushes.next() => match arrival {
                     Arrival::Classic(msg) => {
                         probe.heard();
-                        self.handle(msg.get_channel_name(), msg.get_payload_bytes());
+                        let payload = msg.get_payload_bytes().to_vec();
+                        self.handle(msg.get_channel_name(), payload);
                     }
                     Arrival::Push(push) => {
                         probe.heard();
@@ -379,8 +380,11 @@ impl Subscriber {
     fn on_push(&mut self, push: PushInfo) -> Result<bool, String> {
         match push.kind {
             PushKind::SMessage => {
-                if let (Some(channel), Some(Value::BulkString(payload))) =
-                    (text(push.data.first()), push.data.get(1))
+                // The push owns its payload: parse it in place, no copy.
+                let mut data = push.data.into_iter();
+                if let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+                    (data.next(), data.next())
+                    && let Ok(channel) = std::str::from_utf8(&channel)
                 {
                     self.handle(channel, payload);
                 }
@@ -425,7 +429,7 @@ impl Subscriber {
 
     /// One pub/sub message: skip probes and our own envelopes, count and log malformed ones,
     /// deliver the rest.
-    fn handle(&self, channel: &str, payload: &[u8]) {
+    fn handle(&self, channel: &str, mut payload: Vec<u8>) {
         if channel == self.shared.probe_channel {
             return;
         }
@@ -433,8 +437,7 @@ impl Subscriber {
         if self.is_unwanted(channel) {
             self.shared.unwanted.fetch_add(1, Ordering::Relaxed);
         }
-        let mut buf = payload.to_vec();
-        match Envelope::parse(&mut buf) {
+        match Envelope::parse(&mut payload) {
             // A history room's message is delivered here too, when Redis sends it
             // back: that is what puts it in the room's one order on every node.
             Ok(envelope)
